@@ -1,0 +1,106 @@
+//! `poetry-harness get`: the poetry client and the transforming client.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{addr_arg, duration_arg, runtime, Exit};
+use crate::net::Net;
+use crate::protocol::transform::Transform;
+use crate::reference::{get_poems, ClientConfig, TransformClient, Transformed};
+
+/// Prints each poem on stdout, in argument order; failures go to stderr.
+/// Exit status 1 if any download failed.
+///
+/// Examples:
+///   poetry-harness get 10000 10001 127.0.0.1:10002
+///   poetry-harness get --transform 11000 10000
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct GetArgs {
+    /// Poetry servers: port (on 127.0.0.1) or host:port.
+    #[arg(required = true, value_parser = addr_arg)]
+    addrs: Vec<String>,
+    /// Send each poem to this transform server; print the original if that fails.
+    #[arg(long, value_name = "XFORM_ADDR", value_parser = addr_arg)]
+    transform: Option<String>,
+    /// Transform to ask for with --transform.
+    #[arg(long, default_value = "cummingsify", value_parser = transform_arg)]
+    transform_name: Transform,
+    /// Give up connecting after this long.
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    connect_timeout: Duration,
+    /// Give up on a poem when no byte arrives for this long.
+    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    idle_timeout: Duration,
+    /// Do not print progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn transform_arg(s: &str) -> Result<Transform, String> {
+    s.parse::<Transform>().map_err(|e| e.to_string())
+}
+
+pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
+    let config = ClientConfig {
+        connect_timeout: args.connect_timeout,
+        idle_timeout: args.idle_timeout,
+    };
+    let rt = runtime()?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    match &args.transform {
+        None => {
+            let results = rt.block_on(get_poems(Net::Tokio, &args.addrs, config));
+            for (addr, result) in args.addrs.iter().zip(results) {
+                match result {
+                    Ok(poem) => {
+                        out.write_all(&poem)?;
+                        progress(
+                            &args,
+                            format_args!("{addr}: got {} bytes of poetry", poem.len()),
+                        );
+                    }
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("poetry-harness: {addr}: {e}");
+                    }
+                }
+            }
+        }
+        Some(xform) => {
+            let client = TransformClient {
+                xform_addr: xform.clone(),
+                transform: args.transform_name.name().to_string(),
+                client: config,
+                transform_timeout: crate::reference::transform_client::DEFAULT_TRANSFORM_TIMEOUT,
+            };
+            let results = rt.block_on(client.run(Net::Tokio, &args.addrs));
+            for (addr, result) in args.addrs.iter().zip(results) {
+                out.write_all(result.output())?;
+                match result {
+                    Transformed::Poem(p) => {
+                        progress(&args, format_args!("{addr}: transformed {} bytes", p.len()))
+                    }
+                    Transformed::Fallback { failure, .. } => eprintln!(
+                        "poetry-harness: {addr}: transform failed ({failure}); printed the original poem"
+                    ),
+                    Transformed::DownloadFailed(e) => {
+                        failed = true;
+                        eprintln!("poetry-harness: {addr}: {e}");
+                    }
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+fn progress(args: &GetArgs, line: std::fmt::Arguments<'_>) {
+    if !args.quiet {
+        eprintln!("poetry-harness: {line}");
+    }
+}

@@ -1,0 +1,85 @@
+//! The `poetry-harness` command line: clap definitions and dispatch.
+//!
+//! Exit codes are defined once, in [`Exit`].
+
+mod get;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// What the process tells its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything passed or succeeded.
+    Ok = 0,
+    /// A case failed, or a download failed.
+    Failed = 1,
+    /// Bad usage or a harness error.
+    Error = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Conformance harness for the poetry protocols of Dave Peticolas's
+/// "Twisted Introduction": poetry servers, clients, the transform server,
+/// the transforming client and the caching proxy.
+///
+/// Try the series' first experiment by hand, in two terminals:
+///
+///   poetry-harness serve slow fixtures/poems/tyger.txt --port 10000
+///
+///   poetry-harness get 10000
+#[derive(Debug, Parser)]
+#[command(name = "poetry-harness", version, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a reference server as a real program on this machine.
+    Serve(serve::ServeArgs),
+    /// Download poems, as the series' clients do (optionally transformed).
+    Get(get::GetArgs),
+}
+
+/// Parses the command line, runs it, and maps the outcome to an exit code.
+/// Errors are printed as one line, never as a panic or a backtrace.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Get(args) => get::run(args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("poetry-harness: error: {e:#}");
+            Exit::Error.into()
+        }
+    }
+}
+
+/// A tokio runtime for commands that use real sockets.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// clap value parser for `0.7`, `700ms`, `2s`.
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_duration(s)
+}
+
+/// clap value parser for server addresses (`port` or `host:port`).
+fn addr_arg(s: &str) -> Result<String, String> {
+    crate::net::parse_addr(s).map_err(|e| e.to_string())
+}

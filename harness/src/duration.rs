@@ -1,0 +1,66 @@
+//! Durations as users write them: `0.7` (seconds, as the series' flags),
+//! `700ms`, `2s`, `10min`.
+
+use std::time::Duration;
+
+/// Parses bare seconds (`0.7`) or a number with a unit (`700ms`, `1m 30s`).
+///
+/// ```
+/// use std::time::Duration;
+/// use poetry_harness::duration::parse_duration;
+/// assert_eq!(parse_duration("0.7").unwrap(), Duration::from_millis(700));
+/// assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+/// assert!(parse_duration("-1").is_err());
+/// ```
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("duration '{s}' must be a non-negative number of seconds"));
+    }
+    humantime::parse_duration(s).map_err(|e| {
+        format!("invalid duration '{s}': {e} (write seconds like 0.7, or 700ms, 2s, 1min)")
+    })
+}
+
+/// Formats a duration for transcripts and messages: `0.7s`, `12ms`, `600s`.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::bare_seconds("0.7", Duration::from_millis(700))]
+    #[case::whole_seconds("3", Duration::from_secs(3))]
+    #[case::millis("250ms", Duration::from_millis(250))]
+    #[case::minutes("10min", Duration::from_secs(600))]
+    fn parses(#[case] input: &str, #[case] want: Duration) {
+        assert_eq!(parse_duration(input).unwrap(), want);
+    }
+
+    #[rstest]
+    #[case::negative("-1")]
+    #[case::word("soon")]
+    #[case::nan("NaN")]
+    fn refuses(#[case] input: &str) {
+        assert!(parse_duration(input).is_err(), "{input} was accepted");
+    }
+
+    #[rstest]
+    #[case::seconds(Duration::from_secs(600), "600s")]
+    #[case::millis(Duration::from_millis(700), "700ms")]
+    #[case::fraction(Duration::from_millis(1500), "1.5s")]
+    fn formats(#[case] d: Duration, #[case] want: &str) {
+        assert_eq!(format_duration(d), want);
+    }
+}

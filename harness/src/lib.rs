@@ -1,0 +1,35 @@
+//! poetry-harness: a conformance harness for the poetry protocols of Dave
+//! Peticolas's *Twisted Introduction*.
+//!
+//! The crate is layered the way the modules read:
+//! - [`protocol`]: wire formats (netstrings, transform requests);
+//! - [`net`]: one socket API over real tokio sockets and turmoil's
+//!   simulated network;
+//! - [`reference`]: reference implementations of the five roles;
+//! - [`cli`]: the `poetry-harness` command line.
+//!
+//! A reference server and client, inside the simulator, in a few lines:
+//!
+//! ```
+//! use poetry_harness::net::Net;
+//! use poetry_harness::reference::{get_poem, ClientConfig, PoetryServer};
+//!
+//! let mut sim = turmoil::Builder::new().build();
+//! sim.host("poet", || async {
+//!     let listener = Net::Sim.bind("0.0.0.0:10000").await?;
+//!     PoetryServer::fast("Ode to a byte\n").serve(listener).await?;
+//!     Ok(())
+//! });
+//! sim.client("reader", async {
+//!     let poem = get_poem(Net::Sim, "poet:10000", ClientConfig::default()).await?;
+//!     assert_eq!(&poem[..], b"Ode to a byte\n");
+//!     Ok(())
+//! });
+//! sim.run().unwrap();
+//! ```
+
+pub mod cli;
+pub mod duration;
+pub mod net;
+pub mod protocol;
+pub mod reference;

@@ -1,0 +1,156 @@
+//! [`TcpListener`] and [`TcpStream`]: the tokio and turmoil sockets behind
+//! one type each.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A listening socket on either network.
+pub struct TcpListener(Listener);
+
+enum Listener {
+    Tokio(tokio::net::TcpListener),
+    Sim(turmoil::net::TcpListener),
+}
+
+impl From<tokio::net::TcpListener> for TcpListener {
+    fn from(l: tokio::net::TcpListener) -> Self {
+        TcpListener(Listener::Tokio(l))
+    }
+}
+
+impl From<turmoil::net::TcpListener> for TcpListener {
+    fn from(l: turmoil::net::TcpListener) -> Self {
+        TcpListener(Listener::Sim(l))
+    }
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+impl TcpListener {
+    /// Accepts the next connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        match &self.0 {
+            Listener::Tokio(l) => l.accept().await.map(|(s, a)| (s.into(), a)),
+            Listener::Sim(l) => l.accept().await.map(|(s, a)| (s.into(), a)),
+        }
+    }
+
+    /// The address this listener is bound to (with the port the OS chose).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.0 {
+            Listener::Tokio(l) => l.local_addr(),
+            Listener::Sim(l) => l.local_addr(),
+        }
+    }
+}
+
+/// A connected TCP stream on either network; `AsyncRead + AsyncWrite`.
+///
+/// `shutdown()` sends FIN; dropping closes (RST if unread data remains, as
+/// a real socket does); [`TcpStream::abort`] always sends RST.
+#[derive(Debug)]
+pub struct TcpStream(Stream);
+
+#[derive(Debug)]
+enum Stream {
+    Tokio(tokio::net::TcpStream),
+    Sim(turmoil::net::TcpStream),
+}
+
+impl From<tokio::net::TcpStream> for TcpStream {
+    fn from(s: tokio::net::TcpStream) -> Self {
+        TcpStream(Stream::Tokio(s))
+    }
+}
+
+impl From<turmoil::net::TcpStream> for TcpStream {
+    fn from(s: turmoil::net::TcpStream) -> Self {
+        TcpStream(Stream::Sim(s))
+    }
+}
+
+impl TcpStream {
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match &self.0 {
+            Stream::Tokio(s) => s.peer_addr(),
+            Stream::Sim(s) => s.peer_addr(),
+        }
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.0 {
+            Stream::Tokio(s) => s.local_addr(),
+            Stream::Sim(s) => s.local_addr(),
+        }
+    }
+
+    /// Closes abortively: the peer gets a RST, not a FIN.
+    ///
+    /// On real sockets this is `SO_LINGER` 0 followed by close; in the
+    /// simulator it is the vendored turmoil's `abort`, which sends a real
+    /// RST segment through the simulated network.
+    pub fn abort(self) {
+        match self.0 {
+            Stream::Tokio(s) => {
+                #[allow(deprecated)]
+                // set_linger is deprecated only because it can block; zero cannot
+                let _ = s.set_linger(Some(Duration::ZERO));
+                drop(s);
+            }
+            Stream::Sim(s) => s.abort(),
+        }
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Stream::Tokio(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Sim(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().0 {
+            Stream::Tokio(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Sim(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Stream::Tokio(s) => Pin::new(s).poll_flush(cx),
+            Stream::Sim(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Stream::Tokio(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Sim(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

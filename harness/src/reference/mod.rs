@@ -1,0 +1,19 @@
+//! Reference implementations of the five roles, written once against
+//! [`crate::net::Net`] so each runs as a real program and inside turmoil.
+//!
+//! Each meets every strict clause of `suites/SPEC.md`; the conformance
+//! catalog checks that they do.
+
+mod linger;
+pub mod poetry_client;
+pub mod poetry_server;
+pub mod proxy;
+pub mod transform_client;
+pub mod transform_server;
+
+pub use linger::{close_gracefully, LINGER};
+pub use poetry_client::{get_poem, get_poems, ClientConfig, FetchError};
+pub use poetry_server::{Pacing, PoetryServer};
+pub use proxy::PoetryProxy;
+pub use transform_client::{TransformClient, TransformFailure, Transformed};
+pub use transform_server::TransformServer;

@@ -1,0 +1,146 @@
+//! The poetry client ("Get Poetry Now!"): downloads one poem from each
+//! address, all at once, with connect and idle timeouts.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+
+use crate::net::Net;
+
+/// Defaults from the spec's table (CLIENT clauses on timeouts).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// No byte for this long and the download fails.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client's timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Longest wait for a connection to be established.
+    pub connect_timeout: Duration,
+    /// Longest wait for the next byte of a poem.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Why one download failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// Nothing listens there.
+    Refused,
+    /// The server reset the connection after sending `after` bytes.
+    Reset {
+        /// Bytes received before the reset.
+        after: usize,
+    },
+    /// Connecting, or waiting for the next byte, took too long.
+    Timeout {
+        /// What was being waited for: "connect" or "data".
+        waiting_for: &'static str,
+        /// Bytes received before giving up.
+        after: usize,
+    },
+    /// Any other socket error.
+    Other(String),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Refused => write!(f, "connection refused"),
+            FetchError::Reset { after } => write!(f, "connection reset after {after} bytes"),
+            FetchError::Timeout { waiting_for, after } => {
+                write!(f, "timed out waiting for {waiting_for} after {after} bytes")
+            }
+            FetchError::Other(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+impl FetchError {
+    fn from_io(e: io::Error, after: usize) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => FetchError::Refused,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                FetchError::Reset { after }
+            }
+            _ => FetchError::Other(e.to_string()),
+        }
+    }
+
+    /// A short stable word for transcripts: refused, reset, timeout, error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Refused => "refused",
+            FetchError::Reset { .. } => "reset",
+            FetchError::Timeout { .. } => "timeout",
+            FetchError::Other(_) => "error",
+        }
+    }
+}
+
+/// Downloads one poem: every byte until the server's FIN.
+pub async fn get_poem(net: Net, addr: &str, config: ClientConfig) -> Result<Bytes, FetchError> {
+    let connect = tokio::time::timeout(config.connect_timeout, net.connect(addr)).await;
+    let mut stream = match connect {
+        Err(_) => {
+            return Err(FetchError::Timeout {
+                waiting_for: "connect",
+                after: 0,
+            })
+        }
+        Ok(Err(e)) => return Err(FetchError::from_io(e, 0)),
+        Ok(Ok(s)) => s,
+    };
+    let mut poem = BytesMut::new();
+    loop {
+        let got = poem.len();
+        match tokio::time::timeout(config.idle_timeout, stream.read_buf(&mut poem)).await {
+            Err(_) => {
+                // Dropping the stream closes the connection we give up on.
+                return Err(FetchError::Timeout {
+                    waiting_for: "data",
+                    after: got,
+                });
+            }
+            Ok(Err(e)) => return Err(FetchError::from_io(e, got)),
+            Ok(Ok(0)) => return Ok(poem.freeze()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Downloads from every address at once; one result per address, in order.
+pub async fn get_poems(
+    net: Net,
+    addrs: &[String],
+    config: ClientConfig,
+) -> Vec<Result<Bytes, FetchError>> {
+    let tasks: Vec<_> = addrs
+        .iter()
+        .map(|addr| {
+            let addr = addr.clone();
+            tokio::spawn(async move { get_poem(net, &addr, config).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(
+            task.await
+                .unwrap_or_else(|e| Err(FetchError::Other(format!("download task failed: {e}")))),
+        );
+    }
+    results
+}
