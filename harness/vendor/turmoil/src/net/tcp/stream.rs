@@ -95,9 +95,15 @@ impl TcpStream {
             Ok::<_, Error>((pair, rx, bidi))
         })?;
 
+        // PATCH (poetry-harness): upstream leaves the socket registered when
+        // the connection is refused or the connect future is dropped (a
+        // connect timeout), so the host counts a phantom established stream
+        // for ever. The guard removes it on both paths.
+        let mut pending = PendingConnect(Some(pair));
         syn_ack.await.map_err(|_| {
             io::Error::new(io::ErrorKind::ConnectionRefused, pair.remote.to_string())
         })?;
+        pending.0 = None;
 
         tracing::trace!(target: TRACING_TARGET, src = ?pair.remote, dst = ?pair.local, protocol = %"TCP SYN-ACK", "Recv");
 
@@ -176,7 +182,7 @@ impl TcpStream {
     ///
     /// PATCH (poetry-harness): turmoil 0.7.2 sends a RST only when a stream
     /// is dropped with unread data, so a server whose client sends nothing
-    /// could not reset it. This is the one change made to the vendored copy.
+    /// could not reset it. See also `PendingConnect`, the other change.
     pub fn abort(mut self) {
         World::current_if_set(|world| {
             let pair = *self.read_half.pair;
@@ -215,6 +221,18 @@ impl TcpStream {
     /// available.
     pub fn poll_peek(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf) -> Poll<Result<usize>> {
         self.read_half.poll_peek(cx, buf)
+    }
+}
+
+/// Unregisters the socket of a connect that did not complete (PATCH,
+/// poetry-harness).
+struct PendingConnect(Option<SocketPair>);
+
+impl Drop for PendingConnect {
+    fn drop(&mut self) {
+        if let Some(pair) = self.0 {
+            World::current_if_set(|world| world.current_host_mut().tcp.reset_stream(pair));
+        }
     }
 }
 
