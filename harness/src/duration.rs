@@ -34,6 +34,49 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// A duration in a catalog file: `"700ms"`, `"0.7s"`, `"10min"` or a bare
+/// number of seconds (`0.7`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dur(pub Duration);
+
+impl<'de> serde::Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"700ms\", \"2s\" or a number of seconds")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Dur, E> {
+                parse_duration(s).map(Dur).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
+                u64::try_from(n)
+                    .map(|n| Dur(Duration::from_secs(n)))
+                    .map_err(|_| E::custom(format!("duration {n} is negative")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<Dur, E> {
+                Duration::try_from_secs_f64(x)
+                    .map(Dur)
+                    .map_err(|_| E::custom(format!("duration {x} is not a non-negative number")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl serde::Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

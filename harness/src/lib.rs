@@ -28,8 +28,18 @@
 //! sim.run().unwrap();
 //! ```
 
+pub mod backend;
+pub mod case;
+pub mod catalog;
 pub mod cli;
 pub mod duration;
+pub mod engine;
 pub mod net;
+pub mod peers;
 pub mod protocol;
 pub mod reference;
+pub mod report;
+pub mod roles;
+pub mod spec;
+pub mod transcript;
+pub mod verdict;

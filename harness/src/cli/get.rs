@@ -10,14 +10,10 @@ use crate::net::Net;
 use crate::protocol::transform::Transform;
 use crate::reference::{get_poems, ClientConfig, TransformClient, Transformed};
 
-/// Prints each poem on stdout, in argument order; failures go to stderr.
-/// Exit status 1 if any download failed.
-///
-/// Examples:
-///   poetry-harness get 10000 10001 127.0.0.1:10002
-///   poetry-harness get --transform 11000 10000
+/// Arguments of `get`. The help text is `AFTER_HELP`: the doc comment of
+/// the `Get` variant in `cli/mod.rs` replaces a doc comment here.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = AFTER_HELP)]
 pub struct GetArgs {
     /// Poetry servers: port (on 127.0.0.1) or host:port.
     #[arg(required = true, value_parser = addr_arg)]
@@ -38,6 +34,15 @@ pub struct GetArgs {
     #[arg(long, short)]
     quiet: bool,
 }
+
+/// Shown after the options of `get --help`.
+const AFTER_HELP: &str = "\
+Prints each poem on stdout, in argument order; failures go to stderr.
+Exit status 1 if any download failed.
+
+Examples:
+  poetry-harness get 10000 10001 127.0.0.1:10002
+  poetry-harness get --transform 11000 10000";
 
 fn transform_arg(s: &str) -> Result<Transform, String> {
     s.parse::<Transform>().map_err(|e| e.to_string())

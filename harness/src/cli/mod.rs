@@ -2,7 +2,9 @@
 //!
 //! Exit codes are defined once, in [`Exit`].
 
+mod catalog_cmds;
 mod get;
+mod run;
 mod serve;
 
 use std::process::ExitCode;
@@ -30,6 +32,10 @@ impl From<Exit> for ExitCode {
 /// "Twisted Introduction": poetry servers, clients, the transform server,
 /// the transforming client and the caching proxy.
 ///
+/// Check the reference implementations against the whole catalog:
+///
+///   poetry-harness run
+///
 /// Try the series' first experiment by hand, in two terminals:
 ///
 ///   poetry-harness serve slow fixtures/poems/tyger.txt --port 10000
@@ -48,6 +54,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Download poems, as the series' clients do (optionally transformed).
     Get(get::GetArgs),
+    /// Run conformance cases (default: all, against the reference implementations).
+    Run(run::RunArgs),
+    /// Replay one case with a seed, printing its transcript.
+    Replay(run::ReplayArgs),
+    /// List the cases of the catalog.
+    List(catalog_cmds::ListArgs),
+    /// Explain a case (or a spec clause).
+    Explain(catalog_cmds::ExplainArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -57,6 +71,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Get(args) => get::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Replay(args) => run::replay(args),
+        Command::List(args) => catalog_cmds::list(args),
+        Command::Explain(args) => catalog_cmds::explain(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1,0 +1,56 @@
+//! Where cases run. [`sim`]: in-process Rust implementations inside
+//! turmoil, simulated time, seeded and exact.
+
+pub mod sim;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::peers::Observations;
+use crate::reference::{FetchError, Transformed};
+use crate::transcript::Transcript;
+
+/// What the subject itself returned (client roles).
+#[derive(Debug, Clone, Default)]
+pub enum SubjectResult {
+    /// A server role: nothing to return.
+    #[default]
+    Serving,
+    /// A poetry client's results, one per address.
+    Poems(Vec<Result<Bytes, FetchError>>),
+    /// A transforming client's results, one per address.
+    Transformed(Vec<Transformed>),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every actor finished; at this simulated time.
+    Finished(Duration),
+    /// The case's time limit passed first.
+    TimedOut(Duration),
+    /// The subject panicked or the harness failed.
+    Crashed(String),
+}
+
+/// Everything one run produced, for the verdict and the report.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// How the run ended.
+    pub end: RunEnd,
+    /// What the subject returned.
+    pub result: SubjectResult,
+    /// When the subject (client roles) finished, simulated.
+    pub subject_done: Option<Duration>,
+    /// What the peers observed.
+    pub seen: Observations,
+    /// Established connections left on the subject's host at the end.
+    pub leaks: Option<usize>,
+    /// The events.
+    pub transcript: Transcript,
+    /// The seed used.
+    pub seed: u64,
+    /// The simulator tick chosen for the case.
+    pub tick: Duration,
+}

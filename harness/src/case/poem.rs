@@ -1,0 +1,152 @@
+//! Where a case's poem comes from: a fixture, inline text, or generated.
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+/// The poems of `fixtures/poems/`, built into the binary so the catalog runs
+/// from anywhere.
+pub const FIXTURES: &[(&str, &[u8])] = &[
+    ("tyger", include_bytes!("../../../fixtures/poems/tyger.txt")),
+    (
+        "science",
+        include_bytes!("../../../fixtures/poems/science.txt"),
+    ),
+    (
+        "loreley",
+        include_bytes!("../../../fixtures/poems/loreley.txt"),
+    ),
+];
+
+/// A poem named by a case: `poem = "loreley"` (a fixture),
+/// `poem = { text = "..." }` (inline) or `poem = { size = 3000 }` (generated
+/// ASCII verse of exactly that many bytes). Default: the fixture `tyger`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoemSpec {
+    /// A fixture of `fixtures/poems/` by name.
+    Fixture(String),
+    /// The poem itself.
+    Text(String),
+    /// A generated poem of this many bytes.
+    Size(usize),
+}
+
+/// The fixture a case gets when it names none.
+pub const DEFAULT_POEM: &str = "tyger";
+
+impl Default for PoemSpec {
+    fn default() -> Self {
+        PoemSpec::Fixture(DEFAULT_POEM.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoemTable {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    size: Option<usize>,
+}
+
+impl<'de> Deserialize<'de> for PoemSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PoemSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a fixture name (\"tyger\"), { text = \"...\" } or { size = N }")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<PoemSpec, E> {
+                if fixture(name).is_none() {
+                    let known: Vec<_> = FIXTURES.iter().map(|(n, _)| *n).collect();
+                    return Err(E::custom(format!(
+                        "unknown poem '{name}' (known: {})",
+                        known.join(", ")
+                    )));
+                }
+                Ok(PoemSpec::Fixture(name.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<PoemSpec, A::Error> {
+                let t = PoemTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                match (t.text, t.size) {
+                    (Some(text), None) => Ok(PoemSpec::Text(text)),
+                    (None, Some(size)) => Ok(PoemSpec::Size(size)),
+                    _ => Err(serde::de::Error::custom(
+                        "a poem table takes exactly one of 'text' and 'size'",
+                    )),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl PoemSpec {
+    /// The poem's bytes.
+    pub fn bytes(&self) -> Bytes {
+        match self {
+            PoemSpec::Fixture(name) => Bytes::from_static(fixture(name).unwrap_or(b"")),
+            PoemSpec::Text(text) => Bytes::from(text.clone()),
+            PoemSpec::Size(size) => generated(*size),
+        }
+    }
+}
+
+/// A fixture's bytes by name.
+pub fn fixture(name: &str) -> Option<&'static [u8]> {
+    FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+/// `size` bytes of numbered ASCII lines, the same every time.
+pub fn generated(size: usize) -> Bytes {
+    let mut out = Vec::with_capacity(size);
+    let mut line = 1usize;
+    while out.len() < size {
+        out.extend_from_slice(format!("line {line} of a long and patient poem\n").as_bytes());
+        line += 1;
+    }
+    out.truncate(size);
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_poem_has_the_exact_size() {
+        for size in [0, 1, 37, 4096, 100_000] {
+            assert_eq!(generated(size).len(), size);
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Holder {
+        poem: PoemSpec,
+    }
+
+    #[test]
+    fn table_with_two_sources_is_refused() {
+        let err = toml::from_str::<Holder>("poem = { text = \"a\", size = 3 }").unwrap_err();
+        assert!(err.to_string().contains("exactly one"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fixture_is_named() {
+        let err = toml::from_str::<Holder>("poem = \"odyssey\"").unwrap_err();
+        assert!(err.to_string().contains("'odyssey'"), "{err}");
+    }
+
+    #[test]
+    fn forms_parse() {
+        let h: Holder = toml::from_str("poem = { size = 12 }").unwrap();
+        assert_eq!(h.poem.bytes().len(), 12);
+        let h: Holder = toml::from_str("poem = { text = \"\" }").unwrap();
+        assert!(h.poem.bytes().is_empty());
+    }
+
+    #[test]
+    fn default_is_the_tyger() {
+        assert!(PoemSpec::default().bytes().starts_with(b"The Tyger"));
+    }
+}

@@ -1,0 +1,461 @@
+//! Loading and checking the case catalog (`suites/*.toml`).
+//!
+//! A malformed file fails with the file, the line and the field named:
+//! `suites/client.toml:14: case 'client.reset': field 'expect.results': ...`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use crate::case::{Case, Role};
+use crate::spec::Clause;
+
+/// The catalog as shipped, built into the binary.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "suites/server.toml",
+        include_str!("../../suites/server.toml"),
+    ),
+    (
+        "suites/client.toml",
+        include_str!("../../suites/client.toml"),
+    ),
+    (
+        "suites/transform-server.toml",
+        include_str!("../../suites/transform-server.toml"),
+    ),
+    (
+        "suites/transform-client.toml",
+        include_str!("../../suites/transform-client.toml"),
+    ),
+    ("suites/proxy.toml", include_str!("../../suites/proxy.toml")),
+];
+
+/// A catalog problem, located as precisely as it can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The case ID, when known.
+    pub case: Option<String>,
+    /// The field, when known (`expect.results`).
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(case) = &self.case {
+            write!(f, ": case '{case}'")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field '{field}'")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(default, rename = "case")]
+    cases: Vec<Case>,
+}
+
+/// A checked list of cases, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// The cases.
+    pub cases: Vec<Case>,
+}
+
+impl Catalog {
+    /// The shipped catalog, checked against the shipped spec.
+    pub fn builtin() -> Result<Catalog, CatalogError> {
+        let clauses = crate::spec::clauses();
+        Catalog::from_sources(
+            BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string())),
+            &clauses,
+        )
+    }
+
+    /// Every `*.toml` in `dir`, in name order, checked against the shipped spec.
+    pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
+        let err = |message: String| CatalogError {
+            file: dir.display().to_string(),
+            line: None,
+            case: None,
+            field: None,
+            message,
+        };
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| err(format!("cannot read the folder: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(err("no .toml catalog files here".into()));
+        }
+        let mut sources = Vec::new();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).map_err(|e| CatalogError {
+                file: p.display().to_string(),
+                ..err(format!("cannot read: {e}"))
+            })?;
+            sources.push((p.display().to_string(), text));
+        }
+        Catalog::from_sources(sources, &crate::spec::clauses())
+    }
+
+    /// Parses and checks named sources (file name, text).
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+        clauses: &indexmap::IndexMap<String, Clause>,
+    ) -> Result<Catalog, CatalogError> {
+        let mut cases = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (file, text) in sources {
+            for case in parse_file(&file, &text, clauses)? {
+                if !seen.insert(case.id.clone()) {
+                    return Err(CatalogError {
+                        line: id_line(&text, &case.id),
+                        case: Some(case.id.clone()),
+                        field: Some("id".into()),
+                        message: "this ID is used by another case".into(),
+                        file,
+                    });
+                }
+                cases.push(case);
+            }
+        }
+        Ok(Catalog { cases })
+    }
+
+    /// The case with this ID.
+    pub fn get(&self, id: &str) -> Option<&Case> {
+        self.cases.iter().find(|c| c.id == id)
+    }
+
+    /// Cases whose ID equals or starts with one of the prefixes (all if none).
+    pub fn select(&self, prefixes: &[String]) -> Vec<&Case> {
+        self.cases
+            .iter()
+            .filter(|c| {
+                prefixes.is_empty() || prefixes.iter().any(|p| c.id.starts_with(p.as_str()))
+            })
+            .collect()
+    }
+}
+
+/// Parses one catalog file and checks each case.
+pub fn parse_file(
+    file: &str,
+    text: &str,
+    clauses: &indexmap::IndexMap<String, Clause>,
+) -> Result<Vec<Case>, CatalogError> {
+    let parsed: CatalogFile = toml::from_str(text).map_err(|e| CatalogError {
+        file: file.to_string(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        case: None,
+        field: None,
+        message: e.message().trim().to_string(),
+    })?;
+    for case in &parsed.cases {
+        check_case(case, clauses).map_err(|(field, message)| CatalogError {
+            file: file.to_string(),
+            line: id_line(text, &case.id),
+            case: Some(case.id.clone()),
+            field: Some(field),
+            message,
+        })?;
+    }
+    Ok(parsed.cases)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of a case's `id = "..."`.
+fn id_line(text: &str, id: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim();
+            l.starts_with("id") && l.contains(&format!("\"{id}\""))
+        })
+        .map(|n| n + 1)
+}
+
+type Problem = (String, String);
+
+fn problem(field: &str, message: impl Into<String>) -> Problem {
+    (field.to_string(), message.into())
+}
+
+const RESULTS: &[&str] = &[
+    "poem",
+    "empty",
+    "prefix",
+    "fail",
+    "fail:refused",
+    "fail:reset",
+    "fail:timeout",
+];
+const OUTPUTS: &[&str] = &["transformed", "original", "none"];
+const RECEIVED: &[&str] = &["poem", "nothing", "prefix", "reply"];
+const ENDS: &[&str] = &["fin", "rst", "closed"];
+
+/// Semantic checks that serde cannot express.
+fn check_case(case: &Case, clauses: &indexmap::IndexMap<String, Clause>) -> Result<(), Problem> {
+    let id_ok = case
+        .id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !id_ok
+        || !case.id.starts_with(case.role.id_prefix())
+        || case.id.len() == case.role.id_prefix().len()
+    {
+        return Err(problem(
+            "id",
+            format!(
+                "'{}' must be '{}<name>' in lower case, digits, '-' and '.'",
+                case.id,
+                case.role.id_prefix()
+            ),
+        ));
+    }
+    if case.title.trim().is_empty() {
+        return Err(problem("title", "is empty"));
+    }
+    if case.clauses.is_empty() {
+        return Err(problem("clauses", "a case must cite at least one clause"));
+    }
+    for c in &case.clauses {
+        if !clauses.contains_key(c) {
+            return Err(problem(
+                "clauses",
+                format!("'{c}' is not a clause of SPEC.md"),
+            ));
+        }
+    }
+    for d in case.durations() {
+        if d.subsec_nanos() % 1_000_000 != 0 {
+            return Err(problem(
+                "duration",
+                format!("{d:?} is not a whole number of milliseconds"),
+            ));
+        }
+    }
+    if case.net.latency.0.is_zero() {
+        return Err(problem("net.latency", "must be at least 1ms"));
+    }
+    let (servers, clients) = (case.servers.len(), case.clients.len());
+    match case.role {
+        Role::Client | Role::TransformClient => {
+            if servers == 0 {
+                return Err(problem(
+                    "servers",
+                    "a client case needs at least one server peer",
+                ));
+            }
+            if clients > 0 {
+                return Err(problem("clients", "a client case has no client peers"));
+            }
+        }
+        Role::Server | Role::TransformServer => {
+            if clients == 0 {
+                return Err(problem(
+                    "clients",
+                    "a server case needs at least one client peer",
+                ));
+            }
+            if servers > 0 {
+                return Err(problem("servers", "a server case has no server peers"));
+            }
+        }
+        Role::Proxy => {
+            if servers != 1 {
+                return Err(problem(
+                    "servers",
+                    "a proxy case has exactly one upstream server peer",
+                ));
+            }
+            if clients == 0 {
+                return Err(problem(
+                    "clients",
+                    "a proxy case needs at least one downstream client",
+                ));
+            }
+        }
+    }
+    if (case.role == Role::TransformClient) != case.xform.is_some() {
+        return Err(problem(
+            "xform",
+            "a transform peer goes with, and only with, transform-client cases",
+        ));
+    }
+    for c in &case.clients {
+        if c.count == 0 {
+            return Err(problem("clients.count", "must be at least 1"));
+        }
+        if let Some(hex) = &c.send_hex {
+            if crate::peers::decode_hex(hex).is_none() {
+                return Err(problem(
+                    "clients.send_hex",
+                    format!("'{hex}' is not an even number of hex digits"),
+                ));
+            }
+        }
+    }
+    let names = case.client_names();
+    let mut expects = vec![("expect", &case.expect)];
+    if let Some(t) = &case.tutorial {
+        expects.push(("tutorial", t));
+    }
+    for (table, e) in expects {
+        let field = |f: &str| format!("{table}.{f}");
+        if let Some(r) = &e.results {
+            if r.len() != servers {
+                return Err(problem(
+                    &field("results"),
+                    format!("{} entries for {servers} server peers", r.len()),
+                ));
+            }
+            if let Some(bad) = r.iter().find(|v| !RESULTS.contains(&v.as_str())) {
+                return Err(problem(
+                    &field("results"),
+                    format!("'{bad}' is not one of {}", RESULTS.join(", ")),
+                ));
+            }
+        }
+        if let Some(o) = &e.outputs {
+            if o.len() != servers {
+                return Err(problem(
+                    &field("outputs"),
+                    format!("{} entries for {servers} server peers", o.len()),
+                ));
+            }
+            if let Some(bad) = o.iter().find(|v| !OUTPUTS.contains(&v.as_str())) {
+                return Err(problem(
+                    &field("outputs"),
+                    format!("'{bad}' is not one of {}", OUTPUTS.join(", ")),
+                ));
+            }
+        }
+        for (f, map, allowed) in [("received", &e.received, RECEIVED), ("end", &e.end, ENDS)] {
+            for (k, v) in map.iter().flatten() {
+                if !names.contains(k) {
+                    return Err(problem(
+                        &field(f),
+                        format!("'{k}' is not a client peer (peers: {})", names.join(", ")),
+                    ));
+                }
+                let reply_text = f == "received" && v.starts_with("reply:");
+                if !allowed.contains(&v.as_str()) && !reply_text {
+                    return Err(problem(
+                        &field(f),
+                        format!("'{v}' is not one of {}", allowed.join(", ")),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<Case>, CatalogError> {
+        parse_file("t.toml", text, &crate::spec::clauses())
+    }
+
+    const GOOD: &str = r#"
+[[case]]
+id = "client.ok"
+title = "a poem arrives"
+clauses = ["CLIENT-3"]
+role = "client"
+[[case.servers]]
+[case.expect]
+results = ["poem"]
+"#;
+
+    #[test]
+    fn builtin_catalog_loads() {
+        let catalog = Catalog::builtin().unwrap();
+        assert!(!catalog.cases.is_empty());
+    }
+
+    #[test]
+    fn good_case_parses() {
+        assert_eq!(parse(GOOD).unwrap()[0].id, "client.ok");
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let text = GOOD.replace("[[case.servers]]", "[[case.servers]]\nchunk = 3");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("t.toml:9:"), "{err}");
+        assert!(err.contains("unknown field `chunk`"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let text = GOOD.replace("[[case.servers]]", "[[case.servers]]\ndelay = \"soon\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml:9:") && err.contains("'soon'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_clause_names_case_and_field() {
+        let text = GOOD.replace("CLIENT-3", "CLIENT-999");
+        let err = parse(&text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t.toml:3: case 'client.ok': field 'clauses': 'CLIENT-999' is not a clause of SPEC.md"
+        );
+    }
+
+    #[test]
+    fn result_count_must_match_servers() {
+        let text = GOOD.replace("results = [\"poem\"]", "results = [\"poem\", \"poem\"]");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("field 'expect.results': 2 entries for 1 server peers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn id_must_carry_the_role_prefix() {
+        let text = GOOD.replace("client.ok", "server.ok");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("field 'id'"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let sources = [
+            ("a.toml".to_string(), GOOD.to_string()),
+            ("b.toml".to_string(), GOOD.to_string()),
+        ];
+        let err = Catalog::from_sources(sources, &crate::spec::clauses()).unwrap_err();
+        assert_eq!(err.file, "b.toml");
+        assert!(err.message.contains("used by another case"));
+    }
+}

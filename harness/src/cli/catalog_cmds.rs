@@ -1,0 +1,110 @@
+//! `poetry-harness list` and `explain`: browse the catalog and the spec.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::run::load_catalog;
+use super::Exit;
+
+/// Lists the cases: ID, role, clauses and title.
+///
+/// Example: poetry-harness list proxy.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only IDs starting with these prefixes.
+    prefixes: Vec<String>,
+    /// Read the catalog from this folder instead of the built-in one.
+    #[arg(long, value_name = "DIR")]
+    suites: Option<PathBuf>,
+}
+
+pub fn list(args: ListArgs) -> anyhow::Result<Exit> {
+    let catalog = load_catalog(args.suites.as_ref())?;
+    let cases = catalog.select(&args.prefixes);
+    let width = cases.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    for c in &cases {
+        writeln!(
+            out,
+            "{:<width$}  {:<16}  {:<22}  {}",
+            c.id,
+            c.role.name(),
+            c.clauses.join(","),
+            c.title
+        )?;
+    }
+    writeln!(out, "{} case(s)", cases.len())?;
+    Ok(Exit::Ok)
+}
+
+/// Explains one case: what it does, what it expects, the clauses' text.
+///
+/// Example: poetry-harness explain client.reset-mid-poem
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The case ID (or a clause ID such as CLIENT-5).
+    id: String,
+    /// Read the catalog from this folder instead of the built-in one.
+    #[arg(long, value_name = "DIR")]
+    suites: Option<PathBuf>,
+}
+
+pub fn explain(args: ExplainArgs) -> anyhow::Result<Exit> {
+    let catalog = load_catalog(args.suites.as_ref())?;
+    let clauses = crate::spec::clauses();
+    let mut out = std::io::stdout().lock();
+    if let Some(clause) = clauses.get(&args.id) {
+        writeln!(
+            out,
+            "{} ({}) {}\n\n{}\n",
+            clause.id, clause.level, clause.title, clause.body
+        )?;
+        let citing: Vec<_> = catalog
+            .cases
+            .iter()
+            .filter(|c| c.clauses.contains(&clause.id))
+            .map(|c| c.id.as_str())
+            .collect();
+        writeln!(
+            out,
+            "cases citing it: {}",
+            if citing.is_empty() {
+                "none".into()
+            } else {
+                citing.join(", ")
+            }
+        )?;
+        return Ok(Exit::Ok);
+    }
+    let Some(case) = catalog.get(&args.id) else {
+        anyhow::bail!("no case or clause '{}' (try: poetry-harness list)", args.id);
+    };
+    writeln!(out, "{}: {}", case.id, case.title)?;
+    writeln!(out, "role under test: {}", case.role)?;
+    writeln!(
+        out,
+        "network: {} one-way latency; time limit {}",
+        case.net.latency, case.limit
+    )?;
+    for (name, s) in case.server_names().iter().zip(&case.servers) {
+        writeln!(out, "server peer {name}: {s:?}")?;
+    }
+    for (name, c) in case.client_names().iter().zip(&case.clients) {
+        writeln!(out, "client peer {name}: {c:?}")?;
+    }
+    if let Some(x) = &case.xform {
+        writeln!(out, "transform peer: {x:?}")?;
+    }
+    writeln!(out, "expects (strict): {:?}", case.expect)?;
+    if let Some(t) = &case.tutorial {
+        writeln!(out, "tutorial profile accepts: {t:?}")?;
+    }
+    for id in &case.clauses {
+        if let Some(c) = clauses.get(id) {
+            writeln!(out, "\n{} ({}) {}\n\n{}", c.id, c.level, c.title, c.body)?;
+        }
+    }
+    Ok(Exit::Ok)
+}

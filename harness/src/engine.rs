@@ -1,0 +1,114 @@
+//! The engine: runs cases against an implementation, in parallel, each in
+//! its own deterministic simulation, and collects verdicts in catalog order.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::backend::sim::{self, RunOptions};
+use crate::backend::RunOutcome;
+use crate::case::Case;
+use crate::roles::Implementation;
+use crate::verdict::{self, Kind, Profile, Verdict};
+
+/// One case's result.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The case.
+    pub case: Case,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// The run, unless the case was not run (UNSUPPORTED).
+    pub outcome: Option<RunOutcome>,
+}
+
+/// How to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Profile to judge against.
+    pub profile: Profile,
+    /// Seed, and whether to perturb chunking with it.
+    pub run: RunOptions,
+    /// Worker threads (each runs whole cases).
+    pub jobs: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            profile: Profile::Strict,
+            run: RunOptions::default(),
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Runs and judges one case.
+pub fn run_case(case: &Case, imp: &Implementation, opts: &EngineOptions) -> CaseResult {
+    if let Some(v) = verdict::precheck(case, imp, opts.profile) {
+        return CaseResult {
+            case: case.clone(),
+            verdict: v,
+            outcome: None,
+        };
+    }
+    let outcome = sim::run(case, imp, opts.run);
+    let verdict = verdict::judge(case, &outcome, opts.profile);
+    CaseResult {
+        case: case.clone(),
+        verdict,
+        outcome: Some(outcome),
+    }
+}
+
+/// Runs every case on `opts.jobs` threads; results come back in the order
+/// of `cases`, whatever order they finished in. `progress` is called as
+/// each finishes.
+pub fn run_all(
+    cases: &[&Case],
+    imp: &Implementation,
+    opts: &EngineOptions,
+    progress: &(dyn Fn(&CaseResult) + Sync),
+) -> Vec<CaseResult> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<CaseResult>>> = cases.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.clamp(1, cases.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(case) = cases.get(i) else { break };
+                let result = run_case(case, imp, opts);
+                progress(&result);
+                *slots[i].lock().expect("slot lock") = Some(result);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| s.into_inner().expect("slot lock").expect("every case ran"))
+        .collect()
+}
+
+/// Runs `case` with `count` perturbed seeds (1..=count, offset by `base`)
+/// and returns the seeds whose verdict fails under the profile.
+pub fn explore(
+    case: &Case,
+    imp: &Implementation,
+    opts: &EngineOptions,
+    base: u64,
+    count: u64,
+) -> Vec<(u64, Kind)> {
+    if verdict::precheck(case, imp, opts.profile).is_some() {
+        return Vec::new();
+    }
+    (1..=count)
+        .map(|k| base.wrapping_add(k))
+        .filter_map(|seed| {
+            let run = RunOptions {
+                seed,
+                perturb: true,
+            };
+            let v = verdict::judge(case, &sim::run(case, imp, run), opts.profile);
+            v.kind.fails(opts.profile).then_some((seed, v.kind))
+        })
+        .collect()
+}

@@ -1,0 +1,195 @@
+//! The scripted client: connects to the subject (a server, a transform
+//! server or a proxy), sends what the case says, reads the way it says
+//! (all, slowly, or up to a limit), leaves early if told, and notes what
+//! arrived and how the subject ended the connection.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{decode_hex, is_reset, note, now, ClientSeen, Ending, Recorder, Shared};
+use crate::case::{ClientPeer, Leave};
+use crate::net::Net;
+use crate::protocol::netstring;
+use crate::transcript::preview;
+
+/// The bytes a client peer sends, and the request payload among them.
+pub fn outgoing(spec: &ClientPeer) -> (Vec<u8>, Option<Vec<u8>>) {
+    let mut out = Vec::new();
+    if let Some(s) = &spec.send {
+        out.extend_from_slice(s.as_bytes());
+    }
+    if let Some(h) = &spec.send_hex {
+        out.extend(decode_hex(h).unwrap_or_default());
+    }
+    let request = spec.request.as_ref().map(|r| {
+        let mut payload = r.as_bytes().to_vec();
+        if let Some(poem) = &spec.request_poem {
+            payload.push(b'.');
+            payload.extend_from_slice(&poem.bytes());
+        }
+        payload
+    });
+    if let Some(payload) = &request {
+        for _ in 0..spec.repeat.max(1) {
+            out.extend(netstring::encode(payload));
+        }
+    }
+    (out, request)
+}
+
+/// Runs one copy of a scripted client against `target`.
+pub async fn run(
+    net: Net,
+    name: String,
+    spec: ClientPeer,
+    target: String,
+    start: Duration,
+    rec: Recorder,
+    seen: Shared,
+) {
+    let (out, request) = outgoing(&spec);
+    note(&seen, |o| {
+        o.clients.insert(
+            name.clone(),
+            ClientSeen {
+                request: request.clone(),
+                ..ClientSeen::default()
+            },
+        )
+    });
+    if !start.is_zero() {
+        tokio::time::sleep(start).await;
+    }
+    rec.log(&name, format!("connect to {target}"));
+    let mut stream = match net.connect(&target).await {
+        Ok(s) => s,
+        Err(e) => {
+            rec.log(&name, format!("connect failed: {e}"));
+            note(&seen, |o| o.clients[&name].ending = Some(Ending::Refused));
+            return;
+        }
+    };
+    let connected = now();
+    let leave_at = spec.leave_at.map(|d| connected + d.0);
+    let deadline = async move {
+        match leave_at {
+            Some(t) => tokio::time::sleep(t.saturating_sub(now())).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+
+    // Send, in pieces if asked.
+    if !out.is_empty() {
+        let piece = spec.send_chunk.unwrap_or(out.len()).max(1);
+        for (i, chunk) in out.chunks(piece).enumerate() {
+            if i > 0 && !spec.send_delay.0.is_zero() {
+                tokio::time::sleep(spec.send_delay.0).await;
+            }
+            if let Err(e) = stream.write_all(chunk).await {
+                rec.log(&name, format!("write failed: {e}"));
+                break;
+            }
+            rec.log(&name, format!("send {}", preview(chunk)));
+        }
+    }
+    if spec.half_close {
+        let _ = stream.shutdown().await;
+        rec.log(&name, "half-close (FIN), still reading");
+    }
+
+    // Read until the subject closes, or until it is time to leave.
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; spec.read_chunk.unwrap_or(64 * 1024).max(1)];
+    let ending = loop {
+        if spec.read_limit.is_some_and(|n| received.len() >= n) {
+            break None;
+        }
+        let want = spec
+            .read_limit
+            .map_or(buf.len(), |n| (n - received.len()).min(buf.len()));
+        tokio::select! {
+            _ = &mut deadline => break None,
+            r = stream.read(&mut buf[..want]) => match r {
+                Ok(0) => break Some(Ending::Fin),
+                Ok(n) => {
+                    rec.log(&name, format!("recv {}", preview(&buf[..n])));
+                    received.extend_from_slice(&buf[..n]);
+                }
+                Err(e) if is_reset(&e) => break Some(Ending::Rst),
+                Err(e) => {
+                    rec.log(&name, format!("read failed: {e}"));
+                    break Some(Ending::Rst);
+                }
+            },
+        }
+        if !spec.read_delay.0.is_zero() {
+            tokio::select! {
+                _ = &mut deadline => break None,
+                _ = tokio::time::sleep(spec.read_delay.0) => {}
+            }
+        }
+    };
+    match ending {
+        Some(Ending::Fin) => rec.log(
+            &name,
+            format!("subject closed (FIN) after {} bytes", received.len()),
+        ),
+        Some(_) => rec.log(
+            &name,
+            format!(
+                "subject reset the connection (RST) after {} bytes",
+                received.len()
+            ),
+        ),
+        None => match spec.leave {
+            Leave::Fin => {
+                rec.log(&name, format!("leave (FIN) after {} bytes", received.len()));
+                let _ = stream.shutdown().await;
+            }
+            Leave::Rst => rec.log(&name, format!("leave (RST) after {} bytes", received.len())),
+        },
+    }
+    let left_at = ending.is_none().then(now);
+    note(&seen, |o| {
+        let c = &mut o.clients[&name];
+        c.received = received;
+        c.ending = Some(ending.unwrap_or(Ending::Left));
+        c.left_at = left_at;
+    });
+    if ending.is_none() && spec.leave == Leave::Rst {
+        stream.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::PoemSpec;
+
+    #[test]
+    fn request_is_framed_and_repeated() {
+        let spec = ClientPeer {
+            request: Some("cummingsify".into()),
+            request_poem: Some(PoemSpec::Text("Hi".into())),
+            repeat: 2,
+            ..ClientPeer::default()
+        };
+        let (out, req) = outgoing(&spec);
+        assert_eq!(out, b"14:cummingsify.Hi,14:cummingsify.Hi,");
+        assert_eq!(req.unwrap(), b"cummingsify.Hi");
+    }
+
+    #[test]
+    fn raw_bytes_come_first() {
+        let spec = ClientPeer {
+            send: Some("GET / HTTP/1.0\r\n".into()),
+            send_hex: Some("00ff".into()),
+            ..ClientPeer::default()
+        };
+        let (out, req) = outgoing(&spec);
+        assert_eq!(out, b"GET / HTTP/1.0\r\n\x00\xff");
+        assert!(req.is_none());
+    }
+}

@@ -1,0 +1,108 @@
+//! Scripted peers: the harness playing the other side of the subject.
+//!
+//! Peers are written once against [`crate::net::Net`], so the sim backend
+//! and a live backend drive them unchanged. They log every step to the
+//! [`Recorder`] and note what verdicts need in the shared [`Observations`].
+
+pub mod client;
+pub mod poetry_server;
+pub mod transform_server;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+pub use crate::transcript::Recorder;
+
+/// The port every simulated host listens on.
+pub const PORT: u16 = 10000;
+
+/// How the other side ended a connection, as a peer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ending {
+    /// Clean close (read returned 0).
+    Fin,
+    /// Reset (read or write failed with a reset).
+    Rst,
+    /// The peer itself left first.
+    Left,
+    /// Connecting failed.
+    Refused,
+}
+
+/// What one scripted client saw.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClientSeen {
+    /// Every byte the subject sent it.
+    pub received: Vec<u8>,
+    /// How the connection ended (None: it did not end).
+    pub ending: Option<Ending>,
+    /// When it left, if it left first.
+    pub left_at: Option<Duration>,
+    /// The request payload it sent, if any.
+    pub request: Option<Vec<u8>>,
+}
+
+/// What the peers observed of the subject during one run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Observations {
+    /// Connections each server peer accepted, by peer name.
+    pub accepts: IndexMap<String, usize>,
+    /// When the subject closed each of a server peer's connections.
+    pub closes: IndexMap<String, Vec<(Duration, Ending)>>,
+    /// Per client copy (`c1`, `c2-3`, ...).
+    pub clients: IndexMap<String, ClientSeen>,
+    /// Request payloads the transform peer received, in order.
+    pub requests: Vec<Vec<u8>>,
+    /// Requests the transform peer could not decode, with the reason.
+    pub bad_requests: Vec<String>,
+}
+
+/// Shared [`Observations`].
+pub type Shared = Arc<Mutex<Observations>>;
+
+/// Locks the observations (a poisoned lock means a peer panicked: a bug).
+pub fn note<R>(shared: &Shared, f: impl FnOnce(&mut Observations) -> R) -> R {
+    f(&mut shared.lock().expect("observations lock"))
+}
+
+/// The current simulated time (zero on real sockets).
+pub fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// Decodes hex digits (whitespace allowed between bytes).
+pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
+/// Whether an IO error is a reset (as opposed to any other failure).
+pub fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_decodes_and_refuses_odd_digits() {
+        assert_eq!(decode_hex("ff 00 41").unwrap(), vec![0xff, 0, 0x41]);
+        assert!(decode_hex("abc").is_none());
+        assert!(decode_hex("zz").is_none());
+    }
+}

@@ -1,0 +1,305 @@
+//! The scripted poetry server: serves a poem the way a case says, slowly,
+//! in odd pieces, with pauses, resets and stalls, and notes how the subject
+//! closes each connection.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{is_reset, note, now, Ending, Recorder, Shared, PORT};
+use crate::case::{End, ServerPeer};
+use crate::net::{Net, TcpStream};
+use crate::transcript::preview;
+
+/// One write of the plan, and the pause before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Pause before this write.
+    pub pause: Duration,
+    /// The bytes written.
+    pub bytes: Bytes,
+}
+
+/// Cuts the poem into writes as the spec says; `rng` drives
+/// `random_chunks` (and all chunking when `perturb` is set, for
+/// exploration with random seeds).
+pub fn plan(spec: &ServerPeer, poem: &Bytes, rng: &mut ChaCha8Rng, perturb: bool) -> Vec<Step> {
+    let sent = poem.slice(..spec.truncate.unwrap_or(poem.len()).min(poem.len()));
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut at = 0;
+    if spec.split_utf8 {
+        // End the first write one byte into the first multi-byte character.
+        if let Some(pos) = sent.iter().position(|b| *b >= 0xc0) {
+            sizes.push(pos + 1);
+            at = pos + 1;
+        }
+    }
+    let mut k = 0;
+    while at < sent.len() {
+        let size = if let Some([lo, hi]) = spec.random_chunks {
+            rng.random_range(lo.max(1)..=hi.max(lo).max(1))
+        } else if let Some(chunks) = &spec.chunks {
+            chunks
+                .get(k)
+                .or(chunks.last())
+                .copied()
+                .unwrap_or(sent.len())
+                .max(1)
+        } else {
+            sent.len() - at
+        };
+        let mut size = if perturb {
+            rng.random_range(1..=size)
+        } else {
+            size
+        };
+        size = size.min(sent.len() - at);
+        // A boundary falls exactly at `pause_after`.
+        if let Some(n) = spec.pause_after.filter(|n| at < *n && *n < at + size) {
+            size = n - at;
+        }
+        sizes.push(size);
+        at += size;
+        k += 1;
+    }
+    let mut steps = Vec::with_capacity(sizes.len());
+    let mut offset = 0;
+    let mut paused = false;
+    for (i, size) in sizes.into_iter().enumerate() {
+        let mut pause = if i == 0 {
+            spec.first_delay.0
+        } else {
+            spec.delay.0
+        };
+        if !paused && spec.pause_after.is_some_and(|n| offset >= n) {
+            pause += spec.pause.0;
+            paused = true;
+        }
+        steps.push(Step {
+            pause,
+            bytes: sent.slice(offset..offset + size),
+        });
+        offset += size;
+    }
+    steps
+}
+
+/// Runs a scripted poetry server named `name` until the simulation ends.
+pub async fn run(
+    net: Net,
+    name: String,
+    spec: ServerPeer,
+    seed: u64,
+    perturb: bool,
+    rec: Recorder,
+    seen: Shared,
+) -> std::io::Result<()> {
+    note(&seen, |o| {
+        o.accepts.insert(name.clone(), 0);
+        o.closes.insert(name.clone(), Vec::new());
+    });
+    if spec.refuse || spec.blackhole {
+        // Nothing listens; a blackhole also never answers (held link).
+        std::future::pending::<()>().await;
+    }
+    let listener = net.bind(&format!("0.0.0.0:{PORT}")).await?;
+    let poem = spec.poem.bytes();
+    let mut conn = 0u64;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        conn += 1;
+        let n = note(&seen, |o| {
+            let n = o.accepts.entry(name.clone()).or_default();
+            *n += 1;
+            *n
+        });
+        rec.log(&name, format!("accept connection {n}"));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ conn.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let steps = plan(&spec, &poem, &mut rng, perturb);
+        let (name, spec, rec, seen) = (name.clone(), spec.clone(), rec.clone(), seen.clone());
+        tokio::spawn(async move { serve_one(stream, name, spec, steps, rec, seen).await });
+    }
+}
+
+/// Serves one connection while watching for the subject closing it.
+async fn serve_one(
+    stream: TcpStream,
+    name: String,
+    spec: ServerPeer,
+    steps: Vec<Step>,
+    rec: Recorder,
+    seen: Shared,
+) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut buf = [0u8; 1024];
+    let mut closed: Option<Ending> = None;
+    let record_close = |how: Ending| {
+        rec.log(
+            &name,
+            match how {
+                Ending::Fin => "subject closed (FIN)",
+                _ => "subject reset the connection (RST)",
+            },
+        );
+        note(&seen, |o| {
+            o.closes.entry(name.clone()).or_default().push((now(), how))
+        });
+    };
+    let wrote = {
+        let writer = async {
+            for step in &steps {
+                if !step.pause.is_zero() {
+                    tokio::time::sleep(step.pause).await;
+                }
+                wr.write_all(&step.bytes).await?;
+                rec.log(&name, format!("send {}", preview(&step.bytes)));
+            }
+            if !spec.end_delay.0.is_zero() {
+                tokio::time::sleep(spec.end_delay.0).await;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        tokio::pin!(writer);
+        loop {
+            tokio::select! {
+                res = &mut writer => break res,
+                r = rd.read(&mut buf), if closed.is_none() => match r {
+                    Ok(0) => { closed = Some(Ending::Fin); record_close(Ending::Fin); }
+                    Ok(n) => rec.log(&name, format!("recv {}", preview(&buf[..n]))),
+                    Err(_) => { closed = Some(Ending::Rst); record_close(Ending::Rst); break Ok(()); }
+                },
+            }
+        }
+    };
+    if let Err(e) = wrote {
+        rec.log(
+            &name,
+            format!(
+                "write failed: {}",
+                if is_reset(&e) {
+                    "connection reset".to_string()
+                } else {
+                    e.to_string()
+                }
+            ),
+        );
+        if closed.is_none() {
+            record_close(Ending::Rst);
+        }
+        return;
+    }
+    if closed == Some(Ending::Rst) {
+        return;
+    }
+    let mut stream = rd.unsplit(wr);
+    match spec.end {
+        End::Fin => {
+            let _ = stream.shutdown().await;
+            rec.log(&name, "close FIN");
+        }
+        End::Rst => {
+            rec.log(&name, "close RST");
+            stream.abort();
+            return;
+        }
+        End::Stall => rec.log(&name, "stall (holds the connection, sends nothing more)"),
+    }
+    // Wait for the subject to close its side, and note when.
+    while closed.is_none() {
+        match stream.read(&mut buf).await {
+            Ok(0) => {
+                closed = Some(Ending::Fin);
+                record_close(Ending::Fin);
+            }
+            Ok(n) => rec.log(&name, format!("recv {}", preview(&buf[..n]))),
+            Err(_) => {
+                closed = Some(Ending::Rst);
+                record_close(Ending::Rst);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::PoemSpec;
+    use crate::duration::Dur;
+
+    fn sizes(spec: &ServerPeer, poem: &[u8]) -> Vec<usize> {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        plan(spec, &Bytes::copy_from_slice(poem), &mut rng, false)
+            .iter()
+            .map(|s| s.bytes.len())
+            .collect()
+    }
+
+    #[test]
+    fn default_is_one_write() {
+        assert_eq!(sizes(&ServerPeer::default(), b"hello"), vec![5]);
+    }
+
+    #[test]
+    fn last_chunk_size_repeats() {
+        let spec = ServerPeer {
+            chunks: Some(vec![1, 3]),
+            ..ServerPeer::default()
+        };
+        assert_eq!(sizes(&spec, b"abcdefghij"), vec![1, 3, 3, 3]);
+    }
+
+    #[test]
+    fn split_utf8_cuts_inside_the_first_multibyte_character() {
+        let spec = ServerPeer {
+            split_utf8: true,
+            ..ServerPeer::default()
+        };
+        let poem = "weiß nicht".as_bytes();
+        let steps = sizes(&spec, poem);
+        assert_eq!(steps, vec![4, poem.len() - 4]);
+        assert!(std::str::from_utf8(&poem[..4]).is_err());
+    }
+
+    #[test]
+    fn truncate_sends_a_prefix() {
+        let spec = ServerPeer {
+            truncate: Some(3),
+            chunks: Some(vec![2]),
+            ..ServerPeer::default()
+        };
+        assert_eq!(sizes(&spec, b"abcdef"), vec![2, 1]);
+    }
+
+    #[test]
+    fn pauses_come_between_writes_and_at_pause_after() {
+        let spec = ServerPeer {
+            chunks: Some(vec![2]),
+            delay: Dur(Duration::from_millis(100)),
+            first_delay: Dur(Duration::from_millis(5)),
+            pause_after: Some(4),
+            pause: Dur(Duration::from_secs(60)),
+            poem: PoemSpec::Text("abcdef".into()),
+            ..ServerPeer::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let steps = plan(&spec, &spec.poem.bytes(), &mut rng, false);
+        let pauses: Vec<u128> = steps.iter().map(|s| s.pause.as_millis()).collect();
+        assert_eq!(pauses, vec![5, 100, 60_100]);
+    }
+
+    #[test]
+    fn same_seed_same_random_plan() {
+        let spec = ServerPeer {
+            random_chunks: Some([1, 7]),
+            ..ServerPeer::default()
+        };
+        let poem = Bytes::from_static(&[b'x'; 200]);
+        let a = plan(&spec, &poem, &mut ChaCha8Rng::seed_from_u64(3), false);
+        let b = plan(&spec, &poem, &mut ChaCha8Rng::seed_from_u64(3), false);
+        assert_eq!(a, b);
+        assert_eq!(a.iter().map(|s| s.bytes.len()).sum::<usize>(), 200);
+    }
+}

@@ -1,0 +1,102 @@
+//! The scripted transform server: reads one request netstring and answers,
+//! or misbehaves, the way a transforming-client case says.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::codec::Decoder;
+
+use super::{note, Recorder, Shared, PORT};
+use crate::case::{XformBehaviour, XformPeer};
+use crate::net::{Net, TcpStream};
+use crate::protocol::netstring::{self, NetstringCodec};
+use crate::protocol::transform;
+use crate::transcript::preview;
+
+/// The transform peer's host name.
+pub const NAME: &str = "xform";
+
+/// Largest request the peer reads: larger than any receiver's limit, so
+/// the peer sees exactly what a client sent.
+const PEER_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Runs the scripted transform server until the simulation ends.
+pub async fn run(net: Net, spec: XformPeer, rec: Recorder, seen: Shared) -> std::io::Result<()> {
+    if spec.behaviour == XformBehaviour::Absent {
+        std::future::pending::<()>().await;
+    }
+    let listener = net.bind(&format!("0.0.0.0:{PORT}")).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        rec.log(NAME, "accept");
+        let (spec, rec, seen) = (spec.clone(), rec.clone(), seen.clone());
+        tokio::spawn(async move { answer(stream, spec, rec, seen).await });
+    }
+}
+
+async fn answer(mut stream: TcpStream, spec: XformPeer, rec: Recorder, seen: Shared) {
+    let mut codec = NetstringCodec::new(PEER_LIMIT);
+    let mut buf = BytesMut::new();
+    let payload = loop {
+        match codec.decode(&mut buf) {
+            Ok(Some(p)) => break p,
+            Ok(None) => {}
+            Err(e) => {
+                rec.log(NAME, format!("bad request: {e}"));
+                note(&seen, |o| o.bad_requests.push(e.to_string()));
+                return;
+            }
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let why = format!(
+                    "client closed after an incomplete request ({} bytes buffered)",
+                    buf.len()
+                );
+                rec.log(NAME, why.clone());
+                note(&seen, |o| o.bad_requests.push(why));
+                return;
+            }
+            Ok(_) => {}
+        }
+    };
+    rec.log(NAME, format!("request {}", preview(&payload)));
+    note(&seen, |o| o.requests.push(payload.to_vec()));
+    if !spec.delay.0.is_zero() {
+        tokio::time::sleep(spec.delay.0).await;
+    }
+    let reply: &[u8] = match spec.behaviour {
+        XformBehaviour::Answer => match transform::respond(&payload) {
+            Ok(poem) => {
+                let frame = netstring::encode(poem.as_bytes());
+                let _ = stream.write_all(&frame).await;
+                rec.log(NAME, format!("reply {}", preview(&frame)));
+                b""
+            }
+            Err(e) => {
+                rec.log(NAME, format!("cannot answer ({e}); closing"));
+                b""
+            }
+        },
+        XformBehaviour::Close | XformBehaviour::Absent => b"",
+        XformBehaviour::Reset => {
+            rec.log(NAME, "close RST without reply");
+            stream.abort();
+            return;
+        }
+        XformBehaviour::Stall => {
+            rec.log(NAME, "stall (never replies)");
+            std::future::pending::<()>().await;
+            b""
+        }
+        XformBehaviour::Malformed => b"5x:hello,",
+        XformBehaviour::Truncated => b"40:only part of a repl",
+    };
+    if !reply.is_empty() {
+        let _ = stream.write_all(reply).await;
+        rec.log(NAME, format!("reply {}", preview(reply)));
+    }
+    let _ = stream.shutdown().await;
+    rec.log(NAME, "close FIN");
+    let mut sink = [0u8; 256];
+    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+}

@@ -1,0 +1,205 @@
+//! Transcripts: the ordered events of one run, with simulated times.
+//!
+//! Peers record what they did and saw through a [`Recorder`]; the text form
+//! ([`Transcript::render`]) is what snapshots store and students read, so it
+//! holds no wall-clock time, no OS port numbers and no map iteration order.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One thing that happened.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    /// Simulated time since the start of the run.
+    pub at: Duration,
+    /// Who: a peer name, `subject`, or `harness`.
+    pub who: String,
+    /// What, in words (`send 10 bytes "Tyger Tyg"`).
+    pub what: String,
+}
+
+/// A shared, append-only event log for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Recorder {
+    /// A new, empty log.
+    pub fn new() -> Self {
+        Recorder::default()
+    }
+
+    /// Appends an event at the current simulated time (zero outside a
+    /// simulation).
+    pub fn log(&self, who: &str, what: impl Into<String>) {
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        self.log_at(at, who, what);
+    }
+
+    /// Appends an event at a given time.
+    pub fn log_at(&self, at: Duration, who: &str, what: impl Into<String>) {
+        self.events.lock().expect("recorder lock").push(Event {
+            at,
+            who: who.to_string(),
+            what: what.into(),
+        });
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().expect("recorder lock").clone()
+    }
+}
+
+/// Runs of at least this many alike events (same actor, same kind) are
+/// folded into one line, so a ten-minute slow poem stays readable.
+pub const FOLD_RUNS_OF: usize = 4;
+
+/// A finished run's events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Transcript {
+    /// The events in the order they happened.
+    pub events: Vec<Event>,
+}
+
+impl Transcript {
+    /// The text form: one line per event (runs folded), times in seconds
+    /// with millisecond precision.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let ev = &self.events;
+        let mut i = 0;
+        while i < ev.len() {
+            let kind = kind_of(&ev[i].what);
+            let mut j = i + 1;
+            while j < ev.len()
+                && ev[j].who == ev[i].who
+                && kind_of(&ev[j].what) == kind
+                && kind.is_some()
+            {
+                j += 1;
+            }
+            if j - i >= FOLD_RUNS_OF {
+                let bytes: usize = ev[i..j].iter().filter_map(|e| bytes_of(&e.what)).sum();
+                let _ = writeln!(
+                    out,
+                    "{:>10}  {:<10} {} x{} until {} ({} bytes in all)",
+                    secs(ev[i].at),
+                    ev[i].who,
+                    kind.unwrap_or_default(),
+                    j - i,
+                    secs(ev[j - 1].at),
+                    bytes
+                );
+                i = j;
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "{:>10}  {:<10} {}",
+                secs(ev[i].at),
+                ev[i].who,
+                ev[i].what
+            );
+            i += 1;
+        }
+        out
+    }
+}
+
+/// `send`/`recv` events fold; everything else stands alone.
+fn kind_of(what: &str) -> Option<&'static str> {
+    if what.starts_with("send ") {
+        Some("send")
+    } else if what.starts_with("recv ") {
+        Some("recv")
+    } else {
+        None
+    }
+}
+
+/// The byte count of a `send N bytes ...` / `recv N bytes ...` event.
+fn bytes_of(what: &str) -> Option<usize> {
+    what.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `12.345s`: simulated seconds, millisecond precision.
+pub fn secs(d: Duration) -> String {
+    format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
+}
+
+/// Bytes previewed in an event.
+pub const PREVIEW: usize = 24;
+
+/// `N bytes "text…"`: a count and a short escaped preview.
+pub fn preview(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(PREVIEW)];
+    let mut s = String::new();
+    for chunk in shown.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            match ch {
+                '\n' => s.push_str("\\n"),
+                '\r' => s.push_str("\\r"),
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                c if c.is_control() => {
+                    let _ = write!(s, "\\u{{{:x}}}", c as u32);
+                }
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(s, "\\x{b:02x}");
+        }
+    }
+    let more = if bytes.len() > PREVIEW { "…" } else { "" };
+    format!("{} bytes \"{s}\"{more}", bytes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_escapes_and_truncates() {
+        assert_eq!(preview(b"a\nb"), "3 bytes \"a\\nb\"");
+        assert_eq!(preview(&[0x66, 0xc3]), "2 bytes \"f\\xc3\"");
+        let long = vec![b'x'; 30];
+        assert!(preview(&long).ends_with("\"…"));
+    }
+
+    #[test]
+    fn runs_of_sends_fold_into_one_line() {
+        let rec = Recorder::new();
+        for i in 0..5u64 {
+            rec.log_at(Duration::from_millis(700 * i), "s1", "send 10 bytes \"x\"");
+        }
+        rec.log_at(Duration::from_secs(4), "s1", "close FIN");
+        let text = Transcript {
+            events: rec.events(),
+        }
+        .render();
+        assert_eq!(
+            text,
+            "    0.000s  s1         send x5 until 2.800s (50 bytes in all)\n    4.000s  s1         close FIN\n"
+        );
+    }
+
+    #[test]
+    fn short_runs_stay_line_by_line() {
+        let rec = Recorder::new();
+        rec.log_at(Duration::ZERO, "s1", "send 1 bytes \"a\"");
+        rec.log_at(Duration::ZERO, "s2", "send 1 bytes \"b\"");
+        assert_eq!(
+            Transcript {
+                events: rec.events()
+            }
+            .render()
+            .lines()
+            .count(),
+            2
+        );
+    }
+}
