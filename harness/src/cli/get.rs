@@ -8,7 +8,7 @@ use clap::Args;
 use super::{addr_arg, duration_arg, runtime, Exit};
 use crate::net::Net;
 use crate::protocol::transform::Transform;
-use crate::reference::{get_poems, ClientConfig, TransformClient, Transformed};
+use crate::reference::{get_poems, ClientConfig, FetchError, TransformClient, Transformed};
 
 /// Arguments of `get`. The help text is `AFTER_HELP`: the doc comment of
 /// the `Get` variant in `cli/mod.rs` replaces a doc comment here.
@@ -70,7 +70,7 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
                     }
                     Err(e) => {
                         failed = true;
-                        eprintln!("poetry-harness: {addr}: {e}");
+                        fail_line(addr, &e);
                     }
                 }
             }
@@ -94,7 +94,7 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
                     ),
                     Transformed::DownloadFailed(e) => {
                         failed = true;
-                        eprintln!("poetry-harness: {addr}: {e}");
+                        fail_line(addr, &e);
                     }
                 }
             }
@@ -102,6 +102,13 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
     }
     out.flush()?;
     Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// The stderr line of a failed download: the address and the reason word
+/// (`refused`, `reset`, `timeout`, `error`) that the spec's `exact` output
+/// contract looks for, then the details.
+fn fail_line(addr: &str, e: &FetchError) {
+    eprintln!("poetry-harness: {addr}: {}: {e}", e.kind());
 }
 
 fn progress(args: &GetArgs, line: std::fmt::Arguments<'_>) {

@@ -115,7 +115,6 @@ pub async fn get_poem(net: Net, addr: &str, config: ClientConfig) -> Result<Byte
                     after: got,
                 });
             }
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(poem.freeze()),
             Ok(Err(e)) => return Err(FetchError::from_io(e, got)),
             Ok(Ok(0)) => return Ok(poem.freeze()),
             Ok(Ok(_)) => {}

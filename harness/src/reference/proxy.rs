@@ -104,9 +104,19 @@ impl PoetryProxy {
 
     /// One downstream client leaves before the fetch ends; the last one to
     /// leave cancels the fetch, which drops (closes) the upstream connection.
-    fn leave(slot: &Mutex<Slot>) {
+    /// `rx` names the fetch it waited for: if that fetch has already ended
+    /// and a new one is in the slot, the departure is not the new one's.
+    fn leave(slot: &Mutex<Slot>, rx: &watch::Receiver<FetchResult>) {
         let mut guard = slot.lock().expect("cache lock poisoned");
-        if let Slot::Fetching { waiters, task, .. } = &mut *guard {
+        if let Slot::Fetching {
+            result,
+            waiters,
+            task,
+        } = &mut *guard
+        {
+            if !result.same_channel(rx) {
+                return;
+            }
             *waiters -= 1;
             if *waiters == 0 {
                 task.abort();
@@ -124,17 +134,16 @@ impl PoetryProxy {
         // (read returns) means it no longer wants the poem.
         let mut probe = [0u8; 64];
         let result = loop {
-            tokio::select! {
+            let left = tokio::select! {
                 changed = rx.wait_for(Option::is_some) => {
                     break changed.ok().and_then(|r| r.clone());
                 }
-                read = stream.read(&mut probe) => match read {
-                    Ok(n) if n > 0 => continue, // bytes from a client are ignored
-                    _ => {
-                        Self::leave(&slot);
-                        return;
-                    }
-                },
+                read = stream.read(&mut probe) => !matches!(read, Ok(n) if n > 0),
+            };
+            // Bytes from a client are ignored; its FIN or RST means it left.
+            if left {
+                Self::leave(&slot, &rx);
+                return;
             }
         };
         match result {

@@ -1,0 +1,396 @@
+//! Integration tests for the `poetry-harness` binary: the reference servers
+//! and clients as real programs, talking over loopback, and what a person
+//! sees when the arguments are wrong.
+//!
+//! Every command runs with a cleared environment (only `PATH` kept) in a
+//! throwaway directory; every wait is bounded; every server is killed by
+//! its guard, even when the test fails.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rstest::rstest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_poetry-harness");
+
+/// A command still running after this has hung (and is killed).
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Exit status for bad usage and harness errors (`cli::Exit::Error`).
+const USAGE: i32 = 2;
+
+/// The fixture poem: non-ASCII on purpose, as in part 15's test.
+const POEM: &str = "loreley.txt";
+
+/// A throwaway working directory holding a copy of the fixture poem;
+/// removed on drop.
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "poetry-harness-cli-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create sandbox");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/poems")
+            .join(POEM);
+        std::fs::copy(&fixture, dir.join(POEM)).expect("copy the poem");
+        Sandbox { dir }
+    }
+
+    fn poem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join(POEM)).expect("read the poem")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a command to completion, within [`LIMIT`].
+    fn run(&self, args: &[&str]) -> Outcome {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn poetry-harness");
+        let stdout = drain(child.stdout.take().expect("stdout"));
+        let stderr = drain(child.stderr.take().expect("stderr"));
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("poetry-harness {args:?} still running after {LIMIT:?}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        let stdout = stdout.join().expect("stdout reader");
+        let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+        Outcome {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Starts a server and waits (within [`LIMIT`]) for its
+    /// `listening on 127.0.0.1:PORT: ...` line.
+    fn serve(&self, args: &[&str]) -> Server {
+        let mut child = self
+            .command(&[&["serve"], args].concat())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn poetry-harness serve");
+        let stdout = child.stdout.take().expect("stdout");
+        // The guard exists before the wait, so a timeout still kills it.
+        let mut server = Server { child, port: 0 };
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = lines.read_line(&mut first);
+            let _ = tx.send(first);
+            // Keep reading so the server never blocks on a full pipe.
+            let _ = std::io::copy(&mut lines, &mut std::io::sink());
+        });
+        let line = rx
+            .recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("serve {args:?} printed no line within {LIMIT:?}"));
+        server.port = listening_port(&line);
+        server
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads a pipe to its end on a thread.
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = pipe.read_to_end(&mut all);
+        all
+    })
+}
+
+/// The port in `listening on 127.0.0.1:PORT: what`.
+fn listening_port(line: &str) -> u16 {
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split(": ").next())
+        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    assert_eq!(host, "127.0.0.1", "listens on loopback by default");
+    port.parse()
+        .unwrap_or_else(|_| panic!("bad port in {line:?}"))
+}
+
+/// A running server process, killed (by its PID) and reaped on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn port(&self) -> String {
+        self.port.to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A finished command.
+struct Outcome {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Outcome {
+    fn assert_success(&self) {
+        assert!(
+            self.status.success(),
+            "exit status {:?}, stderr:\n{}",
+            self.status,
+            self.stderr
+        );
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+fn refused_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[rstest]
+#[case::slow(&["slow", POEM, "--port", "0", "--delay", "0.01", "--num-bytes", "100"])]
+#[case::fast(&["fast", POEM, "--port", "0"])]
+fn get_prints_the_served_poem_byte_for_byte(#[case] serve: &[&str]) {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(serve);
+    let got = sandbox.run(&["get", &server.port()]);
+    got.assert_success();
+    assert_eq!(got.stdout, sandbox.poem());
+}
+
+#[rstest]
+#[case::cummingsify("cummingsify", str::to_lowercase)]
+#[case::shout("shout", str::to_uppercase)]
+fn get_with_transform_prints_the_transformed_poem(
+    #[case] name: &str,
+    #[case] transform: fn(&str) -> String,
+) {
+    let sandbox = Sandbox::new();
+    let poet = sandbox.serve(&["slow", POEM, "--delay", "0.01", "--num-bytes", "100"]);
+    let xform = sandbox.serve(&["transform", "--port", "0"]);
+    let got = sandbox.run(&[
+        "get",
+        "--transform",
+        &xform.port(),
+        "--transform-name",
+        name,
+        &poet.port(),
+    ]);
+    got.assert_success();
+    let poem = String::from_utf8(sandbox.poem()).expect("utf-8 poem");
+    assert_eq!(String::from_utf8_lossy(&got.stdout), transform(&poem));
+}
+
+#[test]
+fn get_with_an_absent_transform_server_prints_the_original_and_says_why() {
+    let sandbox = Sandbox::new();
+    let poet = sandbox.serve(&["fast", POEM]);
+    let absent = refused_port().to_string();
+    let got = sandbox.run(&["get", "--transform", &absent, &poet.port()]);
+    // A failed transformation alone is no failed download.
+    got.assert_success();
+    assert_eq!(got.stdout, sandbox.poem());
+    let line = format!("127.0.0.1:{}", poet.port());
+    assert!(
+        got.stderr
+            .lines()
+            .any(|l| l.contains(&line) && l.contains("transform") && l.contains("refused")),
+        "no line naming {line}, transform and refused in:\n{}",
+        got.stderr
+    );
+}
+
+#[test]
+fn proxy_relays_the_upstream_poem_and_serves_it_from_cache_once_upstream_is_gone() {
+    let sandbox = Sandbox::new();
+    let upstream = sandbox.serve(&["slow", POEM, "--delay", "0.01", "--num-bytes", "100"]);
+    let proxy = sandbox.serve(&["proxy", &upstream.port(), "--port", "0"]);
+    let first = sandbox.run(&["get", &proxy.port()]);
+    first.assert_success();
+    assert_eq!(first.stdout, sandbox.poem());
+    drop(upstream);
+    let cached = sandbox.run(&["get", &proxy.port(), &proxy.port()]);
+    cached.assert_success();
+    assert_eq!(cached.stdout, sandbox.poem().repeat(2));
+}
+
+#[test]
+fn get_with_one_refused_address_prints_the_good_poem_and_exits_1() {
+    let sandbox = Sandbox::new();
+    let poet = sandbox.serve(&["fast", POEM]);
+    let refused = refused_port().to_string();
+    let got = sandbox.run(&["get", &poet.port(), &refused]);
+    assert_eq!(got.status.code(), Some(1), "stderr:\n{}", got.stderr);
+    assert_eq!(got.stdout, sandbox.poem());
+    let line = format!("127.0.0.1:{refused}");
+    assert!(
+        got.stderr
+            .lines()
+            .any(|l| l.contains(&line) && l.contains("refused")),
+        "no line naming {line} and refused in:\n{}",
+        got.stderr
+    );
+}
+
+#[test]
+fn get_from_a_silent_server_times_out_and_names_the_reason_word() {
+    let sandbox = Sandbox::new();
+    // A server that accepts and says nothing, until the client hangs up.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port().to_string();
+    let holder = thread::spawn(move || {
+        let (mut stream, _) = silent.accept().expect("accept");
+        let _ = stream.read_to_end(&mut Vec::new());
+    });
+    let got = sandbox.run(&["get", "--idle-timeout", "200ms", &port]);
+    assert_eq!(got.status.code(), Some(1), "stderr:\n{}", got.stderr);
+    assert!(
+        got.stdout.is_empty(),
+        "bytes of a failed download were printed"
+    );
+    // The spec's `exact` output contract: the address and the reason word.
+    let line = format!("127.0.0.1:{port}");
+    assert!(
+        got.stderr
+            .lines()
+            .any(|l| l.contains(&line) && l.contains("timeout")),
+        "no line naming {line} and timeout in:\n{}",
+        got.stderr
+    );
+    holder.join().expect("the client closed its connection");
+}
+
+/// A bad command line, and what its one error line must say.
+struct BadArgs {
+    args: Vec<String>,
+    says: Vec<String>,
+    /// Held while the command runs (the port-in-use case).
+    _listener: Option<TcpListener>,
+}
+
+fn bad(args: &[&str], says: &[&str]) -> BadArgs {
+    BadArgs {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        says: says.iter().map(|s| s.to_string()).collect(),
+        _listener: None,
+    }
+}
+
+fn port_in_use() -> BadArgs {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    BadArgs {
+        _listener: Some(listener),
+        ..bad(
+            &["serve", "fast", POEM, "--port", &port],
+            &[&addr, "in use"],
+        )
+    }
+}
+
+#[rstest]
+#[case::missing_poem_file(bad(&["serve", "slow", "no-such-poem.txt"], &["no-such-poem.txt"]))]
+#[case::bad_address(bad(&["get", "foo:bar"], &["foo:bar", "port 'bar'"]))]
+#[case::port_zero(bad(&["get", "0"], &["'0'"]))]
+#[case::no_address(bad(&["get"], &["required"]))]
+#[case::port_in_use(port_in_use())]
+#[case::unknown_transform(bad(
+    &["get", "--transform", "11000", "--transform-name", "lower", "10000"],
+    &["unknown transform 'lower'", "cummingsify"],
+))]
+#[case::zero_num_bytes(bad(&["serve", "slow", POEM, "--num-bytes", "0"], &["--num-bytes", "'0'"]))]
+#[case::negative_delay(bad(&["serve", "slow", POEM, "--delay=-1"], &["--delay", "non-negative"]))]
+#[case::delay_in_words(bad(&["serve", "slow", POEM, "--delay", "soon"], &["--delay", "soon"]))]
+#[case::unknown_server(bad(&["serve", "medium", POEM], &["medium"]))]
+fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
+    let sandbox = Sandbox::new();
+    let args: Vec<&str> = bad.args.iter().map(String::as_str).collect();
+    let got = sandbox.run(&args);
+    assert_eq!(got.status.code(), Some(USAGE), "stderr:\n{}", got.stderr);
+    assert!(
+        got.stdout.is_empty(),
+        "stdout: {:?}",
+        String::from_utf8_lossy(&got.stdout)
+    );
+    for never in ["panicked", "RUST_BACKTRACE"] {
+        assert!(!got.stderr.contains(never), "{never} in:\n{}", got.stderr);
+    }
+    let errors: Vec<&str> = got.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "not one error line:\n{}", got.stderr);
+    for says in &bad.says {
+        assert!(
+            errors[0].contains(says.as_str()),
+            "{says:?} not in {:?}",
+            errors[0]
+        );
+    }
+}
+
+#[rstest]
+#[case::serve_slow(&["serve", "slow", "--help"], "poetry-harness serve slow ")]
+#[case::get(&["get", "--help"], "poetry-harness get ")]
+fn help_shows_an_example_command(#[case] args: &[&str], #[case] example: &str) {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(args);
+    got.assert_success();
+    let help = String::from_utf8_lossy(&got.stdout);
+    // An example has real arguments; the usage line `[OPTIONS] <...>` is none.
+    let is_example = |(at, _): (usize, &str)| {
+        !matches!(
+            help[at + example.len()..].chars().next(),
+            Some('[' | '<') | None
+        )
+    };
+    assert!(
+        help.match_indices(example).any(is_example),
+        "no example {example:?}... in:\n{help}"
+    );
+}
