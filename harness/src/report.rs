@@ -79,14 +79,18 @@ pub fn table(
                     );
                 }
             }
-            let _ = writeln!(
-                out,
-                "    transcript (seed {}, tick {}ms; replay: poetry-harness replay {} --seed {}):",
-                o.seed,
-                o.tick.as_millis(),
-                r.case.id,
-                o.seed
-            );
+            if o.transcript.untimed {
+                let _ = writeln!(out, "    transcript (live run; times left out):");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "    transcript (seed {}, tick {}ms; replay: poetry-harness replay {} --seed {}):",
+                    o.seed,
+                    o.tick.as_millis(),
+                    r.case.id,
+                    o.seed
+                );
+            }
             for line in o.transcript.render().lines() {
                 let _ = writeln!(out, "    {line}");
             }

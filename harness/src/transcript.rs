@@ -23,19 +23,35 @@ pub struct Event {
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     events: Arc<Mutex<Vec<Event>>>,
+    /// Start of a live run (real sockets); `None` in the simulator.
+    epoch: Option<std::time::Instant>,
 }
 
 impl Recorder {
-    /// A new, empty log.
+    /// A new, empty log for a simulated run.
     pub fn new() -> Self {
         Recorder::default()
     }
 
-    /// Appends an event at the current simulated time (zero outside a
-    /// simulation).
+    /// A new, empty log for a live run: times are wall-clock since now.
+    pub fn live() -> Self {
+        Recorder {
+            epoch: Some(std::time::Instant::now()),
+            ..Recorder::default()
+        }
+    }
+
+    /// Time since the run started: simulated, or wall-clock in a live run.
+    pub fn now(&self) -> Duration {
+        match self.epoch {
+            Some(t) => t.elapsed(),
+            None => turmoil::sim_elapsed().unwrap_or_default(),
+        }
+    }
+
+    /// Appends an event at the current time.
     pub fn log(&self, who: &str, what: impl Into<String>) {
-        let at = turmoil::sim_elapsed().unwrap_or_default();
-        self.log_at(at, who, what);
+        self.log_at(self.now(), who, what);
     }
 
     /// Appends an event at a given time.
@@ -62,9 +78,17 @@ pub const FOLD_RUNS_OF: usize = 4;
 pub struct Transcript {
     /// The events in the order they happened.
     pub events: Vec<Event>,
+    /// Times are wall-clock noise (a live run): render without them.
+    pub untimed: bool,
 }
 
 impl Transcript {
+    /// The same events, to be rendered without times.
+    pub fn untimed(mut self) -> Self {
+        self.untimed = true;
+        self
+    }
+
     /// The text form: one line per event (runs folded), times in seconds
     /// with millisecond precision.
     pub fn render(&self) -> String {
@@ -83,29 +107,37 @@ impl Transcript {
             }
             if j - i >= FOLD_RUNS_OF {
                 let bytes: usize = ev[i..j].iter().filter_map(|e| bytes_of(&e.what)).sum();
+                let until = if self.untimed {
+                    String::new()
+                } else {
+                    format!(" until {}", secs(ev[j - 1].at))
+                };
                 let _ = writeln!(
                     out,
-                    "{:>10}  {:<10} {} x{} until {} ({} bytes in all)",
-                    secs(ev[i].at),
+                    "{}{:<10} {} x{}{until} ({} bytes in all)",
+                    self.stamp(ev[i].at),
                     ev[i].who,
                     kind.unwrap_or_default(),
                     j - i,
-                    secs(ev[j - 1].at),
                     bytes
                 );
                 i = j;
                 continue;
             }
-            let _ = writeln!(
-                out,
-                "{:>10}  {:<10} {}",
-                secs(ev[i].at),
-                ev[i].who,
-                ev[i].what
-            );
+            let _ = writeln!(out, "{}{:<10} {}", self.stamp(ev[i].at), ev[i].who, ev[i].what);
             i += 1;
         }
         out
+    }
+}
+
+impl Transcript {
+    fn stamp(&self, at: Duration) -> String {
+        if self.untimed {
+            String::new()
+        } else {
+            format!("{:>10}  ", secs(at))
+        }
     }
 }
 

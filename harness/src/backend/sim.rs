@@ -112,8 +112,10 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
         sim.host(host.as_str(), move || {
             let (name, spec, rec, seen) = (name.clone(), spec.clone(), rec.clone(), seen.clone());
             async move {
+                let bind = format!("0.0.0.0:{PORT}");
                 let _ =
-                    peers::poetry_server::run(Net::Sim, name, spec, seed, perturb, rec, seen).await;
+                    peers::poetry_server::run(Net::Sim, name, spec, bind, seed, perturb, rec, seen)
+                        .await;
                 Ok(())
             }
         });
@@ -123,7 +125,7 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
         sim.host(peers::transform_server::NAME, move || {
             let (x, rec, seen) = (x.clone(), rec.clone(), seen.clone());
             async move {
-                let _ = peers::transform_server::run(Net::Sim, x, rec, seen).await;
+                let _ = peers::transform_server::run(Net::Sim, x, format!("0.0.0.0:{PORT}"), rec, seen).await;
                 Ok(())
             }
         });
@@ -279,6 +281,7 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
         leaks,
         transcript: Transcript {
             events: rec.events(),
+            untimed: false,
         },
         seed: opts.seed,
         tick,

@@ -241,6 +241,10 @@ pub struct Case {
     /// Under the tutorial profile this case is UNSUPPORTED.
     #[serde(default)]
     pub tutorial_unsupported: bool,
+    /// Only the simulator runs it (a live run would take too long even
+    /// scaled, or needs what real sockets cannot do); say why in a comment.
+    #[serde(default)]
+    pub sim_only: bool,
 }
 
 impl Case {

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{is_reset, note, now, Ending, Recorder, Shared, PORT};
+use super::{is_reset, note, Ending, Recorder, Shared};
 use crate::case::{End, ServerPeer};
 use crate::net::{Net, TcpStream};
 use crate::transcript::preview;
@@ -51,12 +51,7 @@ pub fn plan(spec: &ServerPeer, poem: &Bytes, rng: &mut ChaCha8Rng, perturb: bool
         } else {
             sent.len() - at
         };
-        let mut size = if perturb {
-            rng.random_range(1..=size)
-        } else {
-            size
-        };
-        size = size.min(sent.len() - at);
+        let mut size = size.min(sent.len() - at);
         // A boundary falls exactly at `pause_after`.
         if let Some(n) = spec.pause_after.filter(|n| at < *n && *n < at + size) {
             size = n - at;
@@ -78,20 +73,32 @@ pub fn plan(spec: &ServerPeer, poem: &Bytes, rng: &mut ChaCha8Rng, perturb: bool
             pause += spec.pause.0;
             paused = true;
         }
-        steps.push(Step {
-            pause,
-            bytes: sent.slice(offset..offset + size),
-        });
+        // Exploring: the same bytes at the same times, cut into a few
+        // back-to-back writes at seeded random points.
+        let pieces = if perturb && size > 1 { rng.random_range(1..=3.min(size)) } else { 1 };
+        let mut cuts: Vec<usize> = (1..pieces).map(|_| rng.random_range(1..size)).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut from = 0;
+        for cut in cuts.into_iter().chain([size]) {
+            steps.push(Step {
+                pause: if from == 0 { pause } else { Duration::ZERO },
+                bytes: sent.slice(offset + from..offset + cut),
+            });
+            from = cut;
+        }
         offset += size;
     }
     steps
 }
 
-/// Runs a scripted poetry server named `name` until the simulation ends.
+/// Runs a scripted poetry server named `name`, listening on `bind`, until
+/// the run ends.
 pub async fn run(
     net: Net,
     name: String,
     spec: ServerPeer,
+    bind: String,
     seed: u64,
     perturb: bool,
     rec: Recorder,
@@ -105,7 +112,7 @@ pub async fn run(
         // Nothing listens; a blackhole also never answers (held link).
         std::future::pending::<()>().await;
     }
-    let listener = net.bind(&format!("0.0.0.0:{PORT}")).await?;
+    let listener = net.bind(&bind).await?;
     let poem = spec.poem.bytes();
     let mut conn = 0u64;
     loop {
@@ -145,7 +152,7 @@ async fn serve_one(
             },
         );
         note(&seen, |o| {
-            o.closes.entry(name.clone()).or_default().push((now(), how))
+            o.closes.entry(name.clone()).or_default().push((rec.now(), how))
         });
     };
     let wrote = {

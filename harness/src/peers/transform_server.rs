@@ -1,11 +1,17 @@
 //! The scripted transform server: reads one request netstring and answers,
 //! or misbehaves, the way a transforming-client case says.
+//!
+//! Like the series' Twisted server (no half-close support), it takes a FIN
+//! from the client before its reply as the end of the connection and
+//! closes without replying, so a client that half-closes after its request
+//! (NET-7) loses the reply. When it stalls, it still logs the moment the
+//! client gives up (NET-5, TCLIENT-5).
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 
-use super::{note, Recorder, Shared, PORT};
+use super::{note, Recorder, Shared};
 use crate::case::{XformBehaviour, XformPeer};
 use crate::net::{Net, TcpStream};
 use crate::protocol::netstring::{self, NetstringCodec};
@@ -20,11 +26,11 @@ pub const NAME: &str = "xform";
 const PEER_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Runs the scripted transform server until the simulation ends.
-pub async fn run(net: Net, spec: XformPeer, rec: Recorder, seen: Shared) -> std::io::Result<()> {
+pub async fn run(net: Net, spec: XformPeer, bind: String, rec: Recorder, seen: Shared) -> std::io::Result<()> {
     if spec.behaviour == XformBehaviour::Absent {
         std::future::pending::<()>().await;
     }
-    let listener = net.bind(&format!("0.0.0.0:{PORT}")).await?;
+    let listener = net.bind(&bind).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         rec.log(NAME, "accept");
@@ -61,8 +67,30 @@ async fn answer(mut stream: TcpStream, spec: XformPeer, rec: Recorder, seen: Sha
     };
     rec.log(NAME, format!("request {}", preview(&payload)));
     note(&seen, |o| o.requests.push(payload.to_vec()));
-    if !spec.delay.0.is_zero() {
-        tokio::time::sleep(spec.delay.0).await;
+    // Until the reply goes out, watch the client as the series' Twisted
+    // server does: bytes after the request are ignored, but a FIN is the
+    // end of the connection (no half-close support, NET-7), so a client
+    // that half-closes before the reply gets none.
+    let mut sink = [0u8; 256];
+    let wait = tokio::time::sleep(spec.delay.0);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            biased;
+            r = stream.read(&mut sink) => match r {
+                Ok(0) => {
+                    rec.log(NAME, "client closed (FIN) before the reply: closing without a reply");
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+                Ok(n) => rec.log(NAME, format!("recv after the request {}", preview(&sink[..n]))),
+                Err(_) => {
+                    rec.log(NAME, "client reset the connection (RST) before the reply");
+                    return;
+                }
+            },
+            _ = &mut wait => break,
+        }
     }
     let reply: &[u8] = match spec.behaviour {
         XformBehaviour::Answer => match transform::respond(&payload) {
@@ -85,8 +113,18 @@ async fn answer(mut stream: TcpStream, spec: XformPeer, rec: Recorder, seen: Sha
         }
         XformBehaviour::Stall => {
             rec.log(NAME, "stall (never replies)");
-            std::future::pending::<()>().await;
-            b""
+            // Never reply, but note when the client gives up (NET-5).
+            loop {
+                match stream.read(&mut sink).await {
+                    Ok(0) => rec.log(NAME, "client closed (FIN)"),
+                    Ok(n) => {
+                        rec.log(NAME, format!("recv after the request {}", preview(&sink[..n])));
+                        continue;
+                    }
+                    Err(_) => rec.log(NAME, "client reset the connection (RST)"),
+                }
+                std::future::pending::<()>().await;
+            }
         }
         XformBehaviour::Malformed => b"5x:hello,",
         XformBehaviour::Truncated => b"40:only part of a repl",
@@ -97,6 +135,5 @@ async fn answer(mut stream: TcpStream, spec: XformPeer, rec: Recorder, seen: Sha
     }
     let _ = stream.shutdown().await;
     rec.log(NAME, "close FIN");
-    let mut sink = [0u8; 256];
     while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
 }
