@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::backend::live::{self, LiveSubject};
 use crate::backend::sim::{self, RunOptions};
 use crate::backend::RunOutcome;
 use crate::case::Case;
@@ -52,7 +53,7 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: &EngineOptions) -> Case
         };
     }
     let outcome = sim::run(case, imp, opts.run);
-    let verdict = verdict::judge(case, &outcome, opts.profile);
+    let verdict = verdict::judge(case, &outcome);
     CaseResult {
         case: case.clone(),
         verdict,
@@ -69,14 +70,67 @@ pub fn run_all(
     opts: &EngineOptions,
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
+    run_parallel(cases, opts.jobs, &|case| run_case(case, imp, opts), progress)
+}
+
+/// Runs and judges one case against a program (live backend).
+pub fn run_case_live(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> CaseResult {
+    let subject = target.roles.get(&case.role);
+    let unsupported = verdict::precheck_parts(case, &target.name, subject.is_some(), &target.lacks, opts.profile)
+        .or_else(|| live::live_unsupported(case).map(|why| Verdict { kind: Kind::Unsupported, reason: why.into(), failed: Vec::new() }));
+    let (Some(subject), None) = (subject, &unsupported) else {
+        return CaseResult {
+            case: case.clone(),
+            verdict: unsupported.expect("unsupported when there is no subject"),
+            outcome: None,
+        };
+    };
+    // Judged against the scaled case: its time bounds are scaled too.
+    let scaled = live::scaled(case, subject.time_scale);
+    let outcome = live::run(&scaled, subject, opts.run.seed);
+    let verdict = verdict::judge(&scaled, &outcome);
+    CaseResult {
+        case: case.clone(),
+        verdict,
+        outcome: Some(outcome),
+    }
+}
+
+/// Programs under test, one per role they play (live backend).
+#[derive(Debug, Clone, Default)]
+pub struct LiveTarget {
+    /// Shown in reports.
+    pub name: String,
+    /// Features the programs lack.
+    pub lacks: Vec<crate::case::Feature>,
+    /// The program of each role.
+    pub roles: indexmap::IndexMap<crate::case::Role, LiveSubject>,
+}
+
+/// [`run_all`] for programs on real sockets.
+pub fn run_all_live(
+    cases: &[&Case],
+    target: &LiveTarget,
+    opts: &EngineOptions,
+    progress: &(dyn Fn(&CaseResult) + Sync),
+) -> Vec<CaseResult> {
+    run_parallel(cases, opts.jobs, &|case| run_case_live(case, target, opts), progress)
+}
+
+fn run_parallel(
+    cases: &[&Case],
+    jobs: usize,
+    run_one: &(dyn Fn(&Case) -> CaseResult + Sync),
+    progress: &(dyn Fn(&CaseResult) + Sync),
+) -> Vec<CaseResult> {
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<CaseResult>>> = cases.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..opts.jobs.clamp(1, cases.len().max(1)) {
+        for _ in 0..jobs.clamp(1, cases.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(case) = cases.get(i) else { break };
-                let result = run_case(case, imp, opts);
+                let result = run_one(case);
                 progress(&result);
                 *slots[i].lock().expect("slot lock") = Some(result);
             });
@@ -107,7 +161,7 @@ pub fn explore(
                 seed,
                 perturb: true,
             };
-            let v = verdict::judge(case, &sim::run(case, imp, run), opts.profile);
+            let v = verdict::judge(case, &sim::run(case, imp, run));
             v.kind.fails(opts.profile).then_some((seed, v.kind))
         })
         .collect()

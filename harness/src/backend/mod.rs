@@ -1,6 +1,8 @@
 //! Where cases run. [`sim`]: in-process Rust implementations inside
-//! turmoil, simulated time, seeded and exact.
+//! turmoil, simulated time, seeded and exact. [`live`]: any program,
+//! started from a command template, on real loopback sockets.
 
+pub mod live;
 pub mod sim;
 
 use std::time::Duration;
@@ -32,6 +34,8 @@ pub enum RunEnd {
     TimedOut(Duration),
     /// The subject panicked or the harness failed.
     Crashed(String),
+    /// The program declared it does not support the case (exit 127).
+    Unsupported(String),
 }
 
 /// Everything one run produced, for the verdict and the report.

@@ -26,6 +26,14 @@ use crate::verdict::Profile;
 ///   poetry-harness run client.reset-mid-poem --transcripts
 ///   poetry-harness run --explore 20            # 20 random seeds per case
 ///   poetry-harness run --junit report.xml --json report.json
+///
+/// Any program, in any language, on real loopback sockets (live backend):
+///   poetry-harness run --role client --cmd 'python3 get_poetry.py {addrs}'
+///   poetry-harness run --manifest impl.toml
+/// Placeholders: {port} {addr} {addrs} {poem} {upstream} {xform} {transform}
+/// {timeout} {num_bytes} {delay}. The program sees the case ID in POETRY_CASE;
+/// exit status 127 declares a case unsupported, if a probe shows the program
+/// follows that convention.
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
@@ -56,6 +64,24 @@ pub struct RunArgs {
     /// Write a JSON report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Live backend: the role the program given with --cmd plays.
+    #[arg(long, requires = "cmd")]
+    role: Option<crate::case::Role>,
+    /// Live backend: the program's command template.
+    #[arg(long, requires = "role", conflicts_with = "manifest")]
+    cmd: Option<String>,
+    /// Live backend: how a client's stdout holds the poems (exact or contains).
+    #[arg(long, default_value = "exact")]
+    contract: crate::backend::live::contract::Contract,
+    /// Live backend: features the program lacks (e.g. timeouts); their cases are UNSUPPORTED.
+    #[arg(long, value_delimiter = ',')]
+    lacks: Vec<String>,
+    /// Live backend: the roles and commands of an implementation, in a TOML manifest.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Live backend: multiply every delay and timeout of the cases by this.
+    #[arg(long, default_value_t = 0.05)]
+    time_scale: f64,
 }
 
 /// Loads the catalog the arguments name.
@@ -72,6 +98,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if cases.is_empty() {
         anyhow::bail!("no case matches {}", args.cases.join(" "));
     }
+    let live = live_target(&args)?;
     let imp = Implementation::reference();
     let mut opts = EngineOptions {
         profile: args.profile,
@@ -98,21 +125,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             }
         }
     };
-    let results = engine::run_all(&cases, &imp, &opts, &progress);
+    let (results, name) = match &live {
+        Some(target) => {
+            crate::backend::live::process::install_interrupt_handler();
+            (engine::run_all_live(&cases, target, &opts, &progress), target.name.clone())
+        }
+        None => (engine::run_all(&cases, &imp, &opts, &progress), imp.name.clone()),
+    };
+    let profile = args.profile;
     // Reports are written before anything can fail, so nothing is lost.
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit(&results, &imp.name, args.profile))
+        std::fs::write(path, report::junit(&results, &name, profile))
             .with_context(|| format!("cannot write JUnit report '{}'", path.display()))?;
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, report::json(&results, &imp.name, args.profile))
+        std::fs::write(path, report::json(&results, &name, profile))
             .with_context(|| format!("cannot write JSON report '{}'", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     out.write_all(
         report::table(
             &results,
-            &imp.name,
+            &name,
             args.profile,
             args.transcripts,
             report::use_colour(),
@@ -120,7 +154,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .as_bytes(),
     )?;
     let mut failed = results.iter().any(|r| r.verdict.kind.fails(args.profile));
-    if args.explore > 0 {
+    if args.explore > 0 && live.is_none() {
         writeln!(out, "\nexploring {} random seed(s) per case", args.explore)?;
         let base = args.seed.unwrap_or(0);
         let mut any = false;
@@ -175,5 +209,64 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         transcripts: true,
         junit: None,
         json: None,
+        role: None,
+        cmd: None,
+        contract: Default::default(),
+        lacks: Vec::new(),
+        manifest: None,
+        time_scale: 0.05,
     })
+}
+
+/// The programs under test, from --role/--cmd or --manifest; None for the
+/// simulator.
+fn live_target(args: &RunArgs) -> anyhow::Result<Option<engine::LiveTarget>> {
+    use crate::backend::live::{manifest::Manifest, probe, template, LiveSubject};
+    use crate::case::{Feature, Role};
+    use std::time::Duration;
+    if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
+        anyhow::bail!("--time-scale {} must be above 0 and at most 10", args.time_scale);
+    }
+    let parse_lacks = |names: &[String]| -> anyhow::Result<Vec<Feature>> {
+        names
+            .iter()
+            .map(|n| {
+                toml::Value::String(n.clone())
+                    .try_into::<Feature>()
+                    .map_err(|_| anyhow::anyhow!("unknown feature '{n}' (known: timeouts, extra-transforms)"))
+            })
+            .collect()
+    };
+    let subject = |role: Role, command: &str, contract, startup: f64, scale: f64| LiveSubject {
+        role,
+        command: command.to_string(),
+        contract,
+        startup_timeout: Duration::from_secs_f64(startup),
+        time_scale: scale,
+        exit_127_unsupported: probe(command),
+    };
+    if let (Some(role), Some(cmd)) = (args.role, &args.cmd) {
+        template::check(cmd).map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
+        let mut roles = indexmap::IndexMap::new();
+        roles.insert(role, subject(role, cmd, args.contract, 10.0, args.time_scale));
+        return Ok(Some(engine::LiveTarget {
+            name: cmd.clone(),
+            lacks: parse_lacks(&args.lacks)?,
+            roles,
+        }));
+    }
+    let Some(path) = &args.manifest else { return Ok(None) };
+    let m = Manifest::load(path).map_err(|e| anyhow::anyhow!(e))?;
+    let scale = m.time_scale.unwrap_or(args.time_scale);
+    let mut roles = indexmap::IndexMap::new();
+    for role in Role::ALL {
+        if let Some(rc) = m.role(role) {
+            roles.insert(role, subject(role, &rc.command, rc.contract, rc.startup_timeout, scale));
+        }
+    }
+    Ok(Some(engine::LiveTarget {
+        name: m.name.clone(),
+        lacks: m.lacks.clone(),
+        roles,
+    }))
 }

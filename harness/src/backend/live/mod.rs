@@ -1,0 +1,349 @@
+//! The live backend: a real program, started from a command template, on
+//! real loopback sockets, against the same scripted peers and verdicts as
+//! the simulator.
+//!
+//! Per case: the peers listen on free ports of 127.0.0.1; the program is
+//! started with the placeholders filled in and `POETRY_CASE` set to the
+//! case ID; a server is ready when it prints a line naming its port; a
+//! client runs to its exit; then the whole process group is killed. Every
+//! delay and timeout of the case is multiplied by the time scale, so a
+//! 0.7 s pause can take 35 ms. Transcripts carry no times: wall-clock
+//! times would differ on every run.
+
+pub mod contract;
+pub mod manifest;
+pub mod process;
+pub mod template;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use self::contract::Contract;
+use self::process::{free_port, Program};
+use super::{RunEnd, RunOutcome, SubjectResult};
+use crate::case::{Case, Role};
+use crate::duration::Dur;
+use crate::net::Net;
+use crate::peers::{self, Observations, Recorder};
+use crate::reference::{FetchError, TransformFailure, Transformed};
+use crate::transcript::{preview, Transcript};
+
+/// Exit status by which a program declares a case unsupported (the QUIC
+/// interop runner's convention), when its probe showed it follows it.
+pub const UNSUPPORTED_STATUS: i32 = 127;
+
+/// The case name used to probe for that convention.
+pub const PROBE_CASE: &str = "bogus-poetry-harness-probe";
+
+/// A program under test for one role.
+#[derive(Debug, Clone)]
+pub struct LiveSubject {
+    /// The role it plays.
+    pub role: Role,
+    /// Its command template.
+    pub command: String,
+    /// Clients: how stdout holds the poems.
+    pub contract: Contract,
+    /// Longest wait for a server to announce its port.
+    pub startup_timeout: Duration,
+    /// Delays and timeouts are multiplied by this.
+    pub time_scale: f64,
+    /// Whether exit status 127 means "unsupported" (learned by [`probe`]).
+    pub exit_127_unsupported: bool,
+}
+
+/// Multiplies every duration of a case by `scale` (whole milliseconds, at
+/// least 1 ms where the original was not zero).
+pub fn scaled(case: &Case, scale: f64) -> Case {
+    let s = |d: &mut Dur| {
+        if !d.0.is_zero() {
+            let ms = (d.0.as_secs_f64() * 1000.0 * scale).round().max(1.0);
+            d.0 = Duration::from_millis(ms as u64);
+        }
+    };
+    let mut c = case.clone();
+    s(&mut c.limit);
+    s(&mut c.subject.connect_timeout);
+    s(&mut c.subject.idle_timeout);
+    s(&mut c.subject.transform_timeout);
+    if let Some(d) = c.subject.delay.as_mut() {
+        s(d);
+    }
+    for p in &mut c.servers {
+        for d in [&mut p.delay, &mut p.first_delay, &mut p.pause, &mut p.end_delay] {
+            s(d);
+        }
+    }
+    for p in &mut c.clients {
+        for d in [&mut p.start, &mut p.stagger, &mut p.send_delay, &mut p.read_delay] {
+            s(d);
+        }
+        if let Some(d) = p.leave_at.as_mut() {
+            s(d);
+        }
+    }
+    if let Some(x) = c.xform.as_mut() {
+        s(&mut x.delay);
+    }
+    for e in std::iter::once(&mut c.expect).chain(c.tutorial.as_mut()) {
+        for d in [&mut e.elapsed_max, &mut e.elapsed_min, &mut e.upstream_closed_within].into_iter().flatten() {
+            s(d);
+        }
+        // Real programs start slowly and real timers overshoot a little on
+        // every pause: upper bounds get slack; lower bounds stay, since
+        // nothing real runs early.
+        for d in [&mut e.elapsed_max, &mut e.upstream_closed_within].into_iter().flatten() {
+            d.0 += LIVE_SLACK + d.0.mul_f64(LIVE_SLACK_RATIO);
+        }
+    }
+    c
+}
+
+/// Slack added to every upper time bound in a live run: an interpreter's
+/// start-up and a loaded machine's scheduling.
+pub const LIVE_SLACK: Duration = Duration::from_millis(300);
+
+/// Further slack, as a share of the bound: timer overshoot adds up over
+/// many pauses.
+pub const LIVE_SLACK_RATIO: f64 = 0.1;
+
+/// Whether the case can run on real sockets at all.
+pub fn live_unsupported(case: &Case) -> Option<&'static str> {
+    if case.servers.iter().any(|s| s.blackhole) {
+        return Some("a connection that never completes needs the simulator");
+    }
+    if case.sim_only {
+        return Some("this case runs in the simulator only (see its sim_only note)");
+    }
+    None
+}
+
+/// Asks the program, once, whether it follows the exit-127 convention:
+/// started with a bogus case name, does it exit 127 at once?
+pub fn probe(command: &str) -> bool {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return false;
+    };
+    rt.block_on(async {
+        let env = [("POETRY_CASE".to_string(), PROBE_CASE.to_string())];
+        let cmd = template::expand(command, &IndexMap::new(), false).unwrap_or_default();
+        let Ok(mut p) = Program::spawn(&cmd, &env) else {
+            return false;
+        };
+        matches!(p.wait(Duration::from_secs(5)).await, Some(s) if s.code() == Some(UNSUPPORTED_STATUS))
+    })
+}
+
+/// Runs one case, already [`scaled`], against a program.
+pub fn run(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(run_async(case, subject, seed))
+}
+
+async fn run_async(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome {
+    let rec = Recorder::live();
+    let seen: peers::Shared = Arc::new(Mutex::new(Observations::default()));
+    let mut outcome = RunOutcome {
+        end: RunEnd::Finished(Duration::ZERO),
+        result: SubjectResult::Serving,
+        subject_done: None,
+        seen: Observations::default(),
+        leaks: None,
+        transcript: Transcript::default(),
+        seed,
+        tick: Duration::ZERO,
+    };
+    let end = match drive(case, subject, seed, &rec, &seen, &mut outcome).await {
+        Ok(end) => end,
+        Err(e) => RunEnd::Crashed(e),
+    };
+    outcome.end = end;
+    outcome.seen = std::mem::take(&mut *seen.lock().expect("observations lock"));
+    outcome.transcript = Transcript {
+        events: rec.events(),
+        untimed: true,
+    };
+    outcome
+}
+
+async fn drive(
+    case: &Case,
+    subject: &LiveSubject,
+    seed: u64,
+    rec: &Recorder,
+    seen: &peers::Shared,
+    outcome: &mut RunOutcome,
+) -> Result<RunEnd, String> {
+    let io = |e: std::io::Error| e.to_string();
+    // Peers first, so the program can be told where they are.
+    let mut addrs = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, (name, spec)) in case.server_names().into_iter().zip(&case.servers).enumerate() {
+        let port = free_port().map_err(io)?;
+        let bind = format!("127.0.0.1:{port}");
+        addrs.push(bind.clone());
+        let (rec, seen, spec) = (rec.clone(), seen.clone(), spec.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = peers::poetry_server::run(Net::Tokio, name, spec, bind, seed.wrapping_add(i as u64 + 1), false, rec, seen).await;
+        }));
+    }
+    let mut xform_addr = String::new();
+    if let Some(x) = &case.xform {
+        let port = free_port().map_err(io)?;
+        xform_addr = format!("127.0.0.1:{port}");
+        let (rec, seen, x, bind) = (rec.clone(), seen.clone(), x.clone(), xform_addr.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = peers::transform_server::run(Net::Tokio, x, bind, rec, seen).await;
+        }));
+    }
+    let poem_file = tempfile::NamedTempFile::new().map_err(io)?;
+    std::fs::write(poem_file.path(), case.subject.poem.bytes()).map_err(io)?;
+    let port = free_port().map_err(io)?;
+    let s = &case.subject;
+    let mut values: IndexMap<&str, String> = IndexMap::new();
+    values.insert("port", port.to_string());
+    values.insert("addr", addrs.first().cloned().unwrap_or_default());
+    values.insert("addrs", addrs.join(" "));
+    values.insert("poem", template::shell_quote(&poem_file.path().display().to_string()));
+    values.insert("upstream", addrs.first().cloned().unwrap_or_default());
+    values.insert("xform", xform_addr);
+    values.insert("transform", template::shell_quote(&s.transform));
+    values.insert("timeout", format!("{}", s.idle_timeout.0.as_secs_f64()));
+    values.insert("num_bytes", s.num_bytes.unwrap_or(usize::MAX / 2).to_string());
+    values.insert("delay", format!("{}", s.delay.map_or(0.0, |d| d.0.as_secs_f64())));
+    let command = template::expand(&subject.command, &values, false)?;
+    let env = [
+        ("POETRY_CASE".to_string(), case.id.clone()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+    ];
+    rec.log("subject", format!("start: {command}"));
+    let mut program = Program::spawn(&command, &env).map_err(|e| format!("cannot start '{command}': {e}"))?;
+    let limit = case.limit.0 + Duration::from_secs(5);
+    let end = match case.role {
+        Role::Client | Role::TransformClient => {
+            let status = program.wait(limit).await;
+            let stdout = program.stdout();
+            let stderr = String::from_utf8_lossy(&program.stderr().bytes).into_owned();
+            log_output(rec, &stdout.bytes, &stderr);
+            let Some(status) = status else {
+                rec.log("subject", "still running at the time limit: killed");
+                return Ok(RunEnd::TimedOut(case.limit.0));
+            };
+            rec.log("subject", format!("exit status {}", status.code().map_or("signal".into(), |c| c.to_string())));
+            if subject.exit_127_unsupported && status.code() == Some(UNSUPPORTED_STATUS) {
+                return Ok(RunEnd::Unsupported("the program exited 127: it does not support this case".into()));
+            }
+            outcome.subject_done = Some(rec.now());
+            let poems: Vec<Option<Bytes>> = case
+                .servers
+                .iter()
+                .map(|p| {
+                    let b = p.poem.bytes();
+                    Some(b.slice(..p.truncate.unwrap_or(b.len()).min(b.len())))
+                })
+                .collect();
+            outcome.result = if case.role == Role::Client {
+                SubjectResult::Poems(contract::parse(subject.contract, &stdout.bytes, &stderr, &addrs, &poems))
+            } else {
+                SubjectResult::Transformed(transformed(&stdout.bytes, &stderr, &addrs, &poems, &s.transform))
+            };
+            RunEnd::Finished(rec.now())
+        }
+        Role::Server | Role::TransformServer | Role::Proxy => {
+            let needle = format!(":{port}");
+            let ready = program
+                .wait_for_line(subject.startup_timeout, |l| l.contains(&needle) || l.split(|c: char| !c.is_ascii_digit()).any(|w| w == port.to_string()))
+                .await;
+            match ready {
+                Some(line) => rec.log("subject", format!("ready: {line}")),
+                None => {
+                    let stderr = String::from_utf8_lossy(&program.stderr().bytes).into_owned();
+                    log_output(rec, &program.stdout().bytes, &stderr);
+                    return Err(format!(
+                        "the program did not print a line naming port {port} within {:?}",
+                        subject.startup_timeout
+                    ));
+                }
+            }
+            let mut clients = Vec::new();
+            for (base, spec) in case.client_names().iter().zip(&case.clients) {
+                for k in 0..spec.count {
+                    let name = if spec.count == 1 { base.clone() } else { format!("{base}-{}", k + 1) };
+                    let start = spec.start.0 + spec.stagger.0 * k as u32;
+                    let (spec, rec, seen, target) = (spec.clone(), rec.clone(), seen.clone(), format!("127.0.0.1:{port}"));
+                    clients.push(tokio::spawn(peers::client::run(Net::Tokio, name, spec, target, start, rec, seen)));
+                }
+            }
+            let all = async {
+                for c in clients {
+                    let _ = c.await;
+                }
+            };
+            let finished = tokio::time::timeout(limit, all).await.is_ok();
+            let at = rec.now();
+            // Let the program close what it should, as the sim's settle time.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let stderr = String::from_utf8_lossy(&program.stderr().bytes).into_owned();
+            log_output(rec, &program.stdout().bytes, &stderr);
+            if !finished {
+                return Ok(RunEnd::TimedOut(case.limit.0));
+            }
+            if let Some(status) = program.try_status() {
+                rec.log("subject", format!("exited early with status {:?}", status.code()));
+            }
+            RunEnd::Finished(at)
+        }
+    };
+    program.kill();
+    for t in tasks {
+        t.abort();
+    }
+    Ok(end)
+}
+
+fn log_output(rec: &Recorder, stdout: &[u8], stderr: &str) {
+    if !stdout.is_empty() {
+        rec.log("subject", format!("stdout {}", preview(stdout)));
+    }
+    for line in stderr.lines().take(8) {
+        rec.log("subject", format!("stderr: {line}"));
+    }
+}
+
+/// A transforming client's results from its output (exact contract): the
+/// transformed poem, else the original (a fallback, whose failure stderr
+/// should name), else nothing (a failed download).
+fn transformed(stdout: &[u8], stderr: &str, addrs: &[String], poems: &[Option<Bytes>], name: &str) -> Vec<Transformed> {
+    let mut rest = stdout;
+    let t = crate::protocol::transform::Transform::from_name(name);
+    addrs
+        .iter()
+        .zip(poems)
+        .map(|(addr, poem)| {
+            let poem = poem.clone().unwrap_or_default();
+            let text = std::str::from_utf8(&poem).ok();
+            let want = text.zip(t).map(|(p, t)| t.apply(p)).unwrap_or_default();
+            if !want.is_empty() && rest.starts_with(want.as_bytes()) {
+                rest = &rest[want.len()..];
+                return Transformed::Poem(want);
+            }
+            if !poem.is_empty() && rest.starts_with(&poem) {
+                rest = &rest[poem.len()..];
+                let named = stderr.lines().any(|l| l.contains(addr) || l.to_lowercase().contains("transform"));
+                let failure = if named { TransformFailure::NoReply } else { TransformFailure::BadReply("no failure reported on stderr".into()) };
+                if named {
+                    return Transformed::Fallback { original: poem, failure };
+                }
+                // A silent fallback reads as a transformed poem that is wrong.
+                return Transformed::Poem(String::from_utf8_lossy(&poem).into_owned());
+            }
+            Transformed::DownloadFailed(FetchError::Other("nothing printed for this poem".into()))
+        })
+        .collect()
+}
