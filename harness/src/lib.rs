@@ -34,6 +34,8 @@ pub mod catalog;
 pub mod cli;
 pub mod duration;
 pub mod engine;
+#[path = "../../fixtures/mutants/mod.rs"]
+pub mod mutants;
 pub mod net;
 pub mod peers;
 pub mod protocol;
@@ -41,5 +43,6 @@ pub mod reference;
 pub mod report;
 pub mod roles;
 pub mod spec;
+pub mod testing;
 pub mod transcript;
 pub mod verdict;
