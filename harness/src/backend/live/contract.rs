@@ -28,24 +28,27 @@ impl std::str::FromStr for Contract {
     }
 }
 
-/// The failure a stderr line reports for `addr`, if one does.
+/// The failure a stderr line naming `addr` reports, if one does (progress
+/// lines naming it are passed over).
 fn failure_for(stderr: &str, addr: &str) -> Option<FetchError> {
     let port = addr.rsplit(':').next().unwrap_or(addr);
-    let line = stderr.lines().find(|l| {
-        l.contains(addr) || l.split(|c: char| !c.is_ascii_digit()).any(|w| w == port)
-    })?;
-    let l = line.to_ascii_lowercase();
-    Some(if l.contains("refused") {
-        FetchError::Refused
-    } else if l.contains("reset") {
-        FetchError::Reset { after: 0 }
-    } else if l.contains("timeout") || l.contains("timed out") {
-        FetchError::Timeout { waiting_for: "data", after: 0 }
-    } else if l.contains("fail") || l.contains("error") {
-        FetchError::Other(line.trim().to_string())
-    } else {
-        return None;
-    })
+    stderr
+        .lines()
+        .filter(|l| l.contains(addr) || l.split(|c: char| !c.is_ascii_digit()).any(|w| w == port))
+        .find_map(|line| {
+            let l = line.to_ascii_lowercase();
+            Some(if l.contains("refused") {
+                FetchError::Refused
+            } else if l.contains("reset") {
+                FetchError::Reset { after: 0 }
+            } else if l.contains("timeout") || l.contains("timed out") {
+                FetchError::Timeout { waiting_for: "data", after: 0 }
+            } else if l.contains("fail") || l.contains("error") {
+                FetchError::Other(line.trim().to_string())
+            } else {
+                return None;
+            })
+        })
 }
 
 /// One result per address, from stdout and stderr, given the poems the
@@ -115,6 +118,13 @@ mod tests {
     fn short_poem_is_a_prefix() {
         let r = parse(Contract::Exact, b"ab", "", &addrs(1), &poems(&["abc"]));
         assert_eq!(r, vec![Ok(Bytes::from("ab"))]);
+    }
+
+    #[test]
+    fn progress_line_before_the_failure_line_is_passed_over() {
+        let stderr = "Task 1: got 200 bytes of poetry from 127.0.0.1:40001\n127.0.0.1:40001: download failed: timeout\n";
+        let r = parse(Contract::Exact, b"", stderr, &addrs(1), &poems(&["abc"]));
+        assert!(matches!(r[0], Err(FetchError::Timeout { .. })), "{r:?}");
     }
 
     #[test]
