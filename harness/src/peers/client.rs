@@ -80,12 +80,19 @@ pub async fn run(
     };
     tokio::pin!(deadline);
 
-    // Send, in pieces if asked.
+    // Send, in pieces if asked; `leave_at` applies while sending too.
+    let mut time_to_leave = false;
     if !out.is_empty() {
         let piece = spec.send_chunk.unwrap_or(out.len()).max(1);
         for (i, chunk) in out.chunks(piece).enumerate() {
             if i > 0 && !spec.send_delay.0.is_zero() {
-                tokio::time::sleep(spec.send_delay.0).await;
+                tokio::select! {
+                    _ = &mut deadline => {
+                        time_to_leave = true;
+                        break;
+                    }
+                    _ = tokio::time::sleep(spec.send_delay.0) => {}
+                }
             }
             if let Err(e) = stream.write_all(chunk).await {
                 rec.log(&name, format!("write failed: {e}"));
@@ -94,7 +101,7 @@ pub async fn run(
             rec.log(&name, format!("send {}", preview(chunk)));
         }
     }
-    if spec.half_close {
+    if spec.half_close && !time_to_leave {
         let _ = stream.shutdown().await;
         rec.log(&name, "half-close (FIN), still reading");
     }
@@ -103,6 +110,9 @@ pub async fn run(
     let mut received = Vec::new();
     let mut buf = vec![0u8; spec.read_chunk.unwrap_or(64 * 1024).max(1)];
     let ending = loop {
+        if time_to_leave {
+            break None;
+        }
         if spec.read_limit.is_some_and(|n| received.len() >= n) {
             break None;
         }
@@ -179,6 +189,71 @@ mod tests {
         let (out, req) = outgoing(&spec);
         assert_eq!(out, b"14:cummingsify.Hi,14:cummingsify.Hi,");
         assert_eq!(req.unwrap(), b"cummingsify.Hi");
+    }
+
+    #[test]
+    fn leave_at_interrupts_a_slow_send() {
+        use std::sync::{Arc, Mutex};
+
+        use crate::duration::Dur;
+        use crate::peers::{Observations, PORT};
+
+        let got: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let seen: Shared = Arc::new(Mutex::new(Observations::default()));
+        let mut sim = turmoil::Builder::new()
+            .tick_duration(Duration::from_millis(10))
+            .min_message_latency(Duration::from_millis(10))
+            .max_message_latency(Duration::from_millis(10))
+            .build();
+        let sink = got.clone();
+        sim.host("subject", move || {
+            let sink = sink.clone();
+            async move {
+                let listener = Net::Sim.bind(&format!("0.0.0.0:{PORT}")).await?;
+                let (mut s, _) = listener.accept().await?;
+                let mut buf = [0u8; 16];
+                loop {
+                    let n = s.read(&mut buf).await?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            }
+        });
+        let spec = ClientPeer {
+            send: Some("abcdef".into()),
+            send_chunk: Some(1),
+            send_delay: Dur(Duration::from_secs(1)),
+            leave_at: Some(Dur(Duration::from_millis(2500))),
+            ..ClientPeer::default()
+        };
+        let (rec, seen2) = (Recorder::new(), seen.clone());
+        sim.client("c1", async move {
+            let target = format!("subject:{PORT}");
+            run(
+                Net::Sim,
+                "c1".into(),
+                spec,
+                target,
+                Duration::ZERO,
+                rec,
+                seen2,
+            )
+            .await;
+            Ok(())
+        });
+        sim.run().unwrap();
+        let o = seen.lock().unwrap();
+        let c = &o.clients["c1"];
+        assert_eq!(c.ending, Some(Ending::Left));
+        let left = c.left_at.expect("left early");
+        assert!(
+            left >= Duration::from_millis(2500) && left < Duration::from_millis(2600),
+            "left at {left:?}"
+        );
+        // Sent at 0, 1 and 2 s after connecting; not at 3, 4 and 5 s.
+        assert_eq!(&got.lock().unwrap()[..], b"abc");
     }
 
     #[test]
