@@ -70,14 +70,28 @@ pub fn run_all(
     opts: &EngineOptions,
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
-    run_parallel(cases, opts.jobs, &|case| run_case(case, imp, opts), progress)
+    run_parallel(
+        cases,
+        opts.jobs,
+        &|case| run_case(case, imp, opts),
+        progress,
+    )
 }
 
 /// Runs and judges one case against a program (live backend).
 pub fn run_case_live(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> CaseResult {
     let subject = target.roles.get(&case.role);
-    let unsupported = verdict::precheck_parts(case, &target.name, subject.is_some(), &target.lacks, opts.profile)
-        .or_else(|| live::live_unsupported(case).map(|why| Verdict { kind: Kind::Unsupported, reason: why.into(), failed: Vec::new() }));
+    let mut lacks = target.lacks.clone();
+    lacks.extend(subject.map(|s| s.lacks.clone()).unwrap_or_default());
+    let unsupported =
+        verdict::precheck_parts(case, &target.name, subject.is_some(), &lacks, opts.profile)
+            .or_else(|| {
+                live::live_unsupported(case).map(|why| Verdict {
+                    kind: Kind::Unsupported,
+                    reason: why.into(),
+                    failed: Vec::new(),
+                })
+            });
     let (Some(subject), None) = (subject, &unsupported) else {
         return CaseResult {
             case: case.clone(),
@@ -105,6 +119,8 @@ pub struct LiveTarget {
     pub lacks: Vec<crate::case::Feature>,
     /// The program of each role.
     pub roles: indexmap::IndexMap<crate::case::Role, LiveSubject>,
+    /// The profile the manifest asks for, if any.
+    pub profile: Option<Profile>,
 }
 
 /// [`run_all`] for programs on real sockets.
@@ -114,7 +130,12 @@ pub fn run_all_live(
     opts: &EngineOptions,
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
-    run_parallel(cases, opts.jobs, &|case| run_case_live(case, target, opts), progress)
+    run_parallel(
+        cases,
+        opts.jobs,
+        &|case| run_case_live(case, target, opts),
+        progress,
+    )
 }
 
 fn run_parallel(

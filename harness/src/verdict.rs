@@ -171,7 +171,10 @@ pub fn judge(case: &Case, out: &RunOutcome) -> Verdict {
     // The same verdict under both profiles: a behaviour only the tutorial
     // alternative accepts is NON-STRICT, which fails a strict run and not a
     // tutorial one (see `Kind::fails`).
-    let strict_failed: Vec<Check> = checks(case, &case.expect, out).into_iter().filter(|c| !c.ok).collect();
+    let strict_failed: Vec<Check> = checks(case, &case.expect, out)
+        .into_iter()
+        .filter(|c| !c.ok)
+        .collect();
     let tutorial_accepts = || {
         case.tutorial.as_ref().is_some_and(|t| {
             let relaxed = case.expect.overridden_by(t);
@@ -250,7 +253,12 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
             v.push(check(format!("output {}", i + 1), w.clone(), actual, ok));
         }
         if got.len() != want.len() {
-            v.push(check("output count", want.len().to_string(), got.len().to_string(), false));
+            v.push(check(
+                "output count",
+                want.len().to_string(),
+                got.len().to_string(),
+                false,
+            ));
         }
     } else if exp.outputs.is_some() {
         v.push(check(
@@ -323,7 +331,10 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
                 _ => false,
             };
             let expected = match &expected_bytes {
-                Some(e) if want != "prefix" => format!("{want}: {}", preview(e)),
+                Some(e) if want != "prefix" => {
+                    let kind = want.split(':').next().unwrap_or(want);
+                    format!("{kind} {}", preview(e))
+                }
                 _ => want.clone(),
             };
             v.push(check(
@@ -418,7 +429,12 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
     // Only the simulator can count the subject's connections; a live run
     // leaves `leaks` unset and this check out.
     if let (true, Some(open)) = (exp.no_leaks.unwrap_or(true), out.leaks) {
-        v.push(check("open connections at the end", "0", open.to_string(), open == 0));
+        v.push(check(
+            "open connections at the end",
+            "0",
+            open.to_string(),
+            open == 0,
+        ));
     }
     v
 }

@@ -36,6 +36,7 @@ fn target(role: Role, command: String, contract: Contract, lacks: Vec<Feature>) 
         contract,
         startup_timeout: Duration::from_secs(10),
         time_scale: TIME_SCALE,
+        lacks: Vec::new(),
     };
     let mut roles = IndexMap::new();
     roles.insert(role, subject);
@@ -43,6 +44,7 @@ fn target(role: Role, command: String, contract: Contract, lacks: Vec<Feature>) 
         name: "python".into(),
         lacks,
         roles,
+        profile: None,
     }
 }
 
@@ -70,23 +72,41 @@ fn describe(results: &[CaseResult], profile: Profile) -> String {
         .iter()
         .filter(|r| r.verdict.kind.fails(profile))
         .map(|r| {
-            let transcript = r.outcome.as_ref().map(|o| o.transcript.render()).unwrap_or_default();
-            format!("{} {}: {}\n{transcript}", r.case.id, r.verdict.kind, r.verdict.reason)
+            let transcript = r
+                .outcome
+                .as_ref()
+                .map(|o| o.transcript.render())
+                .unwrap_or_default();
+            format!(
+                "{} {}: {}\n{transcript}",
+                r.case.id, r.verdict.kind, r.verdict.reason
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 fn asyncio_client() -> LiveTarget {
-    let cmd = program("python3", "asyncio/get_poetry.py", "--timeout {timeout} {addrs}");
+    let cmd = program(
+        "python3",
+        "asyncio/get_poetry.py",
+        "--timeout {timeout} {addrs}",
+    );
     target(Role::Client, cmd, Contract::Exact, vec![])
 }
 
 #[test]
 fn asyncio_client_passes_the_client_catalog() {
     let results = run(&asyncio_client(), Role::Client, Profile::Strict);
-    assert!(failing(&results, Profile::Strict).is_empty(), "{}", describe(&results, Profile::Strict));
-    let ran = results.iter().filter(|r| r.verdict.kind == Kind::Pass).count();
+    assert!(
+        failing(&results, Profile::Strict).is_empty(),
+        "{}",
+        describe(&results, Profile::Strict)
+    );
+    let ran = results
+        .iter()
+        .filter(|r| r.verdict.kind == Kind::Pass)
+        .count();
     assert!(ran >= 10, "only {ran} cases ran live");
 }
 
@@ -94,7 +114,10 @@ fn asyncio_client_passes_the_client_catalog() {
 fn asyncio_client_follows_the_exit_127_convention() {
     let cmd = program("python3", "asyncio/get_poetry.py", "{addrs}");
     assert!(probe(&cmd), "the probe did not see exit 127");
-    assert!(!probe("exit 0"), "a program that ignores POETRY_CASE was taken as following it");
+    assert!(
+        !probe("exit 0"),
+        "a program that ignores POETRY_CASE was taken as following it"
+    );
 }
 
 #[rstest::rstest]
@@ -106,12 +129,22 @@ fn asyncio_client_follows_the_exit_127_convention() {
     "broken/client_reads_once.py",
     &["client.byte-by-byte", "client.order-of-arguments", "client.three-slow-at-once"]
 )]
-fn broken_client_fails_the_cases_that_expose_its_bug(#[case] prog: &str, #[case] expected: &[&str]) {
+fn broken_client_fails_the_cases_that_expose_its_bug(
+    #[case] prog: &str,
+    #[case] expected: &[&str],
+) {
     let cmd = program("python3", prog, "--timeout {timeout} {addrs}");
-    let results = run(&target(Role::Client, cmd, Contract::Exact, vec![]), Role::Client, Profile::Strict);
+    let results = run(
+        &target(Role::Client, cmd, Contract::Exact, vec![]),
+        Role::Client,
+        Profile::Strict,
+    );
     let failed = failing(&results, Profile::Strict);
     for id in expected {
-        assert!(failed.contains(*id), "{prog} was not caught by {id}; failing: {failed:?}");
+        assert!(
+            failed.contains(*id),
+            "{prog} was not caught by {id}; failing: {failed:?}"
+        );
     }
 }
 
@@ -123,11 +156,155 @@ fn twisted_python() -> String {
 #[test]
 #[ignore = "needs Twisted: set POETRY_HARNESS_TWISTED_PYTHON (.ci/run does)"]
 fn twisted_client_passes_the_tutorial_profile_and_is_non_strict_on_resets() {
-    let cmd = program(&twisted_python(), "twisted/get_poetry.py", "--timeout {timeout} {addrs}");
-    let results = run(&target(Role::Client, cmd, Contract::Exact, vec![]), Role::Client, Profile::Tutorial);
-    assert!(failing(&results, Profile::Tutorial).is_empty(), "{}", describe(&results, Profile::Tutorial));
+    let cmd = program(
+        &twisted_python(),
+        "twisted/get_poetry.py",
+        "--timeout {timeout} {addrs}",
+    );
+    let results = run(
+        &target(Role::Client, cmd, Contract::Exact, vec![]),
+        Role::Client,
+        Profile::Tutorial,
+    );
+    assert!(
+        failing(&results, Profile::Tutorial).is_empty(),
+        "{}",
+        describe(&results, Profile::Tutorial)
+    );
     // The series' clients take a reset for the end of the poem: accepted by
     // the tutorial profile, and only by it.
-    let reset = results.iter().find(|r| r.case.id == "client.reset-mid-poem").expect("case exists");
-    assert_eq!(reset.verdict.kind, Kind::NonStrict, "{}", reset.verdict.reason);
+    let reset = results
+        .iter()
+        .find(|r| r.case.id == "client.reset-mid-poem")
+        .expect("case exists");
+    assert_eq!(
+        reset.verdict.kind,
+        Kind::NonStrict,
+        "{}",
+        reset.verdict.reason
+    );
+}
+
+fn asyncio_server() -> LiveTarget {
+    let args = "--port {port} --num-bytes {num_bytes} --delay {delay} {poem}";
+    target(
+        Role::Server,
+        program("python3", "asyncio/poetry_server.py", args),
+        Contract::Exact,
+        vec![],
+    )
+}
+
+#[test]
+fn asyncio_server_passes_the_server_catalog() {
+    let results = run(&asyncio_server(), Role::Server, Profile::Strict);
+    assert!(
+        failing(&results, Profile::Strict).is_empty(),
+        "{}",
+        describe(&results, Profile::Strict)
+    );
+}
+
+#[test]
+fn serial_server_is_caught_serving_one_client_at_a_time() {
+    let args = "--port {port} --num-bytes {num_bytes} --delay {delay} {poem}";
+    let cmd = program("python3", "broken/server_serial.py", args);
+    let results = run(
+        &target(Role::Server, cmd, Contract::Exact, vec![]),
+        Role::Server,
+        Profile::Strict,
+    );
+    let five = results
+        .iter()
+        .find(|r| r.case.id == "server.slow-five-at-once")
+        .expect("case exists");
+    // Serving one at a time is what the part-2 blocking server does: the
+    // tutorial profile accepts it, the strict one does not.
+    assert_eq!(
+        five.verdict.kind,
+        Kind::NonStrict,
+        "{}",
+        five.verdict.reason
+    );
+}
+
+#[test]
+fn asyncio_transform_server_passes_the_transform_server_catalog() {
+    let cmd = program("python3", "asyncio/transform_server.py", "--port {port}");
+    // It has no idle timeout: the cases that need one are UNSUPPORTED.
+    let t = target(
+        Role::TransformServer,
+        cmd,
+        Contract::Exact,
+        vec![Feature::Timeouts],
+    );
+    let results = run(&t, Role::TransformServer, Profile::Strict);
+    assert!(
+        failing(&results, Profile::Strict).is_empty(),
+        "{}",
+        describe(&results, Profile::Strict)
+    );
+}
+
+#[test]
+fn transform_server_counting_characters_is_caught_by_a_non_ascii_poem() {
+    let cmd = program(
+        "python3",
+        "broken/transform_counts_chars.py",
+        "--port {port}",
+    );
+    let t = target(
+        Role::TransformServer,
+        cmd,
+        Contract::Exact,
+        vec![Feature::Timeouts],
+    );
+    let failed = failing(
+        &run(&t, Role::TransformServer, Profile::Strict),
+        Profile::Strict,
+    );
+    assert!(
+        failed.contains("xserver.cummingsify-loreley"),
+        "failing: {failed:?}"
+    );
+    // An ASCII-only request hides the bug.
+    assert!(
+        !failed.contains("xserver.empty-poem"),
+        "failing: {failed:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs Twisted: set POETRY_HARNESS_TWISTED_PYTHON (.ci/run does)"]
+fn twisted_servers_pass_the_tutorial_profile() {
+    let py = twisted_python();
+    let server = target(
+        Role::Server,
+        program(&py, "twisted/fastpoetry.py", "--port {port} {poem}"),
+        Contract::Exact,
+        vec![],
+    );
+    let results = run(&server, Role::Server, Profile::Tutorial);
+    // The fast server ignores pacing: the slow-server cases are its failures.
+    let unexpected: Vec<_> = failing(&results, Profile::Tutorial)
+        .into_iter()
+        .filter(|id| !id.starts_with("server.slow-") && !id.starts_with("server.empty-poem-slow"))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{}",
+        describe(&results, Profile::Tutorial)
+    );
+    let xform = target(
+        Role::TransformServer,
+        program(&py, "twisted/transform_server.py", "--port {port}"),
+        Contract::Exact,
+        vec![Feature::Timeouts],
+    );
+    let results = run(&xform, Role::TransformServer, Profile::Tutorial);
+    assert!(
+        failing(&results, Profile::Tutorial).is_empty(),
+        "{}",
+        describe(&results, Profile::Tutorial)
+    );
 }

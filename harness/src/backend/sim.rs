@@ -92,6 +92,7 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
     let seen: peers::Shared = Arc::new(Mutex::new(Observations::default()));
     let result: Arc<Mutex<(SubjectResult, Option<Duration>)>> = Arc::default();
     let leaks: Arc<Mutex<Option<usize>>> = Arc::default();
+    let finished: Arc<Mutex<Option<Duration>>> = Arc::default();
 
     let mut sim = turmoil::Builder::new()
         .tick_duration(tick)
@@ -125,7 +126,9 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
         sim.host(peers::transform_server::NAME, move || {
             let (x, rec, seen) = (x.clone(), rec.clone(), seen.clone());
             async move {
-                let _ = peers::transform_server::run(Net::Sim, x, format!("0.0.0.0:{PORT}"), rec, seen).await;
+                let _ =
+                    peers::transform_server::run(Net::Sim, x, format!("0.0.0.0:{PORT}"), rec, seen)
+                        .await;
                 Ok(())
             }
         });
@@ -225,10 +228,24 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
             let start = spec.start.0 + spec.stagger.0 * k as u32;
             let (spec, rec, seen, done) = (spec.clone(), rec.clone(), seen.clone(), done.clone());
             let host = name.clone();
-            sim.client(host.as_str(), async move {
-                peers::client::run(Net::Sim, name, spec, addr("subject"), start, rec, seen).await;
-                finish(&done);
-                Ok(())
+            // A host, not a turmoil client: a client host stops running when
+            // its future ends, and then answers nothing, where a real
+            // kernel answers data for a closed socket with RST.
+            sim.host(host.as_str(), move || {
+                let (name, spec, rec, seen, done) = (
+                    name.clone(),
+                    spec.clone(),
+                    rec.clone(),
+                    seen.clone(),
+                    done.clone(),
+                );
+                async move {
+                    peers::client::run(Net::Sim, name, spec, addr("subject"), start, rec, seen)
+                        .await;
+                    finish(&done);
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
             });
         }
     }
@@ -241,7 +258,8 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
 
     // The harness host: waits for the actors, settles, counts leaks.
     {
-        let (rec, leaks, done) = (rec.clone(), leaks.clone(), done.clone());
+        let (rec, leaks, done, finished) =
+            (rec.clone(), leaks.clone(), done.clone(), finished.clone());
         sim.client("harness", async move {
             while done.0.load(Ordering::SeqCst) < actors {
                 let notified = done.1.notified();
@@ -250,6 +268,7 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
                 }
                 notified.await;
             }
+            *finished.lock().expect("finished lock") = Some(rec.now());
             tokio::time::sleep(SETTLE).await;
             let open = turmoil::established_tcp_stream_count_on("subject");
             rec.log(
@@ -264,7 +283,12 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
     let elapsed = sim.elapsed();
     let end = match run {
-        Ok(Ok(())) => RunEnd::Finished(elapsed.saturating_sub(SETTLE)),
+        Ok(Ok(())) => RunEnd::Finished(
+            finished
+                .lock()
+                .expect("finished lock")
+                .unwrap_or(elapsed.saturating_sub(SETTLE)),
+        ),
         Ok(Err(e)) if e.to_string().contains("Ran for duration") => RunEnd::TimedOut(case.limit.0),
         Ok(Err(e)) => RunEnd::Crashed(e.to_string()),
         Err(panic) => RunEnd::Crashed(panic_message(&panic)),

@@ -39,9 +39,10 @@ use crate::verdict::Profile;
 pub struct RunArgs {
     /// Case IDs or ID prefixes to run (default: all).
     cases: Vec<String>,
-    /// Profile to judge against: strict or tutorial.
-    #[arg(long, default_value = "strict")]
-    profile: Profile,
+    /// Profile to judge against: strict or tutorial (default: the
+    /// manifest's, else strict).
+    #[arg(long)]
+    profile: Option<Profile>,
     /// Seed the run and re-chunk every server peer's writes from it
     /// (what --explore prints for a failing seed).
     #[arg(long)]
@@ -99,9 +100,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         anyhow::bail!("no case matches {}", args.cases.join(" "));
     }
     let live = live_target(&args)?;
+    let profile = args
+        .profile
+        .or(live.as_ref().and_then(|t| t.profile))
+        .unwrap_or_default();
     let imp = Implementation::reference();
     let mut opts = EngineOptions {
-        profile: args.profile,
+        profile,
         ..EngineOptions::default()
     };
     if let Some(jobs) = args.jobs {
@@ -128,11 +133,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let (results, name) = match &live {
         Some(target) => {
             crate::backend::live::process::install_interrupt_handler();
-            (engine::run_all_live(&cases, target, &opts, &progress), target.name.clone())
+            (
+                engine::run_all_live(&cases, target, &opts, &progress),
+                target.name.clone(),
+            )
         }
-        None => (engine::run_all(&cases, &imp, &opts, &progress), imp.name.clone()),
+        None => (
+            engine::run_all(&cases, &imp, &opts, &progress),
+            imp.name.clone(),
+        ),
     };
-    let profile = args.profile;
     // Reports are written before anything can fail, so nothing is lost.
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&results, &name, profile))
@@ -147,13 +157,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         report::table(
             &results,
             &name,
-            args.profile,
+            profile,
             args.transcripts,
             report::use_colour(),
         )
         .as_bytes(),
     )?;
-    let mut failed = results.iter().any(|r| r.verdict.kind.fails(args.profile));
+    let mut failed = results.iter().any(|r| r.verdict.kind.fails(profile));
     if args.explore > 0 && live.is_none() {
         writeln!(out, "\nexploring {} random seed(s) per case", args.explore)?;
         let base = args.seed.unwrap_or(0);
@@ -201,7 +211,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
     }
     run(RunArgs {
         cases: vec![args.case],
-        profile: args.profile,
+        profile: Some(args.profile),
         seed: Some(args.seed),
         explore: 0,
         suites: args.suites,
@@ -225,7 +235,10 @@ fn live_target(args: &RunArgs) -> anyhow::Result<Option<engine::LiveTarget>> {
     use crate::case::{Feature, Role};
     use std::time::Duration;
     if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
-        anyhow::bail!("--time-scale {} must be above 0 and at most 10", args.time_scale);
+        anyhow::bail!(
+            "--time-scale {} must be above 0 and at most 10",
+            args.time_scale
+        );
     }
     let parse_lacks = |names: &[String]| -> anyhow::Result<Vec<Feature>> {
         names
@@ -233,40 +246,63 @@ fn live_target(args: &RunArgs) -> anyhow::Result<Option<engine::LiveTarget>> {
             .map(|n| {
                 toml::Value::String(n.clone())
                     .try_into::<Feature>()
-                    .map_err(|_| anyhow::anyhow!("unknown feature '{n}' (known: timeouts, extra-transforms)"))
+                    .map_err(|_| {
+                        anyhow::anyhow!("unknown feature '{n}' (known: timeouts, extra-transforms)")
+                    })
             })
             .collect()
     };
-    let subject = |role: Role, command: &str, contract, startup: f64, scale: f64| LiveSubject {
-        role,
-        command: command.to_string(),
-        contract,
-        startup_timeout: Duration::from_secs_f64(startup),
-        time_scale: scale,
-        exit_127_unsupported: probe(command),
-    };
+    let subject =
+        |role: Role, command: &str, contract, startup: f64, scale: f64, lacks: Vec<Feature>| {
+            LiveSubject {
+                role,
+                command: command.to_string(),
+                contract,
+                startup_timeout: Duration::from_secs_f64(startup),
+                time_scale: scale,
+                exit_127_unsupported: probe(command),
+                lacks,
+            }
+        };
     if let (Some(role), Some(cmd)) = (args.role, &args.cmd) {
         template::check(cmd).map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
         let mut roles = indexmap::IndexMap::new();
-        roles.insert(role, subject(role, cmd, args.contract, 10.0, args.time_scale));
+        roles.insert(
+            role,
+            subject(role, cmd, args.contract, 10.0, args.time_scale, Vec::new()),
+        );
         return Ok(Some(engine::LiveTarget {
             name: cmd.clone(),
             lacks: parse_lacks(&args.lacks)?,
             roles,
+            profile: None,
         }));
     }
-    let Some(path) = &args.manifest else { return Ok(None) };
+    let Some(path) = &args.manifest else {
+        return Ok(None);
+    };
     let m = Manifest::load(path).map_err(|e| anyhow::anyhow!(e))?;
     let scale = m.time_scale.unwrap_or(args.time_scale);
     let mut roles = indexmap::IndexMap::new();
     for role in Role::ALL {
         if let Some(rc) = m.role(role) {
-            roles.insert(role, subject(role, &rc.command, rc.contract, rc.startup_timeout, scale));
+            roles.insert(
+                role,
+                subject(
+                    role,
+                    &rc.command,
+                    rc.contract,
+                    rc.startup_timeout,
+                    scale,
+                    rc.lacks.clone(),
+                ),
+            );
         }
     }
     Ok(Some(engine::LiveTarget {
         name: m.name.clone(),
         lacks: m.lacks.clone(),
         roles,
+        profile: Some(m.profile),
     }))
 }

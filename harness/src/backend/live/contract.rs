@@ -23,7 +23,9 @@ impl std::str::FromStr for Contract {
         match s {
             "exact" => Ok(Contract::Exact),
             "contains" => Ok(Contract::Contains),
-            _ => Err(format!("unknown output contract '{s}' (known: exact, contains)")),
+            _ => Err(format!(
+                "unknown output contract '{s}' (known: exact, contains)"
+            )),
         }
     }
 }
@@ -42,7 +44,10 @@ fn failure_for(stderr: &str, addr: &str) -> Option<FetchError> {
             } else if l.contains("reset") {
                 FetchError::Reset { after: 0 }
             } else if l.contains("timeout") || l.contains("timed out") {
-                FetchError::Timeout { waiting_for: "data", after: 0 }
+                FetchError::Timeout {
+                    waiting_for: "data",
+                    after: 0,
+                }
             } else if l.contains("fail") || l.contains("error") {
                 FetchError::Other(line.trim().to_string())
             } else {
@@ -58,7 +63,13 @@ fn failure_for(stderr: &str, addr: &str) -> Option<FetchError> {
 /// success; otherwise a stderr line naming the address is a failure; else
 /// whatever stdout holds of the poem's start is what the client got (a
 /// short or empty poem).
-pub fn parse(contract: Contract, stdout: &[u8], stderr: &str, addrs: &[String], poems: &[Option<Bytes>]) -> Vec<Result<Bytes, FetchError>> {
+pub fn parse(
+    contract: Contract,
+    stdout: &[u8],
+    stderr: &str,
+    addrs: &[String],
+    poems: &[Option<Bytes>],
+) -> Vec<Result<Bytes, FetchError>> {
     let mut rest = stdout;
     let mut out = Vec::with_capacity(addrs.len());
     for (addr, poem) in addrs.iter().zip(poems) {
@@ -77,7 +88,11 @@ pub fn parse(contract: Contract, stdout: &[u8], stderr: &str, addrs: &[String], 
             out.push(Err(e));
             continue;
         }
-        let common = rest.iter().zip(poem.iter()).take_while(|(a, b)| a == b).count();
+        let common = rest
+            .iter()
+            .zip(poem.iter())
+            .take_while(|(a, b)| a == b)
+            .count();
         out.push(Ok(Bytes::copy_from_slice(&rest[..common])));
         rest = &rest[common..];
     }
@@ -93,23 +108,39 @@ mod tests {
     use super::*;
 
     fn addrs(n: usize) -> Vec<String> {
-        (1..=n).map(|i| format!("127.0.0.1:{}", 40000 + i)).collect()
+        (1..=n)
+            .map(|i| format!("127.0.0.1:{}", 40000 + i))
+            .collect()
     }
 
     fn poems(p: &[&str]) -> Vec<Option<Bytes>> {
-        p.iter().map(|s| Some(Bytes::copy_from_slice(s.as_bytes()))).collect()
+        p.iter()
+            .map(|s| Some(Bytes::copy_from_slice(s.as_bytes())))
+            .collect()
     }
 
     #[test]
     fn exact_poems_in_order() {
-        let r = parse(Contract::Exact, b"abcdef", "", &addrs(2), &poems(&["abc", "def"]));
+        let r = parse(
+            Contract::Exact,
+            b"abcdef",
+            "",
+            &addrs(2),
+            &poems(&["abc", "def"]),
+        );
         assert_eq!(r, vec![Ok(Bytes::from("abc")), Ok(Bytes::from("def"))]);
     }
 
     #[test]
     fn failure_named_on_stderr() {
         let stderr = "127.0.0.1:40001: download failed: refused\n";
-        let r = parse(Contract::Exact, b"def", stderr, &addrs(2), &poems(&["abc", "def"]));
+        let r = parse(
+            Contract::Exact,
+            b"def",
+            stderr,
+            &addrs(2),
+            &poems(&["abc", "def"]),
+        );
         assert_eq!(r[0], Err(FetchError::Refused));
         assert_eq!(r[1], Ok(Bytes::from("def")));
     }
@@ -130,7 +161,13 @@ mod tests {
     #[test]
     fn contains_skips_progress_lines() {
         let out = b"Task 1: got 3 bytes\nabc\nTask 2 done\ndef";
-        let r = parse(Contract::Contains, out, "", &addrs(2), &poems(&["abc", "def"]));
+        let r = parse(
+            Contract::Contains,
+            out,
+            "",
+            &addrs(2),
+            &poems(&["abc", "def"]),
+        );
         assert_eq!(r, vec![Ok(Bytes::from("abc")), Ok(Bytes::from("def"))]);
     }
 

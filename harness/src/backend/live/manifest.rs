@@ -35,6 +35,9 @@ pub struct RoleCommand {
     /// Seconds to wait for a server to announce it is ready.
     #[serde(default = "default_startup")]
     pub startup_timeout: f64,
+    /// Features this role's program lacks (added to the manifest's `lacks`).
+    #[serde(default)]
+    pub lacks: Vec<Feature>,
 }
 
 fn default_startup() -> f64 {
@@ -76,7 +79,8 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and checks a manifest; errors name the file, line and field.
     pub fn load(path: &Path) -> Result<Manifest, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read manifest '{}': {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read manifest '{}': {e}", path.display()))?;
         Manifest::parse(&path.display().to_string(), &text)
     }
 
@@ -84,11 +88,16 @@ impl Manifest {
     pub fn parse(file: &str, text: &str) -> Result<Manifest, String> {
         let m: Manifest = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-            format!("{file}{}: {}", line.map(|l| format!(":{l}")).unwrap_or_default(), e.message().trim())
+            format!(
+                "{file}{}: {}",
+                line.map(|l| format!(":{l}")).unwrap_or_default(),
+                e.message().trim()
+            )
         })?;
         for role in Role::ALL {
             if let Some(rc) = m.role(role) {
-                template::check(&rc.command).map_err(|e| format!("{file}: [{}] command: {e}", table(role)))?;
+                template::check(&rc.command)
+                    .map_err(|e| format!("{file}: [{}] command: {e}", table(role)))?;
             }
         }
         if Role::ALL.iter().all(|r| m.role(*r).is_none()) {
@@ -96,7 +105,9 @@ impl Manifest {
         }
         if let Some(s) = m.time_scale {
             if !(s > 0.0 && s <= 10.0) {
-                return Err(format!("{file}: time_scale {s} must be above 0 and at most 10"));
+                return Err(format!(
+                    "{file}: time_scale {s} must be above 0 and at most 10"
+                ));
             }
         }
         Ok(m)
@@ -131,25 +142,39 @@ mod tests {
 
     #[test]
     fn minimal_manifest_parses() {
-        let m = Manifest::parse("m.toml", "name = \"a\"\n[client]\ncommand = \"prog {addrs}\"\n").unwrap();
+        let m = Manifest::parse(
+            "m.toml",
+            "name = \"a\"\n[client]\ncommand = \"prog {addrs}\"\n",
+        )
+        .unwrap();
         assert_eq!(m.client.unwrap().contract, Contract::Exact);
         assert_eq!(m.profile, Profile::Strict);
     }
 
     #[test]
     fn unknown_field_names_the_line() {
-        let err = Manifest::parse("m.toml", "name = \"a\"\n[client]\ncommand = \"p\"\ncontrakt = \"exact\"\n").unwrap_err();
+        let err = Manifest::parse(
+            "m.toml",
+            "name = \"a\"\n[client]\ncommand = \"p\"\ncontrakt = \"exact\"\n",
+        )
+        .unwrap_err();
         assert!(err.starts_with("m.toml:4:"), "{err}");
     }
 
     #[test]
     fn bad_placeholder_names_the_role() {
-        let err = Manifest::parse("m.toml", "name = \"a\"\n[server]\ncommand = \"p {prot}\"\n").unwrap_err();
-        assert!(err.contains("[server] command") && err.contains("{prot}"), "{err}");
+        let err = Manifest::parse("m.toml", "name = \"a\"\n[server]\ncommand = \"p {prot}\"\n")
+            .unwrap_err();
+        assert!(
+            err.contains("[server] command") && err.contains("{prot}"),
+            "{err}"
+        );
     }
 
     #[test]
     fn no_role_is_an_error() {
-        assert!(Manifest::parse("m.toml", "name = \"a\"\n").unwrap_err().contains("declares no role"));
+        assert!(Manifest::parse("m.toml", "name = \"a\"\n")
+            .unwrap_err()
+            .contains("declares no role"));
     }
 }

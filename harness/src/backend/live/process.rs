@@ -99,7 +99,11 @@ impl Program {
     }
 
     /// Waits for a stdout line that `matches`, for at most `limit`.
-    pub async fn wait_for_line(&mut self, limit: Duration, matches: impl Fn(&str) -> bool) -> Option<String> {
+    pub async fn wait_for_line(
+        &mut self,
+        limit: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         tokio::time::timeout(limit, async {
             while let Some(line) = self.lines.recv().await {
                 if matches(&line) {
@@ -115,7 +119,10 @@ impl Program {
 
     /// Waits for the program to exit, for at most `limit`.
     pub async fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let status = tokio::time::timeout(limit, self.child.wait()).await.ok()?.ok();
+        let status = tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()?
+            .ok();
         // Give the capture tasks a moment to drain the pipes.
         tokio::task::yield_now().await;
         status
@@ -129,7 +136,10 @@ impl Program {
     /// Kills the whole process group.
     pub fn kill(&mut self) {
         kill_group(self.pgid);
-        live_groups().lock().expect("groups lock").remove(&self.pgid);
+        live_groups()
+            .lock()
+            .expect("groups lock")
+            .remove(&self.pgid);
     }
 
     /// What it wrote on stdout so far.
@@ -149,7 +159,11 @@ impl Drop for Program {
     }
 }
 
-async fn capture(pipe: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, lines: Option<mpsc::UnboundedSender<String>>) {
+async fn capture(
+    pipe: impl AsyncRead + Unpin,
+    into: Arc<Mutex<Captured>>,
+    lines: Option<mpsc::UnboundedSender<String>>,
+) {
     let mut reader = BufReader::new(pipe);
     let mut buf = Vec::new();
     loop {
@@ -182,5 +196,7 @@ async fn capture(pipe: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, lines
 
 /// Finds a free port on 127.0.0.1 by binding port 0 and letting it go.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -5,14 +5,29 @@ use indexmap::IndexMap;
 
 /// Every placeholder a template may use, and what it becomes.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
-    ("port", "the port the program must listen on (servers, proxy)"),
+    (
+        "port",
+        "the port the program must listen on (servers, proxy)",
+    ),
     ("addr", "the first server address, 127.0.0.1:PORT (clients)"),
-    ("addrs", "every server address, space-separated, in order (clients)"),
+    (
+        "addrs",
+        "every server address, space-separated, in order (clients)",
+    ),
     ("poem", "a file holding the poem to serve (servers)"),
     ("upstream", "the upstream server address (proxy)"),
-    ("xform", "the transform server address (transforming client)"),
-    ("transform", "the transform name to request (transforming client)"),
-    ("timeout", "the idle timeout in seconds, scaled (clients, servers)"),
+    (
+        "xform",
+        "the transform server address (transforming client)",
+    ),
+    (
+        "transform",
+        "the transform name to request (transforming client)",
+    ),
+    (
+        "timeout",
+        "the idle timeout in seconds, scaled (clients, servers)",
+    ),
     ("num_bytes", "bytes per write (slow server)"),
     ("delay", "seconds between writes, scaled (slow server)"),
 ];
@@ -20,8 +35,7 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
 /// Quotes a value for `sh` when it is not plainly safe.
 pub fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b));
     if safe {
         s.to_string()
@@ -39,7 +53,11 @@ pub fn check(template: &str) -> Result<(), String> {
 /// Fills in the placeholders from `values` (already shell-safe words, or
 /// lists joined with spaces). A placeholder with no value is an error that
 /// names it, unless `lenient`.
-pub fn expand(template: &str, values: &IndexMap<&str, String>, strict: bool) -> Result<String, String> {
+pub fn expand(
+    template: &str,
+    values: &IndexMap<&str, String>,
+    strict: bool,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -50,12 +68,22 @@ pub fn expand(template: &str, values: &IndexMap<&str, String>, strict: bool) -> 
             .ok_or_else(|| format!("unclosed '{{' in command template '{template}'"))?;
         let name = &after[..close];
         if !PLACEHOLDERS.iter().any(|(p, _)| *p == name) {
-            let known: Vec<_> = PLACEHOLDERS.iter().map(|(p, _)| format!("{{{p}}}")).collect();
-            return Err(format!("unknown placeholder '{{{name}}}' in command template (known: {})", known.join(" ")));
+            let known: Vec<_> = PLACEHOLDERS
+                .iter()
+                .map(|(p, _)| format!("{{{p}}}"))
+                .collect();
+            return Err(format!(
+                "unknown placeholder '{{{name}}}' in command template (known: {})",
+                known.join(" ")
+            ));
         }
         match values.get(name) {
             Some(v) => out.push_str(v),
-            None if strict => return Err(format!("placeholder '{{{name}}}' has no value for this role")),
+            None if strict => {
+                return Err(format!(
+                    "placeholder '{{{name}}}' has no value for this role"
+                ))
+            }
             None => {}
         }
         rest = &after[close + 1..];
