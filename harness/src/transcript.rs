@@ -124,7 +124,13 @@ impl Transcript {
                 i = j;
                 continue;
             }
-            let _ = writeln!(out, "{}{:<10} {}", self.stamp(ev[i].at), ev[i].who, ev[i].what);
+            let _ = writeln!(
+                out,
+                "{}{:<10} {}",
+                self.stamp(ev[i].at),
+                ev[i].who,
+                ev[i].what
+            );
             i += 1;
         }
         out

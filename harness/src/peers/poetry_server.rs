@@ -75,7 +75,11 @@ pub fn plan(spec: &ServerPeer, poem: &Bytes, rng: &mut ChaCha8Rng, perturb: bool
         }
         // Exploring: the same bytes at the same times, cut into a few
         // back-to-back writes at seeded random points.
-        let pieces = if perturb && size > 1 { rng.random_range(1..=3.min(size)) } else { 1 };
+        let pieces = if perturb && size > 1 {
+            rng.random_range(1..=3.min(size))
+        } else {
+            1
+        };
         let mut cuts: Vec<usize> = (1..pieces).map(|_| rng.random_range(1..size)).collect();
         cuts.sort_unstable();
         cuts.dedup();
@@ -152,7 +156,10 @@ async fn serve_one(
             },
         );
         note(&seen, |o| {
-            o.closes.entry(name.clone()).or_default().push((rec.now(), how))
+            o.closes
+                .entry(name.clone())
+                .or_default()
+                .push((rec.now(), how))
         });
     };
     let wrote = {

@@ -26,7 +26,13 @@ pub const NAME: &str = "xform";
 const PEER_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Runs the scripted transform server until the simulation ends.
-pub async fn run(net: Net, spec: XformPeer, bind: String, rec: Recorder, seen: Shared) -> std::io::Result<()> {
+pub async fn run(
+    net: Net,
+    spec: XformPeer,
+    bind: String,
+    rec: Recorder,
+    seen: Shared,
+) -> std::io::Result<()> {
     if spec.behaviour == XformBehaviour::Absent {
         std::future::pending::<()>().await;
     }
@@ -118,7 +124,10 @@ async fn answer(mut stream: TcpStream, spec: XformPeer, rec: Recorder, seen: Sha
                 match stream.read(&mut sink).await {
                     Ok(0) => rec.log(NAME, "client closed (FIN)"),
                     Ok(n) => {
-                        rec.log(NAME, format!("recv after the request {}", preview(&sink[..n])));
+                        rec.log(
+                            NAME,
+                            format!("recv after the request {}", preview(&sink[..n])),
+                        );
                         continue;
                     }
                     Err(_) => rec.log(NAME, "client reset the connection (RST)"),
