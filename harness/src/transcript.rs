@@ -217,6 +217,7 @@ mod tests {
         rec.log_at(Duration::from_secs(4), "s1", "close FIN");
         let text = Transcript {
             events: rec.events(),
+            untimed: false,
         }
         .render();
         assert_eq!(
@@ -232,7 +233,8 @@ mod tests {
         rec.log_at(Duration::ZERO, "s2", "send 1 bytes \"b\"");
         assert_eq!(
             Transcript {
-                events: rec.events()
+                events: rec.events(),
+                untimed: false,
             }
             .render()
             .lines()

@@ -1,0 +1,209 @@
+//! `poetry-harness mutants`: the catalog against the mutant zoo
+//! (`fixtures/mutants/`), the kill matrix and the mutation score.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::run::load_catalog;
+use super::Exit;
+use crate::mutants::{self, Assessment};
+use crate::verdict::Kind;
+
+/// Arguments of `mutants`. The help text is `AFTER_HELP`: the doc comment
+/// of the `Mutants` variant in `cli/mod.rs` replaces a doc comment here.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct MutantsArgs {
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Print a Markdown table instead of the terminal matrix.
+    #[arg(long)]
+    markdown: bool,
+    /// Read the catalog from this folder of .toml files instead of the built-in one.
+    #[arg(long, value_name = "DIR")]
+    suites: Option<PathBuf>,
+}
+
+const AFTER_HELP: &str = "\
+Each mutant is a reference implementation with one classic bug (decoding
+UTF-8 per chunk, reading once, a server that serves one client at a time, a
+netstring length counted in characters, a proxy that caches a truncated
+poem, ...). The cases of its role run against it under the strict profile;
+a case kills it when its verdict is FAIL, TIMEOUT or NON-STRICT.
+
+Prints one row per mutant with the cases that killed it, marks with !! a
+mutant that survived or a case it lists in killed_by that did not kill it,
+and ends with the mutation score, killed/total (P%).
+
+Exit status: 0 if every mutant is killed, each by every case it lists;
+1 otherwise; 2 for bad usage or a harness error.
+
+Examples:
+  poetry-harness mutants
+  poetry-harness mutants --markdown      # the table for the README
+  poetry-harness mutants --jobs 1";
+
+pub fn run(args: MutantsArgs) -> anyhow::Result<Exit> {
+    let catalog = load_catalog(args.suites.as_ref())?;
+    let cases = catalog.select(&[]);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let assessments = mutants::assess_all(&cases, jobs);
+    let text = if args.markdown {
+        markdown(&assessments)
+    } else {
+        matrix(&assessments)
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    let ok = assessments.iter().all(Assessment::as_promised);
+    Ok(if ok { Exit::Ok } else { Exit::Failed })
+}
+
+/// `killed/total (P%)`.
+pub fn score(assessments: &[Assessment]) -> String {
+    let total = assessments.len();
+    let killed = assessments.iter().filter(|a| a.killed()).count();
+    let percent = if total == 0 {
+        0.0
+    } else {
+        100.0 * killed as f64 / total as f64
+    };
+    format!("{killed}/{total} ({percent:.0}%)")
+}
+
+/// The IDs that killed a mutant, comma-separated; verdicts other than
+/// FAIL are named (`client.reset-mid-poem (NON-STRICT)`).
+fn killers(a: &Assessment) -> String {
+    a.killers
+        .iter()
+        .map(|(id, kind)| match kind {
+            Kind::Fail => id.clone(),
+            other => format!("{id} ({other})"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What went wrong with a mutant's promises, if anything.
+fn problems(a: &Assessment) -> Vec<String> {
+    let mut out = Vec::new();
+    if !a.killed() {
+        out.push(format!(
+            "survived all {} {} case(s)",
+            a.cases_run, a.mutant.role
+        ));
+    }
+    if !a.missed.is_empty() {
+        out.push(format!("not killed by {}", a.missed.join(", ")));
+    }
+    if !a.unknown.is_empty() {
+        out.push(format!(
+            "no such {} case: {}",
+            a.mutant.role,
+            a.unknown.join(", ")
+        ));
+    }
+    if a.mutant.killed_by.is_empty() {
+        out.push("lists no killing case".into());
+    }
+    out
+}
+
+/// The kill matrix: one row per mutant with the cases that kill it, and
+/// what it promised that did not happen.
+fn matrix(assessments: &[Assessment]) -> String {
+    let mut s = String::new();
+    let width = assessments
+        .iter()
+        .map(|a| a.mutant.name.len())
+        .chain(["MUTANT".len()])
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(s, "{:<width$}  {:<16}  KILLED BY", "MUTANT", "ROLE");
+    for a in assessments {
+        let by = killers(a);
+        let mut row = format!(
+            "{:<width$}  {:<16}  {}",
+            a.mutant.name,
+            a.mutant.role.name(),
+            if by.is_empty() { "SURVIVED" } else { &by }
+        );
+        let problems = problems(a);
+        if !problems.is_empty() {
+            let _ = write!(row, "  !! {}", problems.join("; "));
+        }
+        let _ = writeln!(s, "{}", row.trim_end());
+    }
+    let _ = writeln!(s, "\nmutation score: {}", score(assessments));
+    let broken = assessments.iter().filter(|a| !a.as_promised()).count();
+    if broken > 0 {
+        let _ = writeln!(
+            s,
+            "{broken} mutant(s) survived or were not killed as listed (marked !!)"
+        );
+    }
+    s
+}
+
+/// A Markdown table for the README: each mutant with the cases it lists
+/// that did kill it, and how many other cases kill it too.
+fn markdown(assessments: &[Assessment]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| Mutant | Role | Bug | Killed by | Status |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for a in assessments {
+        let kind_of = |id: &str| {
+            a.killers
+                .iter()
+                .find(|(k, _)| k == id)
+                .map(|(_, kind)| *kind)
+        };
+        let mut by: Vec<String> = a
+            .mutant
+            .killed_by
+            .iter()
+            .filter_map(|id| {
+                kind_of(id).map(|kind| match kind {
+                    Kind::Fail => format!("`{id}`"),
+                    other => format!("`{id}` ({other})"),
+                })
+            })
+            .collect();
+        let others = a
+            .killers
+            .iter()
+            .filter(|(id, _)| !a.mutant.killed_by.contains(&id.as_str()))
+            .count();
+        if others > 0 {
+            by.push(format!(
+                "{} other case{}",
+                others,
+                if others == 1 { "" } else { "s" }
+            ));
+        }
+        let status = match problems(a) {
+            p if p.is_empty() => "killed".to_string(),
+            p => format!("**{}**", p.join("; ")),
+        };
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} | {} |",
+            a.mutant.name,
+            a.mutant.role,
+            a.mutant.bug.replace('|', "\\|"),
+            if by.is_empty() {
+                "—".to_string()
+            } else {
+                by.join(", ")
+            },
+            status
+        );
+    }
+    let _ = writeln!(s, "\nMutation score: **{}**", score(assessments));
+    s
+}
