@@ -407,7 +407,7 @@ results = ["poem"]
     fn unknown_field_names_file_line_and_field() {
         let text = GOOD.replace("[[case.servers]]", "[[case.servers]]\nchunk = 3");
         let err = parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("t.toml:9:"), "{err}");
+        assert!(err.starts_with("t.toml:8:"), "{err}");
         assert!(err.contains("unknown field `chunk`"), "{err}");
     }
 
@@ -416,7 +416,7 @@ results = ["poem"]
         let text = GOOD.replace("[[case.servers]]", "[[case.servers]]\ndelay = \"soon\"");
         let err = parse(&text).unwrap_err().to_string();
         assert!(
-            err.starts_with("t.toml:9:") && err.contains("'soon'"),
+            err.starts_with("t.toml:8:") && err.contains("'soon'"),
             "{err}"
         );
     }

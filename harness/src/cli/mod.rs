@@ -4,6 +4,7 @@
 
 mod catalog_cmds;
 mod get;
+mod mutants;
 mod run;
 mod serve;
 
@@ -62,6 +63,8 @@ enum Command {
     List(catalog_cmds::ListArgs),
     /// Explain a case (or a spec clause).
     Explain(catalog_cmds::ExplainArgs),
+    /// Run the catalog against the mutant zoo: kill matrix and mutation score.
+    Mutants(mutants::MutantsArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => run::replay(args),
         Command::List(args) => catalog_cmds::list(args),
         Command::Explain(args) => catalog_cmds::explain(args),
+        Command::Mutants(args) => mutants::run(args),
     };
     match result {
         Ok(exit) => exit.into(),

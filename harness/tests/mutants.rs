@@ -1,0 +1,121 @@
+//! The suite must be able to fail (DESIGN.md): every mutant of the zoo
+//! (`fixtures/mutants/`) is killed by at least one case of the catalog,
+//! and by each case it lists in `killed_by`; the reference implementations
+//! pass every case. The same check as `poetry-harness mutants`.
+
+use std::collections::BTreeSet;
+
+use poetry_harness::catalog::Catalog;
+use poetry_harness::engine::{run_all, EngineOptions};
+use poetry_harness::mutants::{self, Assessment};
+use poetry_harness::roles::Implementation;
+use poetry_harness::verdict::{Kind, Profile};
+
+fn catalog() -> Catalog {
+    Catalog::builtin().expect("the shipped catalog loads")
+}
+
+fn jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One line per broken promise of one mutant.
+fn problems(a: &Assessment) -> Vec<String> {
+    let m = &a.mutant;
+    let mut out = Vec::new();
+    if !a.killed() {
+        out.push(format!(
+            "{} ({}: {}) survived all {} {} case(s)",
+            m.name, m.role, m.bug, a.cases_run, m.role
+        ));
+    }
+    for id in &a.missed {
+        out.push(format!("{} was not killed by {id}, which it lists", m.name));
+    }
+    for id in &a.unknown {
+        out.push(format!(
+            "{} lists {id}, which is not a {} case of the catalog",
+            m.name, m.role
+        ));
+    }
+    out
+}
+
+#[test]
+fn every_mutant_is_killed_by_each_case_it_lists() {
+    let catalog = catalog();
+    let cases = catalog.select(&[]);
+    let assessments = mutants::assess_all(&cases, jobs());
+    assert!(!assessments.is_empty(), "the zoo is empty");
+    let problems: Vec<String> = assessments.iter().flat_map(problems).collect();
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in the mutant zoo (mutation score {}/{}):\n  {}",
+        problems.len(),
+        assessments.iter().filter(|a| a.killed()).count(),
+        assessments.len(),
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn the_reference_passes_every_case_under_strict() {
+    let catalog = catalog();
+    let cases = catalog.select(&[]);
+    let opts = EngineOptions {
+        profile: Profile::Strict,
+        jobs: jobs(),
+        ..EngineOptions::default()
+    };
+    let results = run_all(&cases, &Implementation::reference(), &opts, &|_| {});
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.verdict.kind != Kind::Pass && !(r.case.info && r.verdict.kind == Kind::Info))
+        .map(|r| format!("{}: {} {}", r.case.id, r.verdict.kind, r.verdict.reason))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "the reference failed {} case(s):\n  {}",
+        failed.len(),
+        failed.join("\n  ")
+    );
+}
+
+#[test]
+fn mutants_are_well_formed() {
+    let all = mutants::all();
+    assert!(all.len() >= 25, "only {} mutants", all.len());
+    let mut names = BTreeSet::new();
+    let mut problems = Vec::new();
+    for m in &all {
+        if !names.insert(m.name) {
+            problems.push(format!("{}: the name is used twice", m.name));
+        }
+        let prefix = format!("{}-", m.role.id_prefix().trim_end_matches('.'));
+        if !m.name.starts_with(&prefix) {
+            problems.push(format!("{}: the name does not start with {prefix}", m.name));
+        }
+        if m.killed_by.is_empty() {
+            problems.push(format!("{}: lists no killing case", m.name));
+        }
+        for id in m.killed_by {
+            if !id.starts_with(m.role.id_prefix()) {
+                problems.push(format!("{}: {id} is not a {} case", m.name, m.role));
+            }
+        }
+        let imp = (m.build)();
+        if imp.name != m.name {
+            problems.push(format!(
+                "{}: builds an implementation named {}",
+                m.name, imp.name
+            ));
+        }
+        if !poetry_harness::case::Role::ALL
+            .iter()
+            .all(|r| imp.plays(*r))
+        {
+            problems.push(format!("{}: does not play every role", m.name));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
