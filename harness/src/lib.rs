@@ -34,6 +34,7 @@ pub mod catalog;
 pub mod cli;
 pub mod duration;
 pub mod engine;
+pub mod faultproxy;
 #[path = "../../fixtures/mutants/mod.rs"]
 pub mod mutants;
 pub mod net;

@@ -3,6 +3,7 @@
 //! Exit codes are defined once, in [`Exit`].
 
 mod catalog_cmds;
+mod faultproxy;
 mod get;
 mod mutants;
 mod run;
@@ -63,6 +64,8 @@ enum Command {
     List(catalog_cmds::ListArgs),
     /// Explain a case (or a spec clause).
     Explain(catalog_cmds::ExplainArgs),
+    /// A TCP proxy that delays, throttles, slices, resets or stalls traffic.
+    Faultproxy(faultproxy::FaultProxyArgs),
     /// Run the catalog against the mutant zoo: kill matrix and mutation score.
     Mutants(mutants::MutantsArgs),
 }
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => run::replay(args),
         Command::List(args) => catalog_cmds::list(args),
         Command::Explain(args) => catalog_cmds::explain(args),
+        Command::Faultproxy(args) => faultproxy::run(args),
         Command::Mutants(args) => mutants::run(args),
     };
     match result {

@@ -1,0 +1,90 @@
+//! `poetry-harness faultproxy`: the fault-injecting proxy as a program.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{addr_arg, duration_arg, runtime, Exit};
+use crate::faultproxy::{self, Faults};
+use crate::net::Net;
+
+/// Relays connections to TARGET, misbehaving on the way back: put it
+/// between a client and a server to see how the client copes.
+///
+/// It prints `listening on HOST:PORT` once ready.
+///
+/// Examples:
+///   poetry-harness faultproxy 10000 --latency 200ms --slice 7
+///   poetry-harness faultproxy 10000 --reset-after 100      # RST after 100 bytes
+///   poetry-harness faultproxy 10000 --stall-after 100      # then nothing, for ever
+///   poetry-harness faultproxy 10000 --rate 50 --slow-close 5s
+///   poetry-harness faultproxy 10000 --refuse               # nothing listens
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct FaultProxyArgs {
+    /// The server to relay to: port or host:port.
+    #[arg(value_parser = addr_arg)]
+    target: String,
+    /// Port to listen on (0: any free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Interface to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    iface: String,
+    /// Delay every chunk, both ways.
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    latency: Duration,
+    /// At most this many bytes per second towards the client.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Forward in pieces of at most this many bytes.
+    #[arg(long)]
+    slice: Option<usize>,
+    /// Reset both connections after this many bytes towards the client.
+    #[arg(long)]
+    reset_after: Option<u64>,
+    /// Forward nothing after this many bytes, and keep the connections open.
+    #[arg(long)]
+    stall_after: Option<u64>,
+    /// Pass the server's FIN on this much later.
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    slow_close: Duration,
+    /// Listen, print the address, then close: every connection is refused.
+    #[arg(long)]
+    refuse: bool,
+}
+
+pub fn run(args: FaultProxyArgs) -> anyhow::Result<Exit> {
+    if args.slice == Some(0) {
+        anyhow::bail!("--slice must be at least 1");
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", args.iface, args.port);
+        let listener = Net::Tokio
+            .bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {local}: fault proxy to {}", args.target)?;
+        out.flush()?;
+        drop(out);
+        if args.refuse {
+            drop(listener);
+            return std::future::pending::<anyhow::Result<Exit>>().await;
+        }
+        let faults = Faults {
+            latency: args.latency,
+            rate: args.rate,
+            slice: args.slice,
+            reset_after: args.reset_after,
+            stall_after: args.stall_after,
+            slow_close: args.slow_close,
+        };
+        faultproxy::serve(Net::Tokio, listener, args.target, faults).await?;
+        Ok(Exit::Ok)
+    })
+}
