@@ -119,3 +119,23 @@ fn mutants_are_well_formed() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn readme_matrix_is_what_the_mutants_command_prints() {
+    let catalog = catalog();
+    let cases: Vec<_> = catalog.cases.iter().collect();
+    let table = poetry_harness::cli::mutants::markdown(&mutants::assess_all(&cases, jobs()));
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("<!-- mutants:start -->\n")
+        .expect("README has the start marker")
+        + 23;
+    let end = readme
+        .find("<!-- mutants:end -->")
+        .expect("README has the end marker");
+    assert_eq!(
+        readme[start..end].trim_end(),
+        table.trim_end(),
+        "README's mutant table is stale: paste `poetry-harness mutants --markdown` between the markers"
+    );
+}

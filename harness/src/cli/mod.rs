@@ -5,7 +5,7 @@
 mod catalog_cmds;
 mod faultproxy;
 mod get;
-mod mutants;
+pub mod mutants;
 mod run;
 mod serve;
 

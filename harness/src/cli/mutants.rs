@@ -152,7 +152,7 @@ fn matrix(assessments: &[Assessment]) -> String {
 
 /// A Markdown table for the README: each mutant with the cases it lists
 /// that did kill it, and how many other cases kill it too.
-fn markdown(assessments: &[Assessment]) -> String {
+pub fn markdown(assessments: &[Assessment]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "| Mutant | Role | Bug | Killed by | Status |");
     let _ = writeln!(s, "|---|---|---|---|---|");
