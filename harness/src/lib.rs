@@ -5,7 +5,7 @@
 //! - [`protocol`]: wire formats (netstrings, transform requests);
 //! - [`net`]: one socket API over real tokio sockets and turmoil's
 //!   simulated network;
-//! - [`reference`]: reference implementations of the five roles;
+//! - [`mod@reference`]: reference implementations of the five roles;
 //! - [`cli`]: the `poetry-harness` command line.
 //!
 //! A reference server and client, inside the simulator, in a few lines:

@@ -189,3 +189,69 @@ pub fn junit(results: &[CaseResult], impl_name: &str, profile: Profile) -> Strin
     }
     report.to_string().expect("junit serialises")
 }
+
+/// One implementation's column of a matrix: name, profile, results.
+pub type Column = (String, Profile, Vec<CaseResult>);
+
+/// Implementations by cases, in Markdown: a row per case, a verdict per
+/// implementation, and a summary row.
+pub fn matrix_markdown(columns: &[Column]) -> String {
+    let mut out = String::new();
+    let names: Vec<String> = columns
+        .iter()
+        .map(|(n, p, _)| format!("{n} ({p:?})"))
+        .collect();
+    let _ = writeln!(out, "| case | {} |", names.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
+    let Some((_, _, first)) = columns.first() else {
+        return out;
+    };
+    for (i, r) in first.iter().enumerate() {
+        let cells: Vec<&str> = columns
+            .iter()
+            .map(|(_, _, rs)| rs.get(i).map_or("-", |r| r.verdict.kind.label()))
+            .collect();
+        let _ = writeln!(out, "| `{}` | {} |", r.case.id, cells.join(" | "));
+    }
+    let summary: Vec<String> = columns
+        .iter()
+        .map(|(_, p, rs)| {
+            let failed = rs.iter().filter(|r| r.verdict.kind.fails(*p)).count();
+            format!("{} passed, {failed} failed", rs.len() - failed)
+        })
+        .collect();
+    let _ = writeln!(out, "| **total** | {} |", summary.join(" | "));
+    out
+}
+
+/// The same matrix as a small standalone HTML page.
+pub fn matrix_html(columns: &[Column]) -> String {
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
+    let mut out = String::from("<!doctype html>\n<meta charset=\"utf-8\">\n<title>poetry-harness matrix</title>\n<style>td,th{padding:2px 8px;font-family:monospace}.PASS{background:#cfc}.FAIL,.TIMEOUT{background:#fcc}.NON-STRICT{background:#ffc}</style>\n<table>\n<tr><th>case</th>");
+    for (n, p, _) in columns {
+        let _ = write!(out, "<th>{} ({p:?})</th>", esc(n));
+    }
+    out.push_str("</tr>\n");
+    if let Some((_, _, first)) = columns.first() {
+        for (i, r) in first.iter().enumerate() {
+            let _ = write!(out, "<tr><td>{}</td>", esc(&r.case.id));
+            for (_, _, rs) in columns {
+                let (label, reason) = rs.get(i).map_or(("-", String::new()), |r| {
+                    (r.verdict.kind.label(), r.verdict.reason.clone())
+                });
+                let _ = write!(
+                    out,
+                    "<td class=\"{label}\" title=\"{}\">{label}</td>",
+                    esc(&reason).replace('"', "&quot;")
+                );
+            }
+            out.push_str("</tr>\n");
+        }
+    }
+    out.push_str("</table>\n");
+    out
+}

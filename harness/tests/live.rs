@@ -308,3 +308,24 @@ fn twisted_servers_pass_the_tutorial_profile() {
         describe(&results, Profile::Tutorial)
     );
 }
+
+#[test]
+fn silent_server_is_ready_when_its_port_accepts() {
+    // Its announcement goes nowhere: readiness must come from the port.
+    let args = "--port {port} --num-bytes {num_bytes} --delay {delay} {poem} > /dev/null";
+    let t = target(
+        Role::Server,
+        program("python3", "asyncio/poetry_server.py", args),
+        Contract::Exact,
+        vec![],
+    );
+    let catalog = Catalog::builtin().expect("catalog loads");
+    let case = catalog.get("server.one-client-fast").expect("case exists");
+    let r = poetry_harness::engine::run_case_live(case, &t, &EngineOptions::default());
+    assert_eq!(r.verdict.kind, Kind::Pass, "{}", r.verdict.reason);
+    let transcript = r.outcome.expect("it ran").transcript.render();
+    assert!(
+        transcript.contains("accepts (no line announced it)"),
+        "{transcript}"
+    );
+}

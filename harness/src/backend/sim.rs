@@ -13,6 +13,13 @@
 //! boundary, so transcript times are exact, and a slow poem paced at 0.7 s
 //! over 50 ms links ticks every 50 ms, not every 1 ms (50x fewer ticks).
 //!
+//! Loss. turmoil's `fail_rate` drops messages, but its TCP has no
+//! retransmission, so a lossy link would break or hang connections instead
+//! of slowing them, which no real TCP does. We do not expose it: network
+//! trouble is scripted by the peers instead (delays, jitter, stalls,
+//! resets, a held link for a connect that never completes), each of which
+//! a real network produces and a real program meets the same way.
+//!
 //! Resets. turmoil 0.7.2 sends a RST only when a stream is dropped with
 //! unread data, so a server peer could not reset a client that sends
 //! nothing. We considered turmoil-net (a separate socket stack that models

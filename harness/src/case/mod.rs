@@ -266,25 +266,48 @@ impl Case {
             .collect()
     }
 
-    /// Every duration the case names, for choosing the simulator's tick.
-    pub fn durations(&self) -> Vec<Duration> {
-        let s = &self.subject;
+    /// Every duration that drives the run (subject settings and peer
+    /// scripts; not the expectations), for scaling a live run.
+    pub fn durations_mut(&mut self) -> Vec<&mut Dur> {
+        let s = &mut self.subject;
         let mut out = vec![
-            self.net.latency.0,
-            s.connect_timeout.0,
-            s.idle_timeout.0,
-            s.transform_timeout.0,
+            &mut s.connect_timeout,
+            &mut s.idle_timeout,
+            &mut s.transform_timeout,
         ];
-        out.extend(s.delay.map(|d| d.0));
-        for p in &self.servers {
-            out.extend([p.delay.0, p.first_delay.0, p.pause.0, p.end_delay.0]);
+        out.extend(s.delay.as_mut());
+        for p in &mut self.servers {
+            out.extend([
+                &mut p.delay,
+                &mut p.first_delay,
+                &mut p.pause,
+                &mut p.end_delay,
+                &mut p.jitter,
+            ]);
         }
-        for c in &self.clients {
-            out.extend([c.start.0, c.stagger.0, c.send_delay.0, c.read_delay.0]);
-            out.extend(c.leave_at.map(|d| d.0));
+        for c in &mut self.clients {
+            out.extend([
+                &mut c.start,
+                &mut c.stagger,
+                &mut c.send_delay,
+                &mut c.read_delay,
+            ]);
+            out.extend(c.leave_at.as_mut());
         }
-        if let Some(x) = &self.xform {
-            out.push(x.delay.0);
+        if let Some(x) = &mut self.xform {
+            out.push(&mut x.delay);
+        }
+        out
+    }
+
+    /// Every duration the case names, for choosing the simulator's tick:
+    /// the latency, [`Case::durations_mut`], and the jitter step if any.
+    pub fn durations(&self) -> Vec<Duration> {
+        let mut copy = self.clone();
+        let mut out: Vec<Duration> = copy.durations_mut().into_iter().map(|d| d.0).collect();
+        out.push(self.net.latency.0);
+        if self.servers.iter().any(|p| !p.jitter.0.is_zero()) {
+            out.push(peers::JITTER_STEP);
         }
         out
     }

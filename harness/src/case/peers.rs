@@ -46,6 +46,10 @@ pub struct ServerPeer {
     /// Pause between two writes.
     #[serde(default)]
     pub delay: Dur,
+    /// Seeded random extra pause before each write after the first: from
+    /// zero to this much, in steps of [`JITTER_STEP`].
+    #[serde(default)]
+    pub jitter: Dur,
     /// Pause between accepting and the first write.
     #[serde(default)]
     pub first_delay: Dur,
@@ -71,6 +75,10 @@ pub struct ServerPeer {
     #[serde(default)]
     pub blackhole: bool,
 }
+
+/// Jitter comes in steps of this much, so that simulated times stay on
+/// the tick (the step joins the durations the tick is chosen from).
+pub const JITTER_STEP: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// How a scripted client leaves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -77,9 +77,14 @@ pub struct RunArgs {
     /// Live backend: features the program lacks (e.g. timeouts); their cases are UNSUPPORTED.
     #[arg(long, value_delimiter = ',')]
     lacks: Vec<String>,
-    /// Live backend: the roles and commands of an implementation, in a TOML manifest.
+    /// Live backend: the roles and commands of an implementation, in a TOML
+    /// manifest. Give it several times to compare implementations (see --matrix).
     #[arg(long, value_name = "FILE")]
-    manifest: Option<PathBuf>,
+    manifest: Vec<PathBuf>,
+    /// With several manifests: write the implementations-by-cases matrix
+    /// here (HTML if the name ends in .html, else Markdown).
+    #[arg(long, value_name = "FILE")]
+    matrix: Option<PathBuf>,
     /// Live backend: multiply every delay and timeout of the cases by this.
     #[arg(long, default_value_t = 0.05)]
     time_scale: f64,
@@ -99,7 +104,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if cases.is_empty() {
         anyhow::bail!("no case matches {}", args.cases.join(" "));
     }
-    let live = live_target(&args)?;
+    let mut targets = live_targets(&args)?;
+    if targets.len() > 1 {
+        return run_matrix(&args, &cases, &targets);
+    }
+    let live = targets.pop();
     let profile = args
         .profile
         .or(live.as_ref().and_then(|t| t.profile))
@@ -223,14 +232,76 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         cmd: None,
         contract: Default::default(),
         lacks: Vec::new(),
-        manifest: None,
+        manifest: Vec::new(),
+        matrix: None,
         time_scale: 0.05,
     })
 }
 
-/// The programs under test, from --role/--cmd or --manifest; None for the
-/// simulator.
-fn live_target(args: &RunArgs) -> anyhow::Result<Option<engine::LiveTarget>> {
+/// Runs every manifest's programs and prints (and writes) the matrix of
+/// implementations by cases.
+fn run_matrix(
+    args: &RunArgs,
+    cases: &[&crate::case::Case],
+    targets: &[engine::LiveTarget],
+) -> anyhow::Result<Exit> {
+    if args.junit.is_some() || args.json.is_some() {
+        anyhow::bail!(
+            "--junit and --json take one implementation; with several manifests use --matrix"
+        );
+    }
+    crate::backend::live::process::install_interrupt_handler();
+    let mut columns = Vec::new();
+    let mut failed = false;
+    for target in targets {
+        let profile = args.profile.or(target.profile).unwrap_or_default();
+        let mut opts = EngineOptions {
+            profile,
+            ..EngineOptions::default()
+        };
+        if let Some(jobs) = args.jobs {
+            opts.jobs = jobs.max(1);
+        }
+        let results = engine::run_all_live(cases, target, &opts, &|_| {});
+        failed |= results.iter().any(|r| r.verdict.kind.fails(profile));
+        columns.push((target.name.clone(), profile, results));
+    }
+    let html = args
+        .matrix
+        .as_ref()
+        .is_some_and(|p| p.extension().is_some_and(|e| e == "html"));
+    let markdown = report::matrix_markdown(&columns);
+    if let Some(path) = &args.matrix {
+        let text = if html {
+            report::matrix_html(&columns)
+        } else {
+            markdown.clone()
+        };
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write matrix '{}'", path.display()))?;
+    }
+    std::io::stdout().lock().write_all(markdown.as_bytes())?;
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// The programs under test, from --role/--cmd or each --manifest; none for
+/// the simulator.
+fn live_targets(args: &RunArgs) -> anyhow::Result<Vec<engine::LiveTarget>> {
+    let mut targets = Vec::new();
+    if args.cmd.is_some() {
+        targets.extend(live_target(args, None)?);
+    }
+    for path in &args.manifest {
+        targets.extend(live_target(args, Some(path))?);
+    }
+    Ok(targets)
+}
+
+/// One program (from --role/--cmd) or one manifest's programs.
+fn live_target(
+    args: &RunArgs,
+    manifest: Option<&PathBuf>,
+) -> anyhow::Result<Option<engine::LiveTarget>> {
     use crate::backend::live::{manifest::Manifest, probe, template, LiveSubject};
     use crate::case::{Feature, Role};
     use std::time::Duration;
@@ -264,7 +335,7 @@ fn live_target(args: &RunArgs) -> anyhow::Result<Option<engine::LiveTarget>> {
                 lacks,
             }
         };
-    if let (Some(role), Some(cmd)) = (args.role, &args.cmd) {
+    if let (None, Some(role), Some(cmd)) = (manifest, args.role, &args.cmd) {
         template::check(cmd).map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
         let mut roles = indexmap::IndexMap::new();
         roles.insert(
@@ -278,7 +349,7 @@ fn live_target(args: &RunArgs) -> anyhow::Result<Option<engine::LiveTarget>> {
             profile: None,
         }));
     }
-    let Some(path) = &args.manifest else {
+    let Some(path) = manifest else {
         return Ok(None);
     };
     let m = Manifest::load(path).map_err(|e| anyhow::anyhow!(e))?;

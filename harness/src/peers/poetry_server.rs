@@ -69,6 +69,11 @@ pub fn plan(spec: &ServerPeer, poem: &Bytes, rng: &mut ChaCha8Rng, perturb: bool
         } else {
             spec.delay.0
         };
+        if i > 0 && !spec.jitter.0.is_zero() {
+            let steps =
+                (spec.jitter.0.as_millis() / crate::case::peers::JITTER_STEP.as_millis()) as u32;
+            pause += crate::case::peers::JITTER_STEP * rng.random_range(0..=steps);
+        }
         if !paused && spec.pause_after.is_some_and(|n| offset >= n) {
             pause += spec.pause.0;
             paused = true;

@@ -68,37 +68,8 @@ pub fn scaled(case: &Case, scale: f64) -> Case {
     };
     let mut c = case.clone();
     s(&mut c.limit);
-    s(&mut c.subject.connect_timeout);
-    s(&mut c.subject.idle_timeout);
-    s(&mut c.subject.transform_timeout);
-    if let Some(d) = c.subject.delay.as_mut() {
+    for d in c.durations_mut() {
         s(d);
-    }
-    for p in &mut c.servers {
-        for d in [
-            &mut p.delay,
-            &mut p.first_delay,
-            &mut p.pause,
-            &mut p.end_delay,
-        ] {
-            s(d);
-        }
-    }
-    for p in &mut c.clients {
-        for d in [
-            &mut p.start,
-            &mut p.stagger,
-            &mut p.send_delay,
-            &mut p.read_delay,
-        ] {
-            s(d);
-        }
-        if let Some(d) = p.leave_at.as_mut() {
-            s(d);
-        }
-    }
-    if let Some(x) = c.xform.as_mut() {
-        s(&mut x.delay);
     }
     for e in std::iter::once(&mut c.expect).chain(c.tutorial.as_mut()) {
         for d in [
@@ -326,21 +297,29 @@ async fn drive(
             RunEnd::Finished(rec.now())
         }
         Role::Server | Role::TransformServer | Role::Proxy => {
-            let needle = format!(":{port}");
-            let ready = program
-                .wait_for_line(subject.startup_timeout, |l| {
-                    l.contains(&needle)
-                        || l.split(|c: char| !c.is_ascii_digit())
-                            .any(|w| w == port.to_string())
-                })
-                .await;
+            // Ready when it prints a line naming its port, or (servers
+            // only: a probe would make a proxy fetch) when the port accepts.
+            // Block-buffered output may never show the line before exit.
+            let port_text = port.to_string();
+            let names_port = |l: &str| {
+                l.split(|c: char| !c.is_ascii_digit())
+                    .any(|w| w == port_text)
+            };
+            let may_probe = case.role != Role::Proxy;
+            let ready = tokio::select! {
+                line = program.wait_for_line(subject.startup_timeout, names_port) => line,
+                probed = probe_port(port, subject.startup_timeout), if may_probe => probed,
+            };
+            // Server cases are timed from readiness, not from the start of a
+            // slow interpreter.
+            let ready_at = rec.now();
             match ready {
-                Some(line) => rec.log("subject", format!("ready: {line}")),
+                Some(how) => rec.log("subject", format!("ready: {how}")),
                 None => {
                     let stderr = String::from_utf8_lossy(&program.stderr().bytes).into_owned();
                     log_output(rec, &program.stdout().bytes, &stderr);
                     return Err(format!(
-                        "the program did not print a line naming port {port} within {:?}",
+                        "the program neither printed a line naming port {port} nor accepted on it within {:?}",
                         subject.startup_timeout
                     ));
                 }
@@ -391,7 +370,7 @@ async fn drive(
                     format!("exited early with status {:?}", status.code()),
                 );
             }
-            RunEnd::Finished(at)
+            RunEnd::Finished(at.saturating_sub(ready_at))
         }
     };
     program.kill();
@@ -399,6 +378,26 @@ async fn drive(
         t.abort();
     }
     Ok(end)
+}
+
+/// Grace before probing a port, so that programs that announce themselves
+/// are not probed at all.
+const PROBE_AFTER: Duration = Duration::from_millis(500);
+
+/// Waits until `port` accepts a connection (closed at once), polling.
+async fn probe_port(port: u16, limit: Duration) -> Option<String> {
+    tokio::time::sleep(PROBE_AFTER).await;
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Some(format!("port {port} accepts (no line announced it)"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
 }
 
 fn log_output(rec: &Recorder, stdout: &[u8], stderr: &str) {
@@ -455,4 +454,43 @@ fn transformed(
             Transformed::DownloadFailed(FetchError::Other("nothing printed for this poem".into()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_reaches_every_duration_that_drives_a_run() {
+        let text = r#"
+[[case]]
+id = "client.x"
+title = "t"
+clauses = ["CLIENT-3"]
+role = "client"
+limit = "100s"
+subject = { delay = "2s", connect_timeout = "4s", idle_timeout = "6s", transform_timeout = "8s" }
+[[case.servers]]
+delay = "10s"
+first_delay = "12s"
+pause = "14s"
+end_delay = "16s"
+jitter = "18s"
+[case.expect]
+elapsed_min = "20s"
+"#;
+        let case = crate::catalog::parse_file("t.toml", text, &crate::spec::clauses())
+            .unwrap()
+            .remove(0);
+        let mut before = case.clone();
+        let mut after = scaled(&case, 0.5);
+        let b: Vec<_> = before.durations_mut().into_iter().map(|d| d.0).collect();
+        let a: Vec<_> = after.durations_mut().into_iter().map(|d| d.0).collect();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(*x * 2, *y, "{x:?} is not half of {y:?}");
+        }
+        assert_eq!(after.limit.0, Duration::from_secs(50));
+        assert_eq!(after.expect.elapsed_min.unwrap().0, Duration::from_secs(10));
+    }
 }
