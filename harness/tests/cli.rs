@@ -377,6 +377,12 @@ fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
 #[rstest]
 #[case::serve_slow(&["serve", "slow", "--help"], "poetry-harness serve slow ")]
 #[case::get(&["get", "--help"], "poetry-harness get ")]
+#[case::run(&["run", "--help"], "poetry-harness run ")]
+#[case::replay(&["replay", "--help"], "poetry-harness replay ")]
+#[case::list(&["list", "--help"], "poetry-harness list ")]
+#[case::explain(&["explain", "--help"], "poetry-harness explain ")]
+#[case::faultproxy(&["faultproxy", "--help"], "poetry-harness faultproxy ")]
+#[case::mutants(&["mutants", "--help"], "poetry-harness mutants")]
 fn help_shows_an_example_command(#[case] args: &[&str], #[case] example: &str) {
     let sandbox = Sandbox::new();
     let got = sandbox.run(args);
@@ -392,5 +398,77 @@ fn help_shows_an_example_command(#[case] args: &[&str], #[case] example: &str) {
     assert!(
         help.match_indices(example).any(is_example),
         "no example {example:?}... in:\n{help}"
+    );
+}
+
+#[test]
+fn run_with_no_arguments_passes_the_whole_catalog_and_writes_reports() {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(&["run", "--junit", "r.xml", "--json", "r.json"]);
+    got.assert_success();
+    let out = String::from_utf8_lossy(&got.stdout);
+    assert!(out.contains("passed, 0 failed"), "{out}");
+    let junit = std::fs::read_to_string(sandbox.dir.join("r.xml")).expect("JUnit written");
+    assert!(
+        junit.contains("<testcase name=\"client.reset-mid-poem\""),
+        "{junit}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.dir.join("r.json")).expect("JSON written"),
+    )
+    .expect("valid JSON");
+    assert_eq!(json["summary"]["FAIL"], 0);
+    assert!(json["cases"].as_array().is_some_and(|c| c.len() > 60));
+}
+
+#[test]
+fn malformed_catalog_names_the_file_the_line_and_the_field() {
+    let sandbox = Sandbox::new();
+    let suites = sandbox.dir.join("suites");
+    std::fs::create_dir_all(&suites).unwrap();
+    std::fs::write(
+        suites.join("bad.toml"),
+        "[[case]]\nid = \"client.x\"\ntitle = \"t\"\nclauses = [\"CLIENT-3\"]\nrole = \"client\"\n[[case.servers]]\nchunk = 3\n[case.expect]\n",
+    )
+    .unwrap();
+    let got = sandbox.run(&["run", "--suites", "suites"]);
+    assert_eq!(got.status.code(), Some(USAGE));
+    assert!(
+        got.stderr.contains("bad.toml:7:") && got.stderr.contains("unknown field `chunk`"),
+        "{}",
+        got.stderr
+    );
+    assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+}
+
+#[test]
+fn unknown_case_and_clause_are_usage_errors() {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(&["run", "nosuch."]);
+    assert_eq!(got.status.code(), Some(USAGE));
+    assert!(
+        got.stderr.contains("no case matches nosuch."),
+        "{}",
+        got.stderr
+    );
+    let got = sandbox.run(&["explain", "NOPE-1"]);
+    assert_eq!(got.status.code(), Some(USAGE));
+    assert!(got.stderr.contains("'NOPE-1'"), "{}", got.stderr);
+}
+
+#[test]
+fn explain_quotes_the_clause_text_and_list_counts_the_cases() {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(&["explain", "client.reset-mid-poem"]);
+    got.assert_success();
+    let out = String::from_utf8_lossy(&got.stdout);
+    assert!(out.contains("CLIENT-5 (MUST)"), "{out}");
+    let got = sandbox.run(&["list", "proxy."]);
+    got.assert_success();
+    let out = String::from_utf8_lossy(&got.stdout);
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with("proxy.") || l.ends_with("case(s)")),
+        "{out}"
     );
 }

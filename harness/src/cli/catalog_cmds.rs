@@ -8,7 +8,7 @@ use clap::Args;
 use super::run::load_catalog;
 use super::Exit;
 
-/// Lists the cases: ID, role, clauses and title.
+/// List the cases: ID, role, clauses and title
 ///
 /// Example: poetry-harness list proxy.
 #[derive(Debug, Args)]
@@ -39,7 +39,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Explains one case: what it does, what it expects, the clauses' text.
+/// Explain a case (its peers, expectations and clauses) or a spec clause
 ///
 /// Example: poetry-harness explain client.reset-mid-poem
 #[derive(Debug, Args)]

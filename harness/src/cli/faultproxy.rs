@@ -1,16 +1,17 @@
 //! `poetry-harness faultproxy`: the fault-injecting proxy as a program.
 
-use std::io::Write;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
+use super::serve::{listen_on, Listen};
 use super::{addr_arg, duration_arg, runtime, Exit};
 use crate::faultproxy::{self, Faults};
 use crate::net::Net;
 
-/// Relays connections to TARGET, misbehaving on the way back: put it
+/// A TCP proxy that delays, throttles, slices, resets or stalls traffic
+///
+/// It relays connections to TARGET and misbehaves on the way back: put it
 /// between a client and a server to see how the client copes.
 ///
 /// It prints `listening on HOST:PORT` once ready.
@@ -27,12 +28,8 @@ pub struct FaultProxyArgs {
     /// The server to relay to: port or host:port.
     #[arg(value_parser = addr_arg)]
     target: String,
-    /// Port to listen on (0: any free one).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-    /// Interface to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    iface: String,
+    #[command(flatten)]
+    listen: Listen,
     /// Delay every chunk, both ways.
     #[arg(long, default_value = "0s", value_parser = duration_arg)]
     latency: Duration,
@@ -62,16 +59,8 @@ pub fn run(args: FaultProxyArgs) -> anyhow::Result<Exit> {
     }
     let rt = runtime()?;
     rt.block_on(async move {
-        let addr = format!("{}:{}", args.iface, args.port);
-        let listener = Net::Tokio
-            .bind(&addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr()?;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {local}: fault proxy to {}", args.target)?;
-        out.flush()?;
-        drop(out);
+        let what = format!("fault proxy to {}", args.target);
+        let listener = listen_on(&args.listen, &what).await?;
         if args.refuse {
             drop(listener);
             return std::future::pending::<anyhow::Result<Exit>>().await;

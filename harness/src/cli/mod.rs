@@ -51,20 +51,18 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+/// Subcommands. Those without a doc comment here take their help, with
+/// examples, from their argument struct's doc comment (a variant's doc
+/// comment would replace it).
 enum Command {
     /// Run a reference server as a real program on this machine.
     Serve(serve::ServeArgs),
     /// Download poems, as the series' clients do (optionally transformed).
     Get(get::GetArgs),
-    /// Run conformance cases (default: all, against the reference implementations).
     Run(run::RunArgs),
-    /// Replay one case with a seed, printing its transcript.
     Replay(run::ReplayArgs),
-    /// List the cases of the catalog.
     List(catalog_cmds::ListArgs),
-    /// Explain a case (or a spec clause).
     Explain(catalog_cmds::ExplainArgs),
-    /// A TCP proxy that delays, throttles, slices, resets or stalls traffic.
     Faultproxy(faultproxy::FaultProxyArgs),
     /// Run the catalog against the mutant zoo: kill matrix and mutation score.
     Mutants(mutants::MutantsArgs),

@@ -14,7 +14,7 @@ use crate::report;
 use crate::roles::Implementation;
 use crate::verdict::Profile;
 
-/// Runs conformance cases in the simulator and prints a verdict per case.
+/// Run conformance cases and print a verdict per case
 ///
 /// With no arguments: every case against the built-in reference
 /// implementations. Exit status: 0 if no case failed, 1 if one did,
@@ -195,7 +195,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     Ok(if failed { Exit::Failed } else { Exit::Ok })
 }
 
-/// Replays one case with a seed and prints its transcript.
+/// Replay one case with a seed and print its transcript
 ///
 /// Example: poetry-harness replay client.utf8-split --seed 7
 #[derive(Debug, Args)]

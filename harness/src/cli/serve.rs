@@ -23,7 +23,7 @@ pub struct ServeArgs {
 
 /// Where a server listens. It prints `listening on HOST:PORT` once ready.
 #[derive(Debug, Args)]
-struct Listen {
+pub(super) struct Listen {
     /// Port to listen on; 0 picks a free one (printed on start).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -158,7 +158,7 @@ fn read_poem(path: &Path) -> anyhow::Result<Bytes> {
 
 /// Binds and announces the address on stdout, flushed, so a person or a
 /// script can connect as soon as the line appears.
-async fn listen_on(listen: &Listen, what: &str) -> anyhow::Result<TcpListener> {
+pub(super) async fn listen_on(listen: &Listen, what: &str) -> anyhow::Result<TcpListener> {
     let addr = format!("{}:{}", listen.iface, listen.port);
     let listener = Net::Tokio
         .bind(&addr)
