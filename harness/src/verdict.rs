@@ -139,7 +139,17 @@ pub fn precheck_parts(
             format!("{name} does not play the {} role", case.role),
         ));
     }
-    if let Some(f) = case.requires.iter().find(|f| lacks.contains(f)) {
+    let paced = case
+        .subject
+        .num_bytes
+        .is_some()
+        .then_some(crate::case::Feature::Pacing);
+    if let Some(f) = case
+        .requires
+        .iter()
+        .chain(paced.iter())
+        .find(|f| lacks.contains(f))
+    {
         return Some(Verdict::new(
             Kind::Unsupported,
             format!("{name} declares it lacks {f:?}"),

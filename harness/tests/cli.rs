@@ -383,6 +383,7 @@ fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
 #[case::explain(&["explain", "--help"], "poetry-harness explain ")]
 #[case::faultproxy(&["faultproxy", "--help"], "poetry-harness faultproxy ")]
 #[case::mutants(&["mutants", "--help"], "poetry-harness mutants")]
+#[case::pair(&["pair", "--help"], "poetry-harness pair ")]
 fn help_shows_an_example_command(#[case] args: &[&str], #[case] example: &str) {
     let sandbox = Sandbox::new();
     let got = sandbox.run(args);

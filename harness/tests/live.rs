@@ -278,20 +278,16 @@ fn transform_server_counting_characters_is_caught_by_a_non_ascii_poem() {
 #[ignore = "needs Twisted: set POETRY_HARNESS_TWISTED_PYTHON (.ci/run does)"]
 fn twisted_servers_pass_the_tutorial_profile() {
     let py = twisted_python();
+    // A fast server only: the paced cases are UNSUPPORTED for it.
     let server = target(
         Role::Server,
         program(&py, "twisted/fastpoetry.py", "--port {port} {poem}"),
         Contract::Exact,
-        vec![],
+        vec![Feature::Pacing],
     );
     let results = run(&server, Role::Server, Profile::Tutorial);
-    // The fast server ignores pacing: the slow-server cases are its failures.
-    let unexpected: Vec<_> = failing(&results, Profile::Tutorial)
-        .into_iter()
-        .filter(|id| !id.starts_with("server.slow-") && !id.starts_with("server.empty-poem-slow"))
-        .collect();
     assert!(
-        unexpected.is_empty(),
+        failing(&results, Profile::Tutorial).is_empty(),
         "{}",
         describe(&results, Profile::Tutorial)
     );
@@ -328,4 +324,75 @@ fn silent_server_is_ready_when_its_port_accepts() {
         transcript.contains("accepts (no line announced it)"),
         "{transcript}"
     );
+}
+
+fn subject(role: Role, command: String) -> LiveSubject {
+    LiveSubject {
+        role,
+        exit_127_unsupported: false,
+        command,
+        contract: Contract::Exact,
+        startup_timeout: Duration::from_secs(10),
+        time_scale: TIME_SCALE,
+        lacks: Vec::new(),
+    }
+}
+
+#[test]
+fn asyncio_client_and_server_pass_every_pair_scenario() {
+    use poetry_harness::backend::live::pair;
+    let server = subject(
+        Role::Server,
+        program(
+            "python3",
+            "asyncio/poetry_server.py",
+            "--port {port} {poem}",
+        ),
+    );
+    let client = subject(
+        Role::Client,
+        program(
+            "python3",
+            "asyncio/get_poetry.py",
+            "--timeout {timeout} {addrs}",
+        ),
+    );
+    for sc in pair::SCENARIOS {
+        let r = pair::run(&server, &client, sc);
+        assert_eq!(
+            r.kind,
+            Kind::Pass,
+            "{}: {}\n{}",
+            sc.id,
+            r.reason,
+            r.transcript.join("\n")
+        );
+    }
+}
+
+#[test]
+fn pair_with_a_client_that_reads_once_fails_on_a_sliced_link() {
+    use poetry_harness::backend::live::pair;
+    let server = subject(
+        Role::Server,
+        program(
+            "python3",
+            "asyncio/poetry_server.py",
+            "--port {port} {poem}",
+        ),
+    );
+    let client = subject(
+        Role::Client,
+        program(
+            "python3",
+            "broken/client_reads_once.py",
+            "--timeout {timeout} {addrs}",
+        ),
+    );
+    let sliced = pair::SCENARIOS
+        .iter()
+        .find(|s| s.id == "pair.sliced")
+        .expect("scenario exists");
+    let r = pair::run(&server, &client, sliced);
+    assert_eq!(r.kind, Kind::Fail, "{}", r.reason);
 }

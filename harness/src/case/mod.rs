@@ -109,6 +109,9 @@ pub enum Feature {
     Timeouts,
     /// Transforms other than cummingsify.
     ExtraTransforms,
+    /// A paced (slow) poetry server: `--num-bytes` and `--delay`. Every
+    /// case whose subject is paced needs it.
+    Pacing,
 }
 
 /// The simulated network of a case.

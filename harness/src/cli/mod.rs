@@ -6,6 +6,7 @@ mod catalog_cmds;
 mod faultproxy;
 mod get;
 pub mod mutants;
+mod pair;
 mod run;
 mod serve;
 
@@ -64,6 +65,7 @@ enum Command {
     List(catalog_cmds::ListArgs),
     Explain(catalog_cmds::ExplainArgs),
     Faultproxy(faultproxy::FaultProxyArgs),
+    Pair(pair::PairArgs),
     /// Run the catalog against the mutant zoo: kill matrix and mutation score.
     Mutants(mutants::MutantsArgs),
 }
@@ -80,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => catalog_cmds::list(args),
         Command::Explain(args) => catalog_cmds::explain(args),
         Command::Faultproxy(args) => faultproxy::run(args),
+        Command::Pair(args) => pair::run(args),
         Command::Mutants(args) => mutants::run(args),
     };
     match result {

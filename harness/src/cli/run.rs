@@ -318,7 +318,9 @@ fn live_target(
                 toml::Value::String(n.clone())
                     .try_into::<Feature>()
                     .map_err(|_| {
-                        anyhow::anyhow!("unknown feature '{n}' (known: timeouts, extra-transforms)")
+                        anyhow::anyhow!(
+                            "unknown feature '{n}' (known: timeouts, extra-transforms, pacing)"
+                        )
                     })
             })
             .collect()

@@ -12,6 +12,7 @@
 
 pub mod contract;
 pub mod manifest;
+pub mod pair;
 pub mod process;
 pub mod template;
 
