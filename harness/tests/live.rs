@@ -396,3 +396,23 @@ fn pair_with_a_client_that_reads_once_fails_on_a_sliced_link() {
     let r = pair::run(&server, &client, sliced);
     assert_eq!(r.kind, Kind::Fail, "{}", r.reason);
 }
+
+#[test]
+fn client_that_exits_0_after_a_failure_is_non_strict() {
+    // The series' clients exit 0 whatever happened: the tutorial profile
+    // accepts it, the strict one does not (CLIENT-12).
+    let cmd = format!(
+        "{}; exit 0",
+        program("python3", "asyncio/get_poetry.py", "{addrs}")
+    );
+    let t = target(Role::Client, cmd, Contract::Exact, vec![]);
+    let catalog = Catalog::builtin().expect("catalog loads");
+    let case = catalog.get("client.refused").expect("case exists");
+    let r = poetry_harness::engine::run_case_live(case, &t, &EngineOptions::default());
+    assert_eq!(r.verdict.kind, Kind::NonStrict, "{}", r.verdict.reason);
+    assert!(
+        r.verdict.reason.starts_with("exit status"),
+        "{}",
+        r.verdict.reason
+    );
+}

@@ -57,4 +57,6 @@ pub struct RunOutcome {
     pub seed: u64,
     /// The simulator tick chosen for the case.
     pub tick: Duration,
+    /// A program's exit status (live runs of client roles).
+    pub exit_status: Option<i32>,
 }

@@ -316,6 +316,7 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
         },
         seed: opts.seed,
         tick,
+        exit_status: None,
     }
 }
 

@@ -155,6 +155,7 @@ async fn run_async(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome 
         transcript: Transcript::default(),
         seed,
         tick: Duration::ZERO,
+        exit_status: None,
     };
     let end = match drive(case, subject, seed, &rec, &seen, &mut outcome).await {
         Ok(end) => end,
@@ -270,6 +271,7 @@ async fn drive(
                 ));
             }
             outcome.subject_done = Some(rec.now());
+            outcome.exit_status = status.code();
             let poems: Vec<Option<Bytes>> = case
                 .servers
                 .iter()
