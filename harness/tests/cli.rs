@@ -241,7 +241,7 @@ fn get_with_an_absent_transform_server_prints_the_original_and_says_why() {
     assert!(
         got.stderr
             .lines()
-            .any(|l| l.contains(&line) && l.contains("transform") && l.contains("refused")),
+            .any(|l| l.contains(&line) && l.contains("transform failed: refused:")),
         "no line naming {line}, transform and refused in:\n{}",
         got.stderr
     );

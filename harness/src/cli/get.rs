@@ -90,7 +90,8 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
                         progress(&args, format_args!("{addr}: transformed {} bytes", p.len()))
                     }
                     Transformed::Fallback { failure, .. } => eprintln!(
-                        "poetry-harness: {addr}: transform failed ({failure}); printed the original poem"
+                        "poetry-harness: {addr}: transform failed: {}: {failure}; printed the original poem",
+                        failure.kind()
                     ),
                     Transformed::DownloadFailed(e) => {
                         failed = true;

@@ -52,6 +52,21 @@ pub enum TransformFailure {
     Timeout,
 }
 
+impl TransformFailure {
+    /// The spec's reason word for stderr (TCLIENT-4): `refused`, `reset`,
+    /// `timeout`, `closed` (no reply), `malformed`, or `error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransformFailure::Connect(e) if e.to_ascii_lowercase().contains("refused") => "refused",
+            TransformFailure::Connect(_) => "error",
+            TransformFailure::NoReply => "closed",
+            TransformFailure::BadReply(e) if e.to_ascii_lowercase().contains("reset") => "reset",
+            TransformFailure::BadReply(_) => "malformed",
+            TransformFailure::Timeout => "timeout",
+        }
+    }
+}
+
 impl fmt::Display for TransformFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -140,5 +155,28 @@ impl TransformClient {
             }));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_the_spec_reason_word() {
+        let words: Vec<_> = [
+            TransformFailure::Connect("Connection refused (os error 111)".into()),
+            TransformFailure::NoReply,
+            TransformFailure::BadReply("io error: Connection reset by peer".into()),
+            TransformFailure::BadReply("non-digit 'x' in the length at byte 1".into()),
+            TransformFailure::Timeout,
+        ]
+        .iter()
+        .map(TransformFailure::kind)
+        .collect();
+        assert_eq!(
+            words,
+            ["refused", "closed", "reset", "malformed", "timeout"]
+        );
     }
 }
