@@ -139,3 +139,21 @@ fn readme_matrix_is_what_the_mutants_command_prints() {
         "README's mutant table is stale: paste `poetry-harness mutants --markdown` between the markers"
     );
 }
+
+#[test]
+fn every_case_catches_at_least_one_mutant() {
+    // A case no broken implementation fails proves nothing: each one must
+    // kill some mutant of its role (add the mutant with the bug it targets).
+    let catalog = catalog();
+    let cases: Vec<_> = catalog.cases.iter().collect();
+    let killers: BTreeSet<String> = mutants::assess_all(&cases, jobs())
+        .into_iter()
+        .flat_map(|a| a.killers.into_iter().map(|(id, _)| id))
+        .collect();
+    let idle: Vec<&str> = cases
+        .iter()
+        .map(|c| c.id.as_str())
+        .filter(|id| !killers.contains(*id))
+        .collect();
+    assert!(idle.is_empty(), "cases that kill no mutant: {idle:?}");
+}
