@@ -1,6 +1,6 @@
 //! `poetry-harness run` and `replay`: the catalog against an implementation.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -128,16 +128,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         };
     }
     let total = cases.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let show_progress = report::use_colour() && total > 1;
+    // A progress bar on a terminal (stderr), nothing when piped or in CI.
+    let bar = if std::io::stderr().is_terminal() && total > 1 {
+        indicatif::ProgressBar::new(total as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .expect("a valid progress template"),
+    );
     let progress = |r: &engine::CaseResult| {
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if show_progress {
-            eprint!("\r[{n}/{total}] {:<50}", r.case.id);
-            if n == total {
-                eprint!("\r{:<60}\r", "");
-            }
-        }
+        bar.set_message(r.case.id.clone());
+        bar.inc(1);
     };
     let (results, name) = match &live {
         Some(target) => {
@@ -152,6 +155,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             imp.name.clone(),
         ),
     };
+    bar.finish_and_clear();
     // Reports are written before anything can fail, so nothing is lost.
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&results, &name, profile))
