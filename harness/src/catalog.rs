@@ -212,7 +212,7 @@ const RESULTS: &[&str] = &[
     "fail:timeout",
 ];
 const OUTPUTS: &[&str] = &["transformed", "original", "none"];
-const RECEIVED: &[&str] = &["poem", "nothing", "prefix", "reply"];
+const RECEIVED: &[&str] = &["poem", "full", "nothing", "prefix", "reply"];
 const ENDS: &[&str] = &["fin", "rst", "closed"];
 
 /// Semantic checks that serde cannot express.

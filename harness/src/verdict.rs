@@ -329,10 +329,21 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
         Role::Proxy => poems.first().cloned().unwrap_or_default(),
         _ => case.subject.poem.bytes(),
     };
+    let full: Bytes = match case.role {
+        Role::Proxy => case
+            .servers
+            .first()
+            .map(|s| s.poem.bytes())
+            .unwrap_or_default(),
+        _ => served.clone(),
+    };
     for (name, want) in exp.received.iter().flatten() {
         for (copy, seen) in copies(out, name) {
             let expected_bytes: Option<Vec<u8>> = match want.as_str() {
                 "poem" => Some(served.to_vec()),
+                // The upstream's whole poem, whatever a misbehaving first
+                // connection cut off (proxy cases with `misbehave_first`).
+                "full" => Some(full.to_vec()),
                 "nothing" => Some(Vec::new()),
                 "reply" => seen
                     .request

@@ -21,8 +21,9 @@ pub struct Expect {
     #[serde(default)]
     pub outputs: Option<Vec<String>>,
     /// Server roles, per client peer name: `poem` (the subject's poem
-    /// exactly), `nothing`, `prefix`, `reply` (the netstring of the correctly
-    /// transformed request) or `reply:TEXT`.
+    /// exactly; for a proxy, what the upstream sends, cut at `truncate`),
+    /// `full` (a proxy's upstream poem, uncut), `nothing`, `prefix`, `reply`
+    /// (the netstring of the correctly transformed request) or `reply:TEXT`.
     #[serde(default)]
     pub received: Option<IndexMap<String, String>>,
     /// Server roles, per client peer name: how the subject ended the

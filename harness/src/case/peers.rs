@@ -68,6 +68,10 @@ pub struct ServerPeer {
     /// Pause between the last byte and the end (a late FIN).
     #[serde(default)]
     pub end_delay: Dur,
+    /// Misbehave (truncate, end, pause, delays) on the first N connections
+    /// only; later ones get the whole poem at once and a FIN. Default: all.
+    #[serde(default)]
+    pub misbehave_first: Option<usize>,
     /// Nothing listens: connections are refused.
     #[serde(default)]
     pub refuse: bool,

@@ -135,8 +135,16 @@ pub async fn run(
         });
         rec.log(&name, format!("accept connection {n}"));
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ conn.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        // Past `misbehave_first` connections, a well-behaved server.
+        let spec = match spec.misbehave_first {
+            Some(first) if n > first => ServerPeer {
+                poem: spec.poem.clone(),
+                ..ServerPeer::default()
+            },
+            _ => spec.clone(),
+        };
         let steps = plan(&spec, &poem, &mut rng, perturb);
-        let (name, spec, rec, seen) = (name.clone(), spec.clone(), rec.clone(), seen.clone());
+        let (name, rec, seen) = (name.clone(), rec.clone(), seen.clone());
         tokio::spawn(async move { serve_one(stream, name, spec, steps, rec, seen).await });
     }
 }
