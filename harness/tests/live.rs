@@ -28,15 +28,25 @@ fn program(python: &str, rel: &str, args: &str) -> String {
     format!("{python} {} {args}", python_dir().join(rel).display())
 }
 
-fn target(role: Role, command: String, contract: Contract, lacks: Vec<Feature>) -> LiveTarget {
-    let subject = LiveSubject {
+/// A program for one role, with the defaults of these tests.
+fn subject(role: Role, command: String) -> LiveSubject {
+    LiveSubject {
         role,
-        exit_127_unsupported: probe(&command),
+        exit_127_unsupported: false,
         command,
-        contract,
+        contract: Contract::Exact,
         startup_timeout: Duration::from_secs(10),
         time_scale: TIME_SCALE,
         lacks: Vec::new(),
+    }
+}
+
+/// One program as a live target; probes it for the exit-127 convention.
+fn target(role: Role, command: String, contract: Contract, lacks: Vec<Feature>) -> LiveTarget {
+    let subject = LiveSubject {
+        exit_127_unsupported: probe(&command),
+        contract,
+        ..subject(role, command)
     };
     let mut roles = IndexMap::new();
     roles.insert(role, subject);
@@ -86,6 +96,15 @@ fn describe(results: &[CaseResult], profile: Profile) -> String {
         .join("\n")
 }
 
+/// Fails with every failing case's reason and transcript.
+fn assert_no_failures(results: &[CaseResult], profile: Profile) {
+    assert!(
+        failing(results, profile).is_empty(),
+        "{}",
+        describe(results, profile)
+    );
+}
+
 fn asyncio_client() -> LiveTarget {
     let cmd = program(
         "python3",
@@ -98,11 +117,7 @@ fn asyncio_client() -> LiveTarget {
 #[test]
 fn asyncio_client_passes_the_client_catalog() {
     let results = run(&asyncio_client(), Role::Client, Profile::Strict);
-    assert!(
-        failing(&results, Profile::Strict).is_empty(),
-        "{}",
-        describe(&results, Profile::Strict)
-    );
+    assert_no_failures(&results, Profile::Strict);
     let ran = results
         .iter()
         .filter(|r| r.verdict.kind == Kind::Pass)
@@ -166,11 +181,7 @@ fn twisted_client_passes_the_tutorial_profile_and_is_non_strict_on_resets() {
         Role::Client,
         Profile::Tutorial,
     );
-    assert!(
-        failing(&results, Profile::Tutorial).is_empty(),
-        "{}",
-        describe(&results, Profile::Tutorial)
-    );
+    assert_no_failures(&results, Profile::Tutorial);
     // The series' clients take a reset for the end of the poem: accepted by
     // the tutorial profile, and only by it.
     let reset = results
@@ -198,11 +209,7 @@ fn asyncio_server() -> LiveTarget {
 #[test]
 fn asyncio_server_passes_the_server_catalog() {
     let results = run(&asyncio_server(), Role::Server, Profile::Strict);
-    assert!(
-        failing(&results, Profile::Strict).is_empty(),
-        "{}",
-        describe(&results, Profile::Strict)
-    );
+    assert_no_failures(&results, Profile::Strict);
 }
 
 #[test]
@@ -239,11 +246,7 @@ fn asyncio_transform_server_passes_the_transform_server_catalog() {
         vec![Feature::Timeouts],
     );
     let results = run(&t, Role::TransformServer, Profile::Strict);
-    assert!(
-        failing(&results, Profile::Strict).is_empty(),
-        "{}",
-        describe(&results, Profile::Strict)
-    );
+    assert_no_failures(&results, Profile::Strict);
 }
 
 #[test]
@@ -286,11 +289,7 @@ fn twisted_servers_pass_the_tutorial_profile() {
         vec![Feature::Pacing],
     );
     let results = run(&server, Role::Server, Profile::Tutorial);
-    assert!(
-        failing(&results, Profile::Tutorial).is_empty(),
-        "{}",
-        describe(&results, Profile::Tutorial)
-    );
+    assert_no_failures(&results, Profile::Tutorial);
     let xform = target(
         Role::TransformServer,
         program(&py, "twisted/transform_server.py", "--port {port}"),
@@ -298,11 +297,7 @@ fn twisted_servers_pass_the_tutorial_profile() {
         vec![Feature::Timeouts],
     );
     let results = run(&xform, Role::TransformServer, Profile::Tutorial);
-    assert!(
-        failing(&results, Profile::Tutorial).is_empty(),
-        "{}",
-        describe(&results, Profile::Tutorial)
-    );
+    assert_no_failures(&results, Profile::Tutorial);
 }
 
 #[test]
@@ -324,18 +319,6 @@ fn silent_server_is_ready_when_its_port_accepts() {
         transcript.contains("accepts (no line announced it)"),
         "{transcript}"
     );
-}
-
-fn subject(role: Role, command: String) -> LiveSubject {
-    LiveSubject {
-        role,
-        exit_127_unsupported: false,
-        command,
-        contract: Contract::Exact,
-        startup_timeout: Duration::from_secs(10),
-        time_scale: TIME_SCALE,
-        lacks: Vec::new(),
-    }
 }
 
 #[test]
