@@ -43,22 +43,33 @@ impl Default for EngineOptions {
     }
 }
 
+impl CaseResult {
+    /// A case that was not run.
+    fn not_run(case: &Case, verdict: Verdict) -> Self {
+        CaseResult {
+            case: case.clone(),
+            verdict,
+            outcome: None,
+        }
+    }
+
+    /// A run, judged against `judged_as` (the case itself, or its scaled
+    /// copy in a live run).
+    fn judged(case: &Case, judged_as: &Case, outcome: RunOutcome) -> Self {
+        CaseResult {
+            case: case.clone(),
+            verdict: verdict::judge(judged_as, &outcome),
+            outcome: Some(outcome),
+        }
+    }
+}
+
 /// Runs and judges one case.
 pub fn run_case(case: &Case, imp: &Implementation, opts: &EngineOptions) -> CaseResult {
     if let Some(v) = verdict::precheck(case, imp, opts.profile) {
-        return CaseResult {
-            case: case.clone(),
-            verdict: v,
-            outcome: None,
-        };
+        return CaseResult::not_run(case, v);
     }
-    let outcome = sim::run(case, imp, opts.run);
-    let verdict = verdict::judge(case, &outcome);
-    CaseResult {
-        case: case.clone(),
-        verdict,
-        outcome: Some(outcome),
-    }
+    CaseResult::judged(case, case, sim::run(case, imp, opts.run))
 }
 
 /// Runs every case on `opts.jobs` threads; results come back in the order
@@ -93,21 +104,12 @@ pub fn run_case_live(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> 
                 })
             });
     let (Some(subject), None) = (subject, &unsupported) else {
-        return CaseResult {
-            case: case.clone(),
-            verdict: unsupported.expect("unsupported when there is no subject"),
-            outcome: None,
-        };
+        let why = unsupported.expect("unsupported when there is no subject");
+        return CaseResult::not_run(case, why);
     };
     // Judged against the scaled case: its time bounds are scaled too.
     let scaled = live::scaled(case, subject.time_scale);
-    let outcome = live::run(&scaled, subject, opts.run.seed);
-    let verdict = verdict::judge(&scaled, &outcome);
-    CaseResult {
-        case: case.clone(),
-        verdict,
-        outcome: Some(outcome),
-    }
+    CaseResult::judged(case, &scaled, live::run(&scaled, subject, opts.run.seed))
 }
 
 /// Programs under test, one per role they play (live backend).
