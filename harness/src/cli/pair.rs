@@ -37,7 +37,10 @@ pub struct PairArgs {
 
 pub fn run(args: PairArgs) -> anyhow::Result<Exit> {
     let m = Manifest::load(&args.manifest).map_err(|e| anyhow::anyhow!(e))?;
-    let scale = args.time_scale.or(m.time_scale).unwrap_or(0.05);
+    let scale = args
+        .time_scale
+        .or(m.time_scale)
+        .unwrap_or(crate::backend::live::DEFAULT_TIME_SCALE);
     let subject = |role: Role| -> anyhow::Result<LiveSubject> {
         let rc = m.role(role).ok_or_else(|| {
             anyhow::anyhow!(

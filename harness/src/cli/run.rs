@@ -86,7 +86,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     matrix: Option<PathBuf>,
     /// Live backend: multiply every delay and timeout of the cases by this.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = crate::backend::live::DEFAULT_TIME_SCALE)]
     time_scale: f64,
 }
 
@@ -238,7 +238,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         lacks: Vec::new(),
         manifest: Vec::new(),
         matrix: None,
-        time_scale: 0.05,
+        time_scale: crate::backend::live::DEFAULT_TIME_SCALE,
     })
 }
 

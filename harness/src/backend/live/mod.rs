@@ -58,6 +58,29 @@ pub struct LiveSubject {
     pub lacks: Vec<crate::case::Feature>,
 }
 
+impl LiveSubject {
+    /// A program for `role` with the defaults: exact output, 10 s to start,
+    /// the default time scale, no exit-127 convention, nothing lacking.
+    pub fn new(role: Role, command: impl Into<String>) -> Self {
+        LiveSubject {
+            role,
+            command: command.into(),
+            contract: Contract::Exact,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            time_scale: DEFAULT_TIME_SCALE,
+            exit_127_unsupported: false,
+            lacks: Vec::new(),
+        }
+    }
+}
+
+/// Longest wait for a program to get ready, unless a manifest says otherwise.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Delays and timeouts of live runs are multiplied by this unless told
+/// otherwise: a 0.7 s pause takes 35 ms.
+pub const DEFAULT_TIME_SCALE: f64 = 0.05;
+
 /// Multiplies every duration of a case by `scale` (whole milliseconds, at
 /// least 1 ms where the original was not zero).
 pub fn scaled(case: &Case, scale: f64) -> Case {
