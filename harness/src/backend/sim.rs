@@ -176,7 +176,7 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
                     SubjectResult::Transformed(client.run(Net::Sim, addrs, tclient).await)
                 };
                 log_result(&rec, &r);
-                *result.lock().expect("result lock") = (r, Some(peers::now()));
+                *result.lock().expect("result lock") = (r, Some(rec.now()));
                 finish(&done);
                 Ok(())
             });

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{decode_hex, is_reset, note, now, ClientSeen, Ending, Recorder, Shared};
+use super::{decode_hex, is_reset, note, ClientSeen, Ending, Recorder, Shared};
 use crate::case::{ClientPeer, Leave};
 use crate::net::Net;
 use crate::protocol::netstring;
@@ -70,11 +70,12 @@ pub async fn run(
             return;
         }
     };
-    let connected = now();
+    let connected = rec.now();
     let leave_at = spec.leave_at.map(|d| connected + d.0);
+    let clock = rec.clone();
     let deadline = async move {
         match leave_at {
-            Some(t) => tokio::time::sleep(t.saturating_sub(now())).await,
+            Some(t) => tokio::time::sleep(t.saturating_sub(clock.now())).await,
             None => std::future::pending().await,
         }
     };
@@ -161,7 +162,7 @@ pub async fn run(
             Leave::Rst => rec.log(&name, format!("leave (RST) after {} bytes", received.len())),
         },
     }
-    let left_at = ending.is_none().then(now);
+    let left_at = ending.is_none().then(|| rec.now());
     note(&seen, |o| {
         let c = &mut o.clients[&name];
         c.received = received;

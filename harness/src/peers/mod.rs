@@ -68,11 +68,6 @@ pub fn note<R>(shared: &Shared, f: impl FnOnce(&mut Observations) -> R) -> R {
     f(&mut shared.lock().expect("observations lock"))
 }
 
-/// The current simulated time (zero on real sockets).
-pub fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
-}
-
 /// Decodes hex digits (whitespace allowed between bytes).
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();

@@ -253,15 +253,16 @@ async fn drive(
     values.insert("upstream", addrs.first().cloned().unwrap_or_default());
     values.insert("xform", xform_addr);
     values.insert("transform", template::shell_quote(&s.transform));
-    values.insert("timeout", format!("{}", s.idle_timeout.0.as_secs_f64()));
-    values.insert(
-        "num_bytes",
-        s.num_bytes.unwrap_or(usize::MAX / 2).to_string(),
-    );
-    values.insert(
-        "delay",
-        format!("{}", s.delay.map_or(0.0, |d| d.0.as_secs_f64())),
-    );
+    let seconds = |d: Duration| format!("{}", d.as_secs_f64());
+    values.insert("timeout", seconds(s.idle_timeout.0));
+    values.insert("connect_timeout", seconds(s.connect_timeout.0));
+    values.insert("idle_timeout", seconds(s.idle_timeout.0));
+    values.insert("transform_timeout", seconds(s.transform_timeout.0));
+    // An unpaced case still passes numbers any program can parse: the whole
+    // poem in one write, no pause.
+    let unpaced = s.poem.bytes().len().max(1);
+    values.insert("num_bytes", s.num_bytes.unwrap_or(unpaced).to_string());
+    values.insert("delay", seconds(s.delay.map_or(Duration::ZERO, |d| d.0)));
     let command = template::expand(&subject.command, &values, false)?;
     let env = [
         ("POETRY_CASE".to_string(), case.id.clone()),

@@ -26,10 +26,28 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ),
     (
         "timeout",
-        "the idle timeout in seconds, scaled (clients, servers)",
+        "the idle timeout in seconds, scaled (same as {idle_timeout})",
     ),
-    ("num_bytes", "bytes per write (slow server)"),
-    ("delay", "seconds between writes, scaled (slow server)"),
+    (
+        "connect_timeout",
+        "give up connecting after this many seconds, scaled (clients, proxy)",
+    ),
+    (
+        "idle_timeout",
+        "give up when no byte arrives for this many seconds, scaled (clients, proxy, transform server)",
+    ),
+    (
+        "transform_timeout",
+        "give up on the transform server's reply after this many seconds, scaled (transforming client)",
+    ),
+    (
+        "num_bytes",
+        "bytes per write (slow server); the poem's size when a case sets no pacing",
+    ),
+    (
+        "delay",
+        "seconds between writes, scaled (slow server); 0 when a case sets no pacing",
+    ),
 ];
 
 /// Quotes a value for `sh` when it is not plainly safe.
