@@ -79,8 +79,11 @@ pub fn table(
                     );
                 }
             }
-            if o.transcript.untimed {
-                let _ = writeln!(out, "    transcript (live run; times left out):");
+            if o.tolerance.is_some() {
+                let _ = writeln!(
+                    out,
+                    "    transcript (live run; times from when the subject was ready, or a client's first connection):"
+                );
             } else {
                 let _ = writeln!(
                     out,

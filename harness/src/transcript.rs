@@ -78,8 +78,12 @@ pub const FOLD_RUNS_OF: usize = 4;
 pub struct Transcript {
     /// The events in the order they happened.
     pub events: Vec<Event>,
-    /// Times are wall-clock noise (a live run): render without them.
+    /// Render without times (for text that must not vary between runs).
     pub untimed: bool,
+    /// Times are shown from here: zero in the simulator; in a live run,
+    /// when the subject became ready (servers) or first connected
+    /// (clients). Earlier events, the start-up, show as negative times.
+    pub origin: Duration,
 }
 
 impl Transcript {
@@ -110,7 +114,7 @@ impl Transcript {
                 let until = if self.untimed {
                     String::new()
                 } else {
-                    format!(" until {}", secs(ev[j - 1].at))
+                    format!(" until {}", self.time(ev[j - 1].at))
                 };
                 let _ = writeln!(
                     out,
@@ -142,7 +146,14 @@ impl Transcript {
         if self.untimed {
             String::new()
         } else {
-            format!("{:>10}  ", secs(at))
+            format!("{:>10}  ", self.time(at))
+        }
+    }
+
+    fn time(&self, at: Duration) -> String {
+        match at.checked_sub(self.origin) {
+            Some(d) => secs(d),
+            None => format!("-{}", secs(self.origin - at)),
         }
     }
 }
@@ -218,6 +229,7 @@ mod tests {
         let text = Transcript {
             events: rec.events(),
             untimed: false,
+            origin: Duration::ZERO,
         }
         .render();
         assert_eq!(
@@ -235,6 +247,7 @@ mod tests {
             Transcript {
                 events: rec.events(),
                 untimed: false,
+                origin: Duration::ZERO,
             }
             .render()
             .lines()

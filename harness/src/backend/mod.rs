@@ -45,8 +45,18 @@ pub struct RunOutcome {
     pub end: RunEnd,
     /// What the subject returned.
     pub result: SubjectResult,
-    /// When the subject (client roles) finished, simulated.
+    /// When the subject (client roles) finished, measured from when its
+    /// timing starts (see [`RunOutcome::timed_from`]).
     pub subject_done: Option<Duration>,
+    /// Where elapsed times count from, on the transcript's clock: zero in
+    /// the simulator; live, when a server became ready, or when a client
+    /// first connected (its start-up is judged on its own).
+    pub timed_from: Duration,
+    /// Live: how long a client took from its start to its first
+    /// connection, and the budget it had.
+    pub startup: Option<(Duration, Duration)>,
+    /// Live: how far time bounds bend (`None`: exact, as in the simulator).
+    pub tolerance: Option<crate::backend::live::timing::Tolerance>,
     /// What the peers observed.
     pub seen: Observations,
     /// Established connections left on the subject's host at the end.
@@ -59,4 +69,7 @@ pub struct RunOutcome {
     pub tick: Duration,
     /// A program's exit status (live runs of client roles).
     pub exit_status: Option<i32>,
+    /// What a client program printed on stdout beyond its poems, under the
+    /// `exact` output contract (live runs).
+    pub stray_output: Option<Bytes>,
 }

@@ -313,10 +313,15 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
         transcript: Transcript {
             events: rec.events(),
             untimed: false,
+            origin: Duration::ZERO,
         },
         seed: opts.seed,
         tick,
         exit_status: None,
+        stray_output: None,
+        timed_from: Duration::ZERO,
+        startup: None,
+        tolerance: None,
     }
 }
 

@@ -80,6 +80,15 @@ pub struct ServerPeer {
     pub blackhole: bool,
 }
 
+impl ServerPeer {
+    /// The bytes it sends on a connection where it misbehaves: its poem,
+    /// cut at `truncate`.
+    pub fn sent_poem(&self) -> bytes::Bytes {
+        let p = self.poem.bytes();
+        p.slice(..self.truncate.unwrap_or(p.len()).min(p.len()))
+    }
+}
+
 /// Jitter comes in steps of this much, so that simulated times stay on
 /// the tick (the step joins the durations the tick is chosen from).
 pub const JITTER_STEP: std::time::Duration = std::time::Duration::from_millis(10);

@@ -85,14 +85,18 @@ pub async fn run(
     let mut time_to_leave = false;
     if !out.is_empty() {
         let piece = spec.send_chunk.unwrap_or(out.len()).max(1);
+        // On a schedule, so real timers' overshoots do not add up (as in
+        // the poetry server peer).
+        let mut next = tokio::time::Instant::now();
         for (i, chunk) in out.chunks(piece).enumerate() {
             if i > 0 && !spec.send_delay.0.is_zero() {
+                next = (next + spec.send_delay.0).max(tokio::time::Instant::now());
                 tokio::select! {
                     _ = &mut deadline => {
                         time_to_leave = true;
                         break;
                     }
-                    _ = tokio::time::sleep(spec.send_delay.0) => {}
+                    _ = tokio::time::sleep_until(next) => {}
                 }
             }
             if let Err(e) = stream.write_all(chunk).await {

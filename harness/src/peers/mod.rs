@@ -58,6 +58,48 @@ pub struct Observations {
     pub requests: Vec<Vec<u8>>,
     /// Requests the transform peer could not decode, with the reason.
     pub bad_requests: Vec<String>,
+    /// When a server peer (poetry or transform) first accepted a
+    /// connection from the subject: when a client's work began.
+    pub first_accept: Option<Duration>,
+}
+
+impl Observations {
+    /// Notes an accepted connection at `at`.
+    pub fn accepted(&mut self, at: Duration) {
+        self.first_accept.get_or_insert(at);
+    }
+}
+
+/// Where a peer listens: an address to bind (the simulator), or a
+/// listener bound already (live: bound before the program starts, so the
+/// program can never connect before the peer listens).
+pub enum Endpoint {
+    /// Bind this address.
+    Addr(String),
+    /// Use this listener.
+    Bound(crate::net::TcpListener),
+}
+
+impl From<String> for Endpoint {
+    fn from(addr: String) -> Self {
+        Endpoint::Addr(addr)
+    }
+}
+
+impl From<crate::net::TcpListener> for Endpoint {
+    fn from(l: crate::net::TcpListener) -> Self {
+        Endpoint::Bound(l)
+    }
+}
+
+impl Endpoint {
+    /// The listener, binding it if need be.
+    pub async fn listen(self, net: crate::net::Net) -> std::io::Result<crate::net::TcpListener> {
+        match self {
+            Endpoint::Addr(a) => net.bind(&a).await,
+            Endpoint::Bound(l) => Ok(l),
+        }
+    }
 }
 
 /// Shared [`Observations`].

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{is_reset, note, Ending, Recorder, Shared};
+use super::{is_reset, note, Ending, Endpoint, Recorder, Shared};
 use crate::case::{End, ServerPeer};
 use crate::net::{Net, TcpStream};
 use crate::transcript::preview;
@@ -108,7 +108,7 @@ pub async fn run(
     net: Net,
     name: String,
     spec: ServerPeer,
-    bind: String,
+    bind: impl Into<Endpoint>,
     seed: u64,
     perturb: bool,
     rec: Recorder,
@@ -122,13 +122,14 @@ pub async fn run(
         // Nothing listens; a blackhole also never answers (held link).
         std::future::pending::<()>().await;
     }
-    let listener = net.bind(&bind).await?;
+    let listener = bind.into().listen(net).await?;
     let poem = spec.poem.bytes();
     let mut conn = 0u64;
     loop {
         let (stream, _) = listener.accept().await?;
         conn += 1;
         let n = note(&seen, |o| {
+            o.accepted(rec.now());
             let n = o.accepts.entry(name.clone()).or_default();
             *n += 1;
             *n
@@ -178,9 +179,17 @@ async fn serve_one(
     };
     let wrote = {
         let writer = async {
+            // Pauses run on a schedule, not one after another: on real
+            // timers each sleep overshoots a little, and a hundred pauses
+            // would add a hundred overshoots to the peer's own pacing. A
+            // write that blocks past the next deadline pushes the schedule
+            // back. In the simulator, where timers are exact and the
+            // schedule is never late, this is the same thing.
+            let mut next = tokio::time::Instant::now();
             for step in &steps {
                 if !step.pause.is_zero() {
-                    tokio::time::sleep(step.pause).await;
+                    next = (next + step.pause).max(tokio::time::Instant::now());
+                    tokio::time::sleep_until(next).await;
                 }
                 wr.write_all(&step.bytes).await?;
                 rec.log(&name, format!("send {}", preview(&step.bytes)));

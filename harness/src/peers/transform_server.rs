@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 
-use super::{note, Recorder, Shared};
+use super::{note, Endpoint, Recorder, Shared};
 use crate::case::{XformBehaviour, XformPeer};
 use crate::net::{Net, TcpStream};
 use crate::protocol::netstring::{self, NetstringCodec};
@@ -29,17 +29,18 @@ const PEER_LIMIT: usize = 16 * 1024 * 1024;
 pub async fn run(
     net: Net,
     spec: XformPeer,
-    bind: String,
+    bind: impl Into<Endpoint>,
     rec: Recorder,
     seen: Shared,
 ) -> std::io::Result<()> {
     if spec.behaviour == XformBehaviour::Absent {
         std::future::pending::<()>().await;
     }
-    let listener = net.bind(&bind).await?;
+    let listener = bind.into().listen(net).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         rec.log(NAME, "accept");
+        note(&seen, |o| o.accepted(rec.now()));
         let (spec, rec, seen) = (spec.clone(), rec.clone(), seen.clone());
         tokio::spawn(async move { answer(stream, spec, rec, seen).await });
     }

@@ -52,6 +52,9 @@ pub enum FetchError {
     },
     /// Any other socket error.
     Other(String),
+    /// A program under test reported a failure in words the harness could
+    /// not read as a reason (live backend; the line is kept).
+    Unrecognised(String),
 }
 
 impl fmt::Display for FetchError {
@@ -63,6 +66,7 @@ impl fmt::Display for FetchError {
                 write!(f, "timed out waiting for {waiting_for} after {after} bytes")
             }
             FetchError::Other(e) => write!(f, "{e}"),
+            FetchError::Unrecognised(line) => write!(f, "reason not recognised in '{line}'"),
         }
     }
 }
@@ -87,6 +91,7 @@ impl FetchError {
             FetchError::Reset { .. } => "reset",
             FetchError::Timeout { .. } => "timeout",
             FetchError::Other(_) => "error",
+            FetchError::Unrecognised(_) => "unrecognised",
         }
     }
 }

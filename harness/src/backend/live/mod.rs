@@ -14,7 +14,9 @@ pub mod contract;
 pub mod manifest;
 pub mod pair;
 pub mod process;
+pub mod reasons;
 pub mod template;
+pub mod timing;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +31,6 @@ use crate::case::{Case, Role};
 use crate::duration::Dur;
 use crate::net::Net;
 use crate::peers::{self, Observations, Recorder};
-use crate::reference::{FetchError, TransformFailure, Transformed};
 use crate::transcript::{preview, Transcript};
 
 /// Exit status by which a program declares a case unsupported (the QUIC
@@ -106,26 +107,21 @@ pub fn scaled(case: &Case, scale: f64) -> Case {
         {
             s(d);
         }
-        // Real programs start slowly and real timers overshoot a little on
-        // every pause: upper bounds get slack; lower bounds stay, since
-        // nothing real runs early.
-        for d in [&mut e.elapsed_max, &mut e.upstream_closed_within]
-            .into_iter()
-            .flatten()
-        {
-            d.0 += LIVE_SLACK + d.0.mul_f64(LIVE_SLACK_RATIO);
-        }
     }
     c
 }
 
-/// Slack added to every upper time bound in a live run: an interpreter's
-/// start-up and a loaded machine's scheduling.
-pub const LIVE_SLACK: Duration = Duration::from_millis(300);
-
-/// Further slack, as a share of the bound: timer overshoot adds up over
-/// many pauses.
-pub const LIVE_SLACK_RATIO: f64 = 0.5;
+/// The shortest non-zero pause or timeout of a (scaled) case: every pause
+/// of a real program may overshoot by a timer's lateness (see [`timing`]).
+pub fn shortest_pause(case: &Case) -> Duration {
+    let mut c = case.clone();
+    c.durations_mut()
+        .into_iter()
+        .map(|d| d.0)
+        .filter(|d| !d.is_zero())
+        .min()
+        .unwrap_or_default()
+}
 
 /// Whether the case can run on real sockets at all.
 pub fn live_unsupported(case: &Case) -> Option<&'static str> {
@@ -163,10 +159,17 @@ pub fn run(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    rt.block_on(run_async(case, subject, seed))
+    // Measured once per run, before the first case, outside any runtime.
+    let jitter = timing::Jitter::get();
+    rt.block_on(run_async(case, subject, seed, jitter))
 }
 
-async fn run_async(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome {
+async fn run_async(
+    case: &Case,
+    subject: &LiveSubject,
+    seed: u64,
+    jitter: timing::Jitter,
+) -> RunOutcome {
     let rec = Recorder::live();
     let seen: peers::Shared = Arc::new(Mutex::new(Observations::default()));
     let mut outcome = RunOutcome {
@@ -179,6 +182,10 @@ async fn run_async(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome 
         seed,
         tick: Duration::ZERO,
         exit_status: None,
+        stray_output: None,
+        timed_from: Duration::ZERO,
+        startup: None,
+        tolerance: None,
     };
     let end = match drive(case, subject, seed, &rec, &seen, &mut outcome).await {
         Ok(end) => end,
@@ -186,9 +193,12 @@ async fn run_async(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome 
     };
     outcome.end = end;
     outcome.seen = std::mem::take(&mut *seen.lock().expect("observations lock"));
+    let latency = case.net.latency.0.mul_f64(subject.time_scale);
+    outcome.tolerance = Some(jitter.tolerance(shortest_pause(case), latency));
     outcome.transcript = Transcript {
         events: rec.events(),
-        untimed: true,
+        untimed: false,
+        origin: outcome.timed_from,
     };
     outcome
 }
@@ -201,26 +211,42 @@ async fn drive(
     seen: &peers::Shared,
     outcome: &mut RunOutcome,
 ) -> Result<RunEnd, String> {
-    let io = |e: std::io::Error| e.to_string();
-    // Peers first, so the program can be told where they are.
+    let io = |e: std::io::Error| format!("the harness could not set up its peers: {e}");
+    // Peers first, bound before the program starts, so the program can be
+    // told where they are and can never connect before they listen.
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();
+    // Ports that refuse: bound and never listening, held for the case so no
+    // other case's peer or program can take them.
+    let mut refusing = Vec::new();
     for (i, (name, spec)) in case
         .server_names()
         .into_iter()
         .zip(&case.servers)
         .enumerate()
     {
-        let port = free_port().map_err(io)?;
-        let bind = format!("127.0.0.1:{port}");
-        addrs.push(bind.clone());
+        let endpoint = if spec.refuse {
+            let socket = refusing_port().map_err(io)?;
+            addrs.push(socket.local_addr().map_err(io)?.to_string());
+            refusing.push(socket);
+            None
+        } else {
+            let listener = Net::Tokio.bind("127.0.0.1:0").await.map_err(io)?;
+            addrs.push(listener.local_addr().map_err(io)?.to_string());
+            Some(listener)
+        };
+        let bind = addrs.last().cloned().unwrap_or_default();
         let (rec, seen, spec) = (rec.clone(), seen.clone(), spec.clone());
         tasks.push(tokio::spawn(async move {
+            let endpoint = match endpoint {
+                Some(l) => peers::Endpoint::Bound(l),
+                None => peers::Endpoint::Addr(bind),
+            };
             let _ = peers::poetry_server::run(
                 Net::Tokio,
                 name,
                 spec,
-                bind,
+                endpoint,
                 seed.wrapping_add(i as u64 + 1),
                 false,
                 rec,
@@ -231,11 +257,19 @@ async fn drive(
     }
     let mut xform_addr = String::new();
     if let Some(x) = &case.xform {
-        let port = free_port().map_err(io)?;
-        xform_addr = format!("127.0.0.1:{port}");
-        let (rec, seen, x, bind) = (rec.clone(), seen.clone(), x.clone(), xform_addr.clone());
+        let endpoint = if x.behaviour == crate::case::XformBehaviour::Absent {
+            let socket = refusing_port().map_err(io)?;
+            xform_addr = socket.local_addr().map_err(io)?.to_string();
+            refusing.push(socket);
+            peers::Endpoint::Addr(xform_addr.clone())
+        } else {
+            let listener = Net::Tokio.bind("127.0.0.1:0").await.map_err(io)?;
+            xform_addr = listener.local_addr().map_err(io)?.to_string();
+            peers::Endpoint::Bound(listener)
+        };
+        let (rec, seen, x) = (rec.clone(), seen.clone(), x.clone());
         tasks.push(tokio::spawn(async move {
-            let _ = peers::transform_server::run(Net::Tokio, x, bind, rec, seen).await;
+            let _ = peers::transform_server::run(Net::Tokio, x, endpoint, rec, seen).await;
         }));
     }
     let poem_file = tempfile::NamedTempFile::new().map_err(io)?;
@@ -251,7 +285,7 @@ async fn drive(
         template::shell_quote(&poem_file.path().display().to_string()),
     );
     values.insert("upstream", addrs.first().cloned().unwrap_or_default());
-    values.insert("xform", xform_addr);
+    values.insert("xform", xform_addr.clone());
     values.insert("transform", template::shell_quote(&s.transform));
     let seconds = |d: Duration| format!("{}", d.as_secs_f64());
     values.insert("timeout", seconds(s.idle_timeout.0));
@@ -294,34 +328,49 @@ async fn drive(
                     "the program exited 127: it does not support this case".into(),
                 ));
             }
-            outcome.subject_done = Some(rec.now());
-            outcome.exit_status = status.code();
-            let poems: Vec<Option<Bytes>> = case
-                .servers
+            let exited = rec.now();
+            // A client is timed from its first connection to the last thing
+            // the peers saw it do (most often, closing its last
+            // connection): an interpreter's start-up is judged on its own,
+            // against its own budget, and its tear-down is not timed.
+            let first = seen.lock().expect("observations lock").first_accept;
+            if let Some(first) = first {
+                outcome.timed_from = first;
+                outcome.startup = Some((first, subject.startup_timeout));
+            }
+            let last_seen = rec
+                .events()
                 .iter()
-                .map(|p| {
-                    let b = p.poem.bytes();
-                    Some(b.slice(..p.truncate.unwrap_or(b.len()).min(b.len())))
-                })
-                .collect();
-            outcome.result = if case.role == Role::Client {
-                SubjectResult::Poems(contract::parse(
-                    subject.contract,
-                    &stdout.bytes,
-                    &stderr,
-                    &addrs,
-                    &poems,
-                ))
+                .filter(|e| e.who != "subject" && e.at <= exited)
+                .map(|e| e.at)
+                .max();
+            let done = last_seen.unwrap_or(exited);
+            outcome.subject_done = Some(done.saturating_sub(outcome.timed_from));
+            outcome.exit_status = status.code();
+            let poems: Vec<Bytes> = case.servers.iter().map(|p| p.sent_poem()).collect();
+            let out = contract::Output {
+                stdout: &stdout.bytes,
+                stderr: &stderr,
+                exit: status.code(),
+            };
+            let stray = if case.role == Role::Client {
+                let parsed = contract::parse(subject.contract, &out, &addrs, &poems);
+                outcome.result = SubjectResult::Poems(parsed.results);
+                parsed.stray
             } else {
-                SubjectResult::Transformed(transformed(
-                    &stdout.bytes,
-                    &stderr,
+                let parsed = contract::parse_transformed(
+                    subject.contract,
+                    &out,
                     &addrs,
+                    &xform_addr,
                     &poems,
                     &s.transform,
-                ))
+                );
+                outcome.result = SubjectResult::Transformed(parsed.results);
+                parsed.stray
             };
-            RunEnd::Finished(rec.now())
+            outcome.stray_output = (!stray.is_empty()).then(|| Bytes::from(stray));
+            RunEnd::Finished(outcome.subject_done.unwrap_or_default())
         }
         Role::Server | Role::TransformServer | Role::Proxy => {
             // Ready when it prints a line naming its port, or (servers
@@ -340,6 +389,7 @@ async fn drive(
             // Server cases are timed from readiness, not from the start of a
             // slow interpreter.
             let ready_at = rec.now();
+            outcome.timed_from = ready_at;
             match ready {
                 Some(how) => rec.log("subject", format!("ready: {how}")),
                 None => {
@@ -407,6 +457,13 @@ async fn drive(
     Ok(end)
 }
 
+/// A port of 127.0.0.1 that refuses connections: bound, never listening.
+fn refusing_port() -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse().expect("a valid address"))?;
+    Ok(socket)
+}
+
 /// Grace before probing a port, so that programs that announce themselves
 /// are not probed at all.
 const PROBE_AFTER: Duration = Duration::from_millis(500);
@@ -434,53 +491,6 @@ fn log_output(rec: &Recorder, stdout: &[u8], stderr: &str) {
     for line in stderr.lines().take(8) {
         rec.log("subject", format!("stderr: {line}"));
     }
-}
-
-/// A transforming client's results from its output (exact contract): the
-/// transformed poem, else the original (a fallback, whose failure stderr
-/// should name), else nothing (a failed download).
-fn transformed(
-    stdout: &[u8],
-    stderr: &str,
-    addrs: &[String],
-    poems: &[Option<Bytes>],
-    name: &str,
-) -> Vec<Transformed> {
-    let mut rest = stdout;
-    let t = crate::protocol::transform::Transform::from_name(name);
-    addrs
-        .iter()
-        .zip(poems)
-        .map(|(addr, poem)| {
-            let poem = poem.clone().unwrap_or_default();
-            let text = std::str::from_utf8(&poem).ok();
-            let want = text.zip(t).map(|(p, t)| t.apply(p)).unwrap_or_default();
-            if !want.is_empty() && rest.starts_with(want.as_bytes()) {
-                rest = &rest[want.len()..];
-                return Transformed::Poem(want);
-            }
-            if !poem.is_empty() && rest.starts_with(&poem) {
-                rest = &rest[poem.len()..];
-                let named = stderr
-                    .lines()
-                    .any(|l| l.contains(addr) || l.to_lowercase().contains("transform"));
-                let failure = if named {
-                    TransformFailure::NoReply
-                } else {
-                    TransformFailure::BadReply("no failure reported on stderr".into())
-                };
-                if named {
-                    return Transformed::Fallback {
-                        original: poem,
-                        failure,
-                    };
-                }
-                // A silent fallback reads as a transformed poem that is wrong.
-                return Transformed::Poem(String::from_utf8_lossy(&poem).into_owned());
-            }
-            Transformed::DownloadFailed(FetchError::Other("nothing printed for this poem".into()))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -250,13 +250,18 @@ async fn drive(
         ));
     };
     log.push(format!("client: exit status {:?}", status.code()));
+    let out = contract::Output {
+        stdout: &stdout,
+        stderr: &stderr,
+        exit: status.code(),
+    };
     let got = contract::parse(
         client.contract,
-        &stdout,
-        &stderr,
+        &out,
         std::slice::from_ref(&proxy_addr),
-        &[Some(poem())],
+        &[poem()],
     )
+    .results
     .remove(0);
     let matches = |want: &str| match (want, &got) {
         ("poem", Ok(p)) => *p == poem(),
