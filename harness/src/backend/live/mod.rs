@@ -14,6 +14,7 @@ pub mod contract;
 pub mod manifest;
 pub mod pair;
 pub mod process;
+pub mod reference_programs;
 pub mod template;
 
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,187 @@
+//! The reference implementations, or one mutant of the zoo, as real
+//! programs: the `poetry-harness serve` and `get` commands as command
+//! templates for the live backend.
+//!
+//! This is the live backend's ground truth. The reference run this way must
+//! pass every case the live backend can run, and each mutant run this way
+//! (`serve … --mutant NAME`, `get … --mutant NAME`) must be killed by the
+//! cases it lists, as in the simulator.
+//!
+//! ```no_run
+//! use poetry_harness::backend::live::reference_programs::ReferencePrograms;
+//!
+//! let exe = std::env::current_exe().unwrap();
+//! let programs = ReferencePrograms::new(exe).unwrap();
+//! let target = programs.reference();
+//! assert_eq!(target.roles.len(), 5);
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+use super::{template, LiveSubject, DEFAULT_TIME_SCALE};
+use crate::case::Role;
+use crate::engine::LiveTarget;
+use crate::mutants::Mutant;
+
+/// The arguments after the executable, one template per role.
+///
+/// Every server case runs `serve slow`: an unpaced case passes the poem's
+/// size for `{num_bytes}` and 0 for `{delay}`, which is the fast server's
+/// behaviour (the whole poem in one write). Clients run with `--quiet`, so
+/// stderr holds only failure and fallback lines.
+pub const TEMPLATES: &[(Role, &str)] = &[
+    (
+        Role::Server,
+        "serve slow {poem} --port {port} --num-bytes {num_bytes} --delay {delay}",
+    ),
+    (
+        Role::Client,
+        "get --quiet --connect-timeout {connect_timeout} --idle-timeout {idle_timeout} {addrs}",
+    ),
+    (
+        Role::TransformServer,
+        "serve transform --port {port} --idle-timeout {idle_timeout}",
+    ),
+    (
+        Role::TransformClient,
+        "get --quiet --transform {xform} --transform-name {transform} \
+         --connect-timeout {connect_timeout} --idle-timeout {idle_timeout} \
+         --transform-timeout {transform_timeout} {addrs}",
+    ),
+    (
+        Role::Proxy,
+        "serve proxy {upstream} --port {port} \
+         --connect-timeout {connect_timeout} --idle-timeout {idle_timeout}",
+    ),
+];
+
+/// Builds live targets that run the `poetry-harness` executable at a given
+/// path: tests pass `env!("CARGO_BIN_EXE_poetry-harness")`, the CLI its
+/// own `std::env::current_exe()`.
+#[derive(Debug, Clone)]
+pub struct ReferencePrograms {
+    exe: PathBuf,
+    time_scale: f64,
+}
+
+impl ReferencePrograms {
+    /// Programs run from `exe`, at the default time scale. A path with a
+    /// brace is refused: command templates reserve braces for placeholders.
+    pub fn new(exe: impl Into<PathBuf>) -> Result<Self, String> {
+        let exe = exe.into();
+        let text = exe.to_str().ok_or_else(|| {
+            format!(
+                "executable path '{}' is not valid UTF-8, so no command template can name it",
+                exe.display()
+            )
+        })?;
+        if text.contains(['{', '}']) {
+            return Err(format!(
+                "executable path '{text}' has a brace, which command templates reserve for placeholders"
+            ));
+        }
+        Ok(ReferencePrograms {
+            exe,
+            time_scale: DEFAULT_TIME_SCALE,
+        })
+    }
+
+    /// Multiplies every delay and timeout of the cases by `scale`.
+    pub fn time_scale(&mut self, scale: f64) -> &mut Self {
+        self.time_scale = scale;
+        self
+    }
+
+    /// The executable the commands run.
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// The command template of `role`: the reference, or with `mutant` the
+    /// mutant of that name (which must be of `role` for the program to start).
+    pub fn command(&self, role: Role, mutant: Option<&str>) -> String {
+        let args = TEMPLATES
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, args)| *args)
+            .unwrap_or_default();
+        // `new` checked the path is UTF-8.
+        let exe = template::shell_quote(&self.exe.to_string_lossy());
+        match mutant {
+            Some(name) => format!("{exe} {args} --mutant {}", template::shell_quote(name)),
+            None => format!("{exe} {args}"),
+        }
+    }
+
+    /// A program for `role`.
+    fn subject(&self, role: Role, mutant: Option<&str>) -> LiveSubject {
+        LiveSubject {
+            time_scale: self.time_scale,
+            ..LiveSubject::new(role, self.command(role, mutant))
+        }
+    }
+
+    /// The reference implementations of all five roles.
+    pub fn reference(&self) -> LiveTarget {
+        let roles: IndexMap<Role, LiveSubject> = Role::ALL
+            .into_iter()
+            .map(|role| (role, self.subject(role, None)))
+            .collect();
+        LiveTarget {
+            name: "reference (programs)".into(),
+            lacks: Vec::new(),
+            roles,
+            profile: None,
+        }
+    }
+
+    /// One mutant as a program, for its role only: the cases of the other
+    /// roles would only run the reference again.
+    pub fn mutant(&self, mutant: &Mutant) -> LiveTarget {
+        let mut roles = IndexMap::new();
+        roles.insert(mutant.role, self.subject(mutant.role, Some(mutant.name)));
+        LiveTarget {
+            name: mutant.name.to_string(),
+            lacks: (mutant.build)().lacks,
+            roles,
+            profile: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_has_a_template_with_known_placeholders() {
+        let programs = ReferencePrograms::new("/usr/bin/poetry-harness").unwrap();
+        for role in Role::ALL {
+            let cmd = programs.command(role, None);
+            assert!(cmd.starts_with("/usr/bin/poetry-harness "), "{role}: {cmd}");
+            template::check(&cmd).unwrap_or_else(|e| panic!("{role}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_mutant_is_named_by_the_hidden_flag() {
+        let programs = ReferencePrograms::new("/bin/ph").unwrap();
+        let cmd = programs.command(Role::Client, Some("client-serial"));
+        assert!(cmd.ends_with(" {addrs} --mutant client-serial"), "{cmd}");
+    }
+
+    #[test]
+    fn a_path_with_a_brace_is_refused_and_quoted() {
+        let err = ReferencePrograms::new("/tmp/{x}/poetry-harness").unwrap_err();
+        assert!(err.contains("'/tmp/{x}/poetry-harness'"), "{err}");
+    }
+
+    #[test]
+    fn a_path_with_a_space_is_quoted() {
+        let programs = ReferencePrograms::new("/tmp/my dir/ph").unwrap();
+        let cmd = programs.command(Role::Server, None);
+        assert!(cmd.starts_with("'/tmp/my dir/ph' serve slow"), "{cmd}");
+    }
+}
