@@ -17,13 +17,16 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use indexmap::IndexMap;
 
-use super::{template, LiveSubject, DEFAULT_TIME_SCALE};
-use crate::case::Role;
-use crate::engine::LiveTarget;
-use crate::mutants::Mutant;
+use super::{live_unsupported, template, LiveSubject, DEFAULT_TIME_SCALE};
+use crate::case::{Case, Role};
+use crate::engine::{self, CaseResult, EngineOptions, LiveTarget};
+use crate::mutants::{Assessment, Mutant};
+use crate::verdict::{Kind, Profile};
 
 /// The arguments after the executable, one template per role.
 ///
@@ -148,6 +151,175 @@ impl ReferencePrograms {
             roles,
             profile: None,
         }
+    }
+}
+
+/// The live mutation score the project promises (DESIGN.md, "Targets"): the
+/// share of mutants killed when run as programs, in percent.
+pub const MIN_LIVE_SCORE_PERCENT: f64 = 95.0;
+
+/// Killed mutants and all mutants, as a percentage (0 for no mutants).
+pub fn live_score_percent(assessments: &[LiveAssessment]) -> f64 {
+    let killed = assessments.iter().filter(|a| a.killed()).count();
+    if assessments.is_empty() {
+        0.0
+    } else {
+        100.0 * killed as f64 / assessments.len() as f64
+    }
+}
+
+/// Which cases a live assessment runs against each mutant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MutantCases {
+    /// Only the cases its `killed_by` lists: fast enough for CI.
+    #[default]
+    Listed,
+    /// Every case of its role.
+    All,
+}
+
+/// What running one mutant as a program showed.
+#[derive(Debug, Clone)]
+pub struct LiveAssessment {
+    /// Killers, missed and unknown cases, as in the simulator's assessment;
+    /// a listed case the live backend cannot run is neither killer nor missed.
+    pub assessment: Assessment,
+    /// The cases of its `killed_by` that the live backend cannot run, with why.
+    pub live_unsupported: Vec<(&'static str, &'static str)>,
+    /// Every case run (or found unsupported), in catalog order.
+    pub results: Vec<CaseResult>,
+}
+
+impl LiveAssessment {
+    /// Whether at least one case killed the mutant live.
+    pub fn killed(&self) -> bool {
+        self.assessment.killed()
+    }
+
+    /// For a survivor: why the live backend could not kill it, when every
+    /// case of its `killed_by` is one it cannot run (`case: reason`, joined
+    /// by `; `). `None` for a killed mutant and for an unexplained survivor.
+    pub fn explanation(&self) -> Option<String> {
+        let listed = self.assessment.mutant.killed_by;
+        let all_unsupported = !listed.is_empty()
+            && listed
+                .iter()
+                .all(|id| self.live_unsupported.iter().any(|(u, _)| u == id));
+        (!self.killed() && all_unsupported).then(|| {
+            self.live_unsupported
+                .iter()
+                .map(|(id, why)| format!("{id}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// Whether the live backend did its part: killed it, or it survived
+    /// only cases the live backend cannot run.
+    pub fn acceptable(&self) -> bool {
+        self.killed() || self.explanation().is_some()
+    }
+}
+
+/// Runs every mutant of `zoo` as a program against its cases from `cases`
+/// under the strict profile, on `jobs` threads (each runs one mutant's
+/// cases at a time); results in the order of `zoo`.
+pub fn assess_mutants(
+    programs: &ReferencePrograms,
+    zoo: &[Mutant],
+    cases: &[&Case],
+    which: MutantCases,
+    jobs: usize,
+) -> Vec<LiveAssessment> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<LiveAssessment>>> = zoo.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, zoo.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(mutant) = zoo.get(i) else { break };
+                let assessment = assess_mutant(programs, mutant, cases, which);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(assessment);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|s| s.into_inner().ok().flatten())
+        .collect()
+}
+
+/// Runs one mutant as a program against its cases (see [`assess_mutants`]).
+pub fn assess_mutant(
+    programs: &ReferencePrograms,
+    mutant: &Mutant,
+    cases: &[&Case],
+    which: MutantCases,
+) -> LiveAssessment {
+    let of_role = |c: &&&Case| c.role == mutant.role;
+    let listed = |c: &&&Case| mutant.killed_by.contains(&c.id.as_str());
+    let mine: Vec<&Case> = match which {
+        MutantCases::Listed => cases
+            .iter()
+            .filter(of_role)
+            .filter(listed)
+            .copied()
+            .collect(),
+        MutantCases::All => cases.iter().filter(of_role).copied().collect(),
+    };
+    let opts = EngineOptions {
+        profile: Profile::Strict,
+        jobs: 1,
+        ..EngineOptions::default()
+    };
+    let results = engine::run_all_live(&mine, &programs.mutant(mutant), &opts, &|_| {});
+    let killers: Vec<(String, Kind)> = results
+        .iter()
+        .filter(|r| r.verdict.kind.fails(opts.profile))
+        .map(|r| (r.case.id.clone(), r.verdict.kind))
+        .collect();
+    let find = |id: &str| cases.iter().find(|c| c.id == id && c.role == mutant.role);
+    let live_unsupported: Vec<(&'static str, &'static str)> = mutant
+        .killed_by
+        .iter()
+        .filter_map(|id| {
+            find(id)
+                .and_then(|c| live_unsupported(c))
+                .map(|why| (*id, why))
+        })
+        .collect();
+    let ran = |id: &str| {
+        results
+            .iter()
+            .any(|r| r.case.id == id && r.verdict.kind != Kind::Unsupported)
+    };
+    let killed_by = |id: &str| killers.iter().any(|(k, _)| k == id);
+    let assessment = Assessment {
+        mutant: mutant.clone(),
+        missed: mutant
+            .killed_by
+            .iter()
+            .copied()
+            .filter(|id| ran(id) && !killed_by(id))
+            .collect(),
+        unknown: mutant
+            .killed_by
+            .iter()
+            .copied()
+            .filter(|id| find(id).is_none())
+            .collect(),
+        killers,
+        cases_run: results
+            .iter()
+            .filter(|r| r.verdict.kind != Kind::Unsupported)
+            .count(),
+    };
+    LiveAssessment {
+        assessment,
+        live_unsupported,
+        results,
     }
 }
 
