@@ -385,6 +385,11 @@ fn port_in_use() -> BadArgs {
 #[case::negative_delay(bad(&["serve", "slow", POEM, "--delay=-1"], &["--delay", "non-negative"]))]
 #[case::delay_in_words(bad(&["serve", "slow", POEM, "--delay", "soon"], &["--delay", "soon"]))]
 #[case::unknown_server(bad(&["serve", "medium", POEM], &["medium"]))]
+#[case::live_mutants_time_scale_zero(bad(
+    &["mutants", "--live", "--time-scale", "0"],
+    &["--time-scale", "'0'"],
+))]
+#[case::time_scale_without_live(bad(&["mutants", "--time-scale", "0.1"], &["--live"]))]
 #[case::unknown_mutant(bad(
     &["get", "10000", "--mutant", "no-such-mutant"],
     &["'no-such-mutant'", "client-serial"],

@@ -98,7 +98,7 @@ pub fn run(args: MutantsArgs) -> anyhow::Result<Exit> {
 fn run_live(args: &MutantsArgs, cases: &[&Case], jobs: usize) -> anyhow::Result<Exit> {
     if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
         anyhow::bail!(
-            "--time-scale {} must be above 0 and at most 10",
+            "--time-scale '{}' must be above 0 and at most 10",
             args.time_scale
         );
     }

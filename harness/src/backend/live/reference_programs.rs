@@ -350,6 +350,62 @@ mod tests {
         assert!(err.contains("'/tmp/{x}/poetry-harness'"), "{err}");
     }
 
+    fn survivor(
+        killed_by: &'static [&'static str],
+        unsupported: &[&'static str],
+    ) -> LiveAssessment {
+        let mutant = Mutant {
+            name: "client-test",
+            role: Role::Client,
+            bug: "a bug",
+            killed_by,
+            build: crate::roles::Implementation::reference,
+        };
+        LiveAssessment {
+            assessment: Assessment {
+                mutant,
+                killers: Vec::new(),
+                missed: Vec::new(),
+                unknown: Vec::new(),
+                cases_run: 0,
+            },
+            live_unsupported: unsupported
+                .iter()
+                .map(|id| (*id, "needs the simulator"))
+                .collect(),
+            results: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_survivor_is_explained_only_when_every_listed_case_cannot_run_live() {
+        let explained = survivor(&["client.a", "client.b"], &["client.a", "client.b"]);
+        let why = explained.explanation().expect("explained");
+        assert!(why.contains("client.a: needs the simulator"), "{why}");
+        assert!(why.contains("client.b"), "{why}");
+        assert!(explained.acceptable());
+        let unexplained = survivor(&["client.a", "client.b"], &["client.a"]);
+        assert_eq!(unexplained.explanation(), None);
+        assert!(!unexplained.acceptable());
+        let lists_nothing = survivor(&[], &[]);
+        assert_eq!(lists_nothing.explanation(), None);
+    }
+
+    #[test]
+    fn a_killed_mutant_needs_no_explanation() {
+        let mut killed = survivor(&["client.a"], &["client.a"]);
+        killed
+            .assessment
+            .killers
+            .push(("client.b".into(), Kind::Fail));
+        assert_eq!(killed.explanation(), None);
+        assert!(killed.acceptable());
+        assert_eq!(
+            live_score_percent(&[killed.clone(), survivor(&[], &[])]),
+            50.0
+        );
+    }
+
     #[test]
     fn a_path_with_a_space_is_quoted() {
         let programs = ReferencePrograms::new("/tmp/my dir/ph").unwrap();
