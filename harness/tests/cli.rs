@@ -283,6 +283,35 @@ fn serve_with_a_mutant_runs_the_mutant_not_the_reference() {
     assert_eq!(got.stdout, poem[..poem.len() / 100 * 100]);
 }
 
+/// Regression: `get --mutant` panicked with "no reactor running" when a
+/// mutant spawned a task before returning its future. A mutant whose bug
+/// a small poem does not show must behave as the reference.
+#[rstest]
+#[case::client(false, "client-reads-fixed-size")]
+#[case::transform_client(true, "xclient-reply-limit-64k")]
+fn get_with_a_mutant_runs_inside_the_runtime(#[case] transforming: bool, #[case] mutant: &str) {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&["fast", POEM]);
+    let xform = sandbox.serve(&["transform"]);
+    let mut args = vec!["get"];
+    let xport = xform.port();
+    if transforming {
+        args.extend(["--transform", xport.as_str(), "--transform-name", "shout"]);
+    }
+    let port = server.port();
+    args.extend([port.as_str(), "--mutant", mutant]);
+    let got = sandbox.run(&args);
+    got.assert_success();
+    assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+    let poem = String::from_utf8(sandbox.poem()).expect("utf-8 poem");
+    let want = if transforming {
+        poem.to_uppercase()
+    } else {
+        poem
+    };
+    assert_eq!(String::from_utf8_lossy(&got.stdout), want);
+}
+
 #[rstest]
 #[case::serve(&["serve", "--help"])]
 #[case::serve_slow(&["serve", "slow", "--help"])]
@@ -389,7 +418,7 @@ fn port_in_use() -> BadArgs {
     &["mutants", "--live", "--time-scale", "0"],
     &["--time-scale", "'0'"],
 ))]
-#[case::time_scale_without_live(bad(&["mutants", "--time-scale", "0.1"], &["--live"]))]
+#[case::time_scale_without_live(bad(&["mutants", "--time-scale", "0.1"], &["required"]))]
 #[case::unknown_mutant(bad(
     &["get", "10000", "--mutant", "no-such-mutant"],
     &["'no-such-mutant'", "client-serial"],

@@ -74,7 +74,10 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
     match &args.transform {
         None => {
             let client = imp.client.clone().ok_or_else(missing)?;
-            let results = rt.block_on(client.get_poems(Net::Tokio, args.addrs.clone(), config));
+            // Called inside the runtime: an implementation may spawn tasks
+            // before it returns its future.
+            let addrs = args.addrs.clone();
+            let results = rt.block_on(async { client.get_poems(Net::Tokio, addrs, config).await });
             for (addr, result) in args.addrs.iter().zip(results) {
                 match result {
                     Ok(poem) => {
@@ -99,7 +102,8 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
                 client: config,
                 transform_timeout: args.transform_timeout,
             };
-            let results = rt.block_on(client.run(Net::Tokio, args.addrs.clone(), config));
+            let addrs = args.addrs.clone();
+            let results = rt.block_on(async { client.run(Net::Tokio, addrs, config).await });
             for (addr, result) in args.addrs.iter().zip(results) {
                 out.write_all(result.output())?;
                 match result {
