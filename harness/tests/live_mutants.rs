@@ -23,7 +23,11 @@ fn describe_survivors(assessments: &[LiveAssessment]) -> String {
             "{} ({}) survived live: {}",
             a.assessment.mutant.name, a.assessment.mutant.role, a.assessment.mutant.bug
         ));
-        for r in &a.results {
+        let listed = a
+            .results
+            .iter()
+            .filter(|r| a.assessment.mutant.killed_by.contains(&r.case.id.as_str()));
+        for r in listed {
             lines.push(format!(
                 "    {} {}: {}",
                 r.case.id, r.verdict.kind, r.verdict.reason
@@ -42,6 +46,23 @@ fn the_live_backend_kills_the_zoo_run_as_programs() {
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let assessments = assess_mutants(&programs, &zoo, &cases, MutantCases::Listed, jobs);
     assert_eq!(assessments.len(), zoo.len(), "every mutant was assessed");
+    // A kill must come from the mutant's bug, never from a program that
+    // crashed in the plumbing that runs it.
+    for a in &assessments {
+        for r in &a.results {
+            let transcript = r
+                .outcome
+                .as_ref()
+                .map(|o| o.transcript.render())
+                .unwrap_or_default();
+            assert!(
+                !transcript.contains("panicked at"),
+                "{} panicked in {}:\n{transcript}",
+                a.assessment.mutant.name,
+                r.case.id
+            );
+        }
+    }
     let score = live_score_percent(&assessments);
     let unexplained = describe_survivors(&assessments);
     assert!(

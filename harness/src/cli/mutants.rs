@@ -131,8 +131,8 @@ fn run_live(args: &MutantsArgs, cases: &[&Case], jobs: usize) -> anyhow::Result<
 }
 
 /// The live kill matrix: one row per mutant with the cases that killed it,
-/// or SURVIVED with its explanation, or !! and the verdicts of the cases
-/// it lists. Ends with the live mutation score.
+/// or SURVIVED with its explanation, or !! and the verdict of each case it
+/// lists, one per line. Ends with the live mutation score.
 pub fn live_matrix(assessments: &[LiveAssessment]) -> String {
     let mut s = String::new();
     let width = assessments
@@ -166,7 +166,12 @@ pub fn live_matrix(assessments: &[LiveAssessment]) -> String {
                     a.unknown.join(", ")
                 );
             }
-            for r in &live.results {
+            // The verdicts of the cases it lists: why each let it through.
+            let listed = live
+                .results
+                .iter()
+                .filter(|r| a.mutant.killed_by.contains(&r.case.id.as_str()));
+            for r in listed {
                 details.push(format!(
                     "    {} {}: {}",
                     r.case.id, r.verdict.kind, r.verdict.reason
