@@ -261,6 +261,70 @@ fn proxy_relays_the_upstream_poem_and_serves_it_from_cache_once_upstream_is_gone
     assert_eq!(cached.stdout, sandbox.poem().repeat(2));
 }
 
+/// Regression for `server-drops-short-last-chunk` run as a program: the
+/// hidden `--mutant` flag really swaps the implementation (279 bytes in
+/// 100-byte writes: the last 79 never leave).
+#[test]
+fn serve_with_a_mutant_runs_the_mutant_not_the_reference() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&[
+        "slow",
+        POEM,
+        "--delay",
+        "0",
+        "--num-bytes",
+        "100",
+        "--mutant",
+        "server-drops-short-last-chunk",
+    ]);
+    let got = sandbox.run(&["get", &server.port()]);
+    got.assert_success();
+    let poem = sandbox.poem();
+    assert_eq!(got.stdout, poem[..poem.len() / 100 * 100]);
+}
+
+/// Regression: `get --mutant` panicked with "no reactor running" when a
+/// mutant spawned a task before returning its future. A mutant whose bug
+/// a small poem does not show must behave as the reference.
+#[rstest]
+#[case::client(false, "client-reads-fixed-size")]
+#[case::transform_client(true, "xclient-reply-limit-64k")]
+fn get_with_a_mutant_runs_inside_the_runtime(#[case] transforming: bool, #[case] mutant: &str) {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&["fast", POEM]);
+    let xform = sandbox.serve(&["transform"]);
+    let mut args = vec!["get"];
+    let xport = xform.port();
+    if transforming {
+        args.extend(["--transform", xport.as_str(), "--transform-name", "shout"]);
+    }
+    let port = server.port();
+    args.extend([port.as_str(), "--mutant", mutant]);
+    let got = sandbox.run(&args);
+    got.assert_success();
+    assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+    let poem = String::from_utf8(sandbox.poem()).expect("utf-8 poem");
+    let want = if transforming {
+        poem.to_uppercase()
+    } else {
+        poem
+    };
+    assert_eq!(String::from_utf8_lossy(&got.stdout), want);
+}
+
+#[rstest]
+#[case::serve(&["serve", "--help"])]
+#[case::serve_slow(&["serve", "slow", "--help"])]
+#[case::get(&["get", "--help"])]
+fn the_mutant_flag_is_hidden_from_help(#[case] args: &[&str]) {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(args);
+    got.assert_success();
+    let help = String::from_utf8_lossy(&got.stdout);
+    assert!(help.contains("--port") || help.contains("Usage"), "{help}");
+    assert!(!help.contains("--mutant"), "--mutant shown in:\n{help}");
+}
+
 #[test]
 fn get_with_one_refused_address_prints_the_good_poem_and_exits_1() {
     let sandbox = Sandbox::new();
@@ -350,6 +414,31 @@ fn port_in_use() -> BadArgs {
 #[case::negative_delay(bad(&["serve", "slow", POEM, "--delay=-1"], &["--delay", "non-negative"]))]
 #[case::delay_in_words(bad(&["serve", "slow", POEM, "--delay", "soon"], &["--delay", "soon"]))]
 #[case::unknown_server(bad(&["serve", "medium", POEM], &["medium"]))]
+#[case::live_mutants_time_scale_zero(bad(
+    &["mutants", "--live", "--time-scale", "0"],
+    &["--time-scale", "'0'"],
+))]
+#[case::time_scale_without_live(bad(&["mutants", "--time-scale", "0.1"], &["required"]))]
+#[case::unknown_mutant(bad(
+    &["get", "10000", "--mutant", "no-such-mutant"],
+    &["'no-such-mutant'", "client-serial"],
+))]
+#[case::server_mutant_for_get(bad(
+    &["get", "10000", "--mutant", "server-one-at-a-time"],
+    &["'server-one-at-a-time'", "client-serial"],
+))]
+#[case::client_mutant_for_get_transform(bad(
+    &["get", "--transform", "11000", "10000", "--mutant", "client-serial"],
+    &["'client-serial'", "transform-client"],
+))]
+#[case::client_mutant_for_serve(bad(
+    &["serve", "fast", POEM, "--mutant", "client-serial"],
+    &["'client-serial'", "server-one-at-a-time"],
+))]
+#[case::unknown_mutant_for_proxy(bad(
+    &["serve", "proxy", "10000", "--mutant", "proxy-typo"],
+    &["'proxy-typo'", "proxy-no-cancel"],
+))]
 fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
     let sandbox = Sandbox::new();
     let args: Vec<&str> = bad.args.iter().map(String::as_str).collect();

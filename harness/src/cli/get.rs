@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{addr_arg, duration_arg, runtime, Exit};
+use super::{addr_arg, duration_arg, implementation_for, runtime, Exit};
+use crate::case::Role;
 use crate::net::Net;
 use crate::protocol::transform::Transform;
-use crate::reference::{get_poems, ClientConfig, FetchError, TransformClient, Transformed};
+use crate::reference::{ClientConfig, FetchError, TransformClient, Transformed};
 
 /// Arguments of `get`. The help text is `AFTER_HELP`: the doc comment of
 /// the `Get` variant in `cli/mod.rs` replaces a doc comment here.
@@ -30,9 +31,17 @@ pub struct GetArgs {
     /// Give up on a poem when no byte arrives for this long.
     #[arg(long, default_value = "30s", value_parser = duration_arg)]
     idle_timeout: Duration,
+    /// With --transform: print the original when the transform server has
+    /// not replied after this long.
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    transform_timeout: Duration,
     /// Do not print progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Run the mutant of this name (fixtures/mutants/) instead of the
+    /// reference: how `mutants --live` runs the zoo as programs.
+    #[arg(long, hide = true, value_name = "NAME")]
+    mutant: Option<String>,
 }
 
 /// Shown after the options of `get --help`.
@@ -53,12 +62,22 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
         connect_timeout: args.connect_timeout,
         idle_timeout: args.idle_timeout,
     };
+    let role = match args.transform {
+        None => Role::Client,
+        Some(_) => Role::TransformClient,
+    };
+    let imp = implementation_for(role, args.mutant.as_deref())?;
+    let missing = || anyhow::anyhow!("implementation '{}' has no {role}", imp.name);
     let rt = runtime()?;
     let mut out = std::io::stdout().lock();
     let mut failed = false;
     match &args.transform {
         None => {
-            let results = rt.block_on(get_poems(Net::Tokio, &args.addrs, config));
+            let client = imp.client.clone().ok_or_else(missing)?;
+            // Called inside the runtime: an implementation may spawn tasks
+            // before it returns its future.
+            let addrs = args.addrs.clone();
+            let results = rt.block_on(async { client.get_poems(Net::Tokio, addrs, config).await });
             for (addr, result) in args.addrs.iter().zip(results) {
                 match result {
                     Ok(poem) => {
@@ -76,13 +95,15 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
             }
         }
         Some(xform) => {
-            let client = TransformClient {
+            let client = imp.transform_client.clone().ok_or_else(missing)?;
+            let config = TransformClient {
                 xform_addr: xform.clone(),
                 transform: args.transform_name.name().to_string(),
                 client: config,
-                transform_timeout: crate::reference::transform_client::DEFAULT_TRANSFORM_TIMEOUT,
+                transform_timeout: args.transform_timeout,
             };
-            let results = rt.block_on(client.run(Net::Tokio, &args.addrs));
+            let addrs = args.addrs.clone();
+            let results = rt.block_on(async { client.run(Net::Tokio, addrs, config).await });
             for (addr, result) in args.addrs.iter().zip(results) {
                 out.write_all(result.output())?;
                 match result {

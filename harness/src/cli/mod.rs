@@ -110,3 +110,25 @@ fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
 fn addr_arg(s: &str) -> Result<String, String> {
     crate::net::parse_addr(s).map_err(|e| e.to_string())
 }
+
+/// The implementation `serve` and `get` run for `role`: the reference, or
+/// the mutant named by the hidden `--mutant` flag, so that one code path
+/// runs both. A name that is unknown, or that belongs to a mutant of
+/// another role, is a usage error naming it and the valid names.
+fn implementation_for(
+    role: crate::case::Role,
+    mutant: Option<&str>,
+) -> anyhow::Result<crate::roles::Implementation> {
+    let Some(name) = mutant else {
+        return Ok(crate::roles::Implementation::reference());
+    };
+    let valid = crate::mutants::names_of_role(role).join(", ");
+    match crate::mutants::by_name(name) {
+        Some(m) if m.role == role => Ok((m.build)()),
+        Some(m) => anyhow::bail!(
+            "mutant '{name}' is a {} mutant, not a {role} one (valid for {role}: {valid})",
+            m.role
+        ),
+        None => anyhow::bail!("unknown mutant '{name}' (valid for {role}: {valid})"),
+    }
+}

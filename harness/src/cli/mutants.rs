@@ -9,6 +9,11 @@ use clap::Args;
 
 use super::run::load_catalog;
 use super::Exit;
+use crate::backend::live::reference_programs::{
+    assess_mutants, live_score_percent, LiveAssessment, MutantCases, ReferencePrograms,
+    MIN_LIVE_SCORE_PERCENT,
+};
+use crate::case::Case;
 use crate::mutants::{self, Assessment};
 use crate::verdict::Kind;
 
@@ -26,6 +31,17 @@ pub struct MutantsArgs {
     /// Read the catalog from this folder of .toml files instead of the built-in one.
     #[arg(long, value_name = "DIR")]
     suites: Option<PathBuf>,
+    /// Run every mutant as a program (serve|get --mutant NAME) through the
+    /// live backend: the live kill matrix and mutation score.
+    #[arg(long, conflicts_with = "markdown")]
+    live: bool,
+    /// With --live: multiply every delay and timeout of the cases by this.
+    #[arg(long, requires = "live", default_value_t = crate::backend::live::DEFAULT_TIME_SCALE)]
+    time_scale: f64,
+    /// With --live: run every case of a mutant's role, not only the cases
+    /// it lists.
+    #[arg(long, requires = "live")]
+    all_cases: bool,
 }
 
 const AFTER_HELP: &str = "\
@@ -42,17 +58,31 @@ and ends with the mutation score, killed/total (P%).
 Exit status: 0 if every mutant is killed, each by every case it lists;
 1 otherwise; 2 for bad usage or a harness error.
 
+With --live, each mutant runs as a real program (this binary's `serve` or
+`get` with the mutant swapped in) through the live backend, against the
+cases it lists (every case of its role with --all-cases). Prints the live
+kill matrix and the live mutation score. A survivor is explained when
+every case it lists is one the live backend cannot run (the reason is
+printed); an unexplained survivor is marked !!. Exit status 0 if the live
+score is at least 95% and every survivor is explained; 1 otherwise.
+
 Examples:
   poetry-harness mutants
   poetry-harness mutants --markdown      # the table for the README
-  poetry-harness mutants --jobs 1";
+  poetry-harness mutants --jobs 1
+  poetry-harness mutants --live          # the zoo as programs, on loopback
+  poetry-harness mutants --live --all-cases --time-scale 0.1";
 
 pub fn run(args: MutantsArgs) -> anyhow::Result<Exit> {
     let catalog = load_catalog(args.suites.as_ref())?;
     let cases = catalog.select(&[]);
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    if args.live {
+        return run_live(&args, &cases, jobs);
+    }
     let assessments = mutants::assess_all(&cases, jobs);
     let text = if args.markdown {
         markdown(&assessments)
@@ -62,6 +92,116 @@ pub fn run(args: MutantsArgs) -> anyhow::Result<Exit> {
     std::io::stdout().lock().write_all(text.as_bytes())?;
     let ok = assessments.iter().all(Assessment::as_promised);
     Ok(if ok { Exit::Ok } else { Exit::Failed })
+}
+
+/// `mutants --live`: the zoo as programs, its kill matrix and score.
+fn run_live(args: &MutantsArgs, cases: &[&Case], jobs: usize) -> anyhow::Result<Exit> {
+    if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
+        anyhow::bail!(
+            "--time-scale '{}' must be above 0 and at most 10",
+            args.time_scale
+        );
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find this program's own executable: {e}"))?;
+    let mut programs = ReferencePrograms::new(exe).map_err(|e| anyhow::anyhow!(e))?;
+    programs.time_scale(args.time_scale);
+    let which = if args.all_cases {
+        MutantCases::All
+    } else {
+        MutantCases::Listed
+    };
+    crate::backend::live::process::install_interrupt_handler();
+    let assessments = assess_mutants(&programs, &mutants::all(), cases, which, jobs);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "live: every mutant as a program ({} serve|get --mutant NAME), time scale {}, {}\n",
+        programs.exe().display(),
+        args.time_scale,
+        match which {
+            MutantCases::Listed => "the cases each mutant lists",
+            MutantCases::All => "every case of each mutant's role",
+        }
+    )?;
+    out.write_all(live_matrix(&assessments).as_bytes())?;
+    let ok = live_score_percent(&assessments) >= MIN_LIVE_SCORE_PERCENT
+        && assessments.iter().all(LiveAssessment::acceptable);
+    Ok(if ok { Exit::Ok } else { Exit::Failed })
+}
+
+/// The live kill matrix: one row per mutant with the cases that killed it,
+/// or SURVIVED with its explanation, or !! and the verdict of each case it
+/// lists, one per line. Ends with the live mutation score.
+pub fn live_matrix(assessments: &[LiveAssessment]) -> String {
+    let mut s = String::new();
+    let width = assessments
+        .iter()
+        .map(|a| a.assessment.mutant.name.len())
+        .chain(["MUTANT".len()])
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(s, "{:<width$}  {:<16}  KILLED BY", "MUTANT", "ROLE");
+    for live in assessments {
+        let a = &live.assessment;
+        let mut row = format!("{:<width$}  {:<16}  ", a.mutant.name, a.mutant.role.name());
+        let mut details = Vec::new();
+        if live.killed() {
+            row.push_str(&killers(a));
+            if !a.missed.is_empty() {
+                let _ = write!(row, "  (listed, not killed live: {})", a.missed.join(", "));
+            }
+        } else if let Some(why) = live.explanation() {
+            let _ = write!(row, "SURVIVED  explained: {why}");
+        } else {
+            let _ = write!(row, "SURVIVED  !! unexplained");
+            if a.mutant.killed_by.is_empty() {
+                row.push_str(": lists no killing case");
+            }
+            if !a.unknown.is_empty() {
+                let _ = write!(
+                    row,
+                    "; no such {} case: {}",
+                    a.mutant.role,
+                    a.unknown.join(", ")
+                );
+            }
+            // The verdicts of the cases it lists: why each let it through.
+            let listed = live
+                .results
+                .iter()
+                .filter(|r| a.mutant.killed_by.contains(&r.case.id.as_str()));
+            for r in listed {
+                details.push(format!(
+                    "    {} {}: {}",
+                    r.case.id, r.verdict.kind, r.verdict.reason
+                ));
+            }
+        }
+        let _ = writeln!(s, "{}", row.trim_end());
+        for d in details {
+            let _ = writeln!(s, "{d}");
+        }
+    }
+    let total = assessments.len();
+    let killed = assessments.iter().filter(|a| a.killed()).count();
+    let _ = writeln!(
+        s,
+        "\nlive mutation score: {killed}/{total} ({:.0}%, at least {MIN_LIVE_SCORE_PERCENT:.0}% required)",
+        live_score_percent(assessments)
+    );
+    let explained = assessments
+        .iter()
+        .filter(|a| a.explanation().is_some())
+        .count();
+    let unexplained = assessments.iter().filter(|a| !a.acceptable()).count();
+    if explained + unexplained > 0 {
+        let _ = writeln!(
+            s,
+            "{explained} survivor(s) explained by cases the live backend cannot run; {unexplained} unexplained (marked !!)"
+        );
+    }
+    s
 }
 
 /// `killed/total (P%)`.

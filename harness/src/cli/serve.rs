@@ -8,17 +8,20 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 
-use super::{addr_arg, duration_arg, runtime, Exit};
+use super::{addr_arg, duration_arg, implementation_for, runtime, Exit};
+use crate::case::Role;
 use crate::duration::format_duration;
 use crate::net::{Net, TcpListener};
-use crate::reference::{
-    poetry_server, ClientConfig, Pacing, PoetryProxy, PoetryServer, TransformServer,
-};
+use crate::reference::{poetry_server, ClientConfig, Pacing, PoetryProxy, TransformServer};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(subcommand)]
     server: Server,
+    /// Run the mutant of this name (fixtures/mutants/) instead of the
+    /// reference: how `mutants --live` runs the zoo as programs.
+    #[arg(long, global = true, hide = true, value_name = "NAME")]
+    mutant: Option<String>,
 }
 
 /// Where a server listens. It prints `listening on HOST:PORT` once ready.
@@ -82,12 +85,34 @@ enum Server {
         upstream: String,
         #[command(flatten)]
         listen: Listen,
+        /// Give up connecting to the upstream after this long.
+        #[arg(long, default_value = "10s", value_parser = duration_arg)]
+        connect_timeout: Duration,
+        /// Give up on the upstream's poem when no byte arrives for this long.
+        #[arg(long, default_value = "30s", value_parser = duration_arg)]
+        idle_timeout: Duration,
     },
 }
 
+impl Server {
+    /// The role this server plays.
+    fn role(&self) -> Role {
+        match self {
+            Server::Slow { .. } | Server::Fast { .. } => Role::Server,
+            Server::Transform { .. } => Role::TransformServer,
+            Server::Proxy { .. } => Role::Proxy,
+        }
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
+    let role = args.server.role();
+    // Before binding: a bad --mutant is a usage error, with nothing printed
+    // on stdout.
+    let imp = implementation_for(role, args.mutant.as_deref())?;
+    let missing = || anyhow::anyhow!("implementation '{}' has no {role}", imp.name);
     let rt = runtime()?;
-    rt.block_on(async move {
+    rt.block_on(async {
         match args.server {
             Server::Slow {
                 poem,
@@ -95,6 +120,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
                 num_bytes,
                 delay,
             } => {
+                let server = imp.server.clone().ok_or_else(missing)?;
                 let bytes = read_poem(&poem)?;
                 let pacing = Pacing { num_bytes, delay };
                 let what = format!(
@@ -105,36 +131,47 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
                     format_duration(delay)
                 );
                 let listener = listen_on(&listen, &what).await?;
-                PoetryServer::slow(bytes, pacing).serve(listener).await?;
+                server
+                    .serve(Net::Tokio, listener, bytes, Some(pacing))
+                    .await?;
             }
             Server::Fast { poem, listen } => {
+                let server = imp.server.clone().ok_or_else(missing)?;
                 let bytes = read_poem(&poem)?;
                 let what = format!("poetry from {} ({} bytes)", poem.display(), bytes.len());
                 let listener = listen_on(&listen, &what).await?;
-                PoetryServer::fast(bytes).serve(listener).await?;
+                server.serve(Net::Tokio, listener, bytes, None).await?;
             }
             Server::Transform {
                 listen,
                 max_payload,
                 idle_timeout,
             } => {
+                let server = imp.transform_server.clone().ok_or_else(missing)?;
                 let listener = listen_on(&listen, "transforms cummingsify, shout, reverse").await?;
-                TransformServer {
+                let config = TransformServer {
                     max_payload,
                     idle_timeout,
-                }
-                .serve(listener)
-                .await?;
+                };
+                server.serve(Net::Tokio, listener, config).await?;
             }
-            Server::Proxy { upstream, listen } => {
+            Server::Proxy {
+                upstream,
+                listen,
+                connect_timeout,
+                idle_timeout,
+            } => {
+                let proxy = imp.proxy.clone().ok_or_else(missing)?;
                 let what = format!("a caching proxy for {upstream}");
                 let listener = listen_on(&listen, &what).await?;
-                PoetryProxy {
+                let config = PoetryProxy {
                     upstream,
-                    client: ClientConfig::default(),
-                }
-                .serve(Net::Tokio, listener)
-                .await?;
+                    client: ClientConfig {
+                        connect_timeout,
+                        idle_timeout,
+                    },
+                };
+                proxy.serve(Net::Tokio, listener, config).await?;
             }
         }
         Ok(Exit::Ok)

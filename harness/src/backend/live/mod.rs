@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod pair;
 pub mod process;
 pub mod reasons;
+pub mod reference_programs;
 pub mod template;
 pub mod timing;
 
