@@ -11,6 +11,7 @@
 //! times would differ on every run.
 
 pub mod contract;
+pub mod launch;
 pub mod manifest;
 pub mod pair;
 pub mod process;
@@ -23,6 +24,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use self::contract::Contract;
+pub use self::launch::{probe, PROBE_CASE, UNSUPPORTED_STATUS};
 use self::process::{free_port, Program};
 use super::{RunEnd, RunOutcome, SubjectResult};
 use crate::case::{Case, Role};
@@ -31,13 +33,6 @@ use crate::net::Net;
 use crate::peers::{self, Observations, Recorder};
 use crate::reference::{FetchError, TransformFailure, Transformed};
 use crate::transcript::{preview, Transcript};
-
-/// Exit status by which a program declares a case unsupported (the QUIC
-/// interop runner's convention), when its probe showed it follows it.
-pub const UNSUPPORTED_STATUS: i32 = 127;
-
-/// The case name used to probe for that convention.
-pub const PROBE_CASE: &str = "bogus-poetry-harness-probe";
 
 /// A program under test for one role.
 #[derive(Debug, Clone)]
@@ -136,25 +131,6 @@ pub fn live_unsupported(case: &Case) -> Option<&'static str> {
         return Some("this case runs in the simulator only (see its sim_only note)");
     }
     None
-}
-
-/// Asks the program, once, whether it follows the exit-127 convention:
-/// started with a bogus case name, does it exit 127 at once?
-pub fn probe(command: &str) -> bool {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return false;
-    };
-    rt.block_on(async {
-        let env = [("POETRY_CASE".to_string(), PROBE_CASE.to_string())];
-        let cmd = template::expand(command, &IndexMap::new(), false).unwrap_or_default();
-        let Ok(mut p) = Program::spawn(&cmd, &env) else {
-            return false;
-        };
-        matches!(p.wait(Duration::from_secs(5)).await, Some(s) if s.code() == Some(UNSUPPORTED_STATUS))
-    })
 }
 
 /// Runs one case, already [`scaled`], against a program.
