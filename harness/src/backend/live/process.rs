@@ -124,7 +124,8 @@ pub fn become_subreaper() -> bool {
     *DONE.get_or_init(|| nix::sys::prctl::set_child_subreaper(true).is_ok())
 }
 
-/// What an interrupt calls, on the signal thread, after killing the programs.
+/// What an interrupt calls, on the signal thread, before killing the
+/// programs; it must not block.
 type Hook = Box<dyn Fn(Signal) + Send + Sync>;
 
 fn hook() -> &'static Mutex<Option<Hook>> {
@@ -175,16 +176,24 @@ pub fn install_interrupt_handler() {
                 let first = INTERRUPTED
                     .compare_exchange(0, signal as i32, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok();
-                kill_all();
                 if !first {
+                    kill_all();
                     std::process::exit(exit_status_for(signal));
                 }
                 eprintln!(
-                    "poetry-harness: interrupted by {signal}; stopped the programs under test"
+                    "poetry-harness: interrupted by {signal}; stopping the programs under test"
                 );
+                // The hook first (it tells the run to stop), so that a case
+                // ended by the kill below is known to be interrupted.
                 match hook().lock().ok().and_then(|mut h| h.take()) {
-                    Some(f) => f(signal),
-                    None => std::process::exit(exit_status_for(signal)),
+                    Some(f) => {
+                        f(signal);
+                        kill_all();
+                    }
+                    None => {
+                        kill_all();
+                        std::process::exit(exit_status_for(signal));
+                    }
                 }
             });
         if spawned.is_err() {
@@ -193,8 +202,9 @@ pub fn install_interrupt_handler() {
     });
 }
 
-/// What to do after an interrupt has killed the programs (write reports,
-/// exit): runs on the signal thread, once.
+/// What to do on an interrupt, before the programs are killed: tell the
+/// run to stop, arrange for reports. Runs on the signal thread, once, and
+/// must not block.
 pub fn on_interrupt(f: impl Fn(Signal) + Send + Sync + 'static) {
     if let Ok(mut h) = hook().lock() {
         *h = Some(Box::new(f));
@@ -209,7 +219,9 @@ pub fn kill_all() {
         .map(|g| g.clone())
         .unwrap_or_default();
     for (sid, token) in programs {
-        sweep(sid, &token, None);
+        // The session leader is the program's direct child: its status
+        // belongs to its `Child`, never reaped here.
+        sweep(sid, &token, Some(sid));
     }
     kill_orphans();
 }
