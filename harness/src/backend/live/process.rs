@@ -329,6 +329,16 @@ impl Limits {
     }
 }
 
+/// The harness's values of the variables `names` (those it has), to pass
+/// to a program beyond [`ENV_ALLOWLIST`]: what a manifest's `env` list
+/// names, for example.
+pub fn pass_through(names: &[String]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter_map(|n| Some((n.clone(), std::env::var(n).ok()?)))
+        .collect()
+}
+
 fn next_token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
@@ -433,7 +443,11 @@ impl Program {
         })
     }
 
-    /// Waits for a stdout line that `matches`, for at most `limit`.
+    /// Waits for a stdout line that `matches`, for at most `limit`. Once
+    /// stdout has ended (a server may close it, or `exec` without it), it
+    /// waits for the program to exit instead: `None` at once for a program
+    /// that crashed, and time left, within `limit`, for a port probe run
+    /// alongside to find a live server ready.
     pub async fn wait_for_line(
         &mut self,
         limit: Duration,
@@ -445,6 +459,7 @@ impl Program {
                     return Some(line);
                 }
             }
+            let _ = self.child.wait().await;
             None
         })
         .await
@@ -544,6 +559,14 @@ impl Program {
             ));
         }
         notes
+    }
+
+    /// Logs [`Program::notes`] in the transcript as the subject's events,
+    /// so a student reads that output was cut.
+    pub fn log_notes(&self, rec: &crate::transcript::Recorder) {
+        for note in self.notes() {
+            rec.log("subject", note);
+        }
     }
 
     /// Its token (the value of [`RUN_TOKEN_VAR`] in its environment).
@@ -879,6 +902,17 @@ mod tests {
                 "{notes}"
             );
             assert!(notes.contains("cut"), "{notes}");
+        });
+    }
+
+    #[test]
+    fn a_closed_stdout_waits_for_the_exit_not_the_limit() {
+        rt().block_on(async {
+            // Closes stdout, keeps running a moment, then exits 3.
+            let mut p = Program::spawn("exec >&-; sleep 0.2; exit 3", &[]).unwrap();
+            let line = p.wait_for_line(LIMIT, |_| true).await;
+            assert_eq!(line, None);
+            assert_eq!(p.try_status().and_then(|s| s.code()), Some(3));
         });
     }
 
