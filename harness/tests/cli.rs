@@ -372,6 +372,11 @@ fn port_in_use() -> BadArgs {
     &["run", "client.fast-poem", "--junit", "no/such/dir/r.xml"],
     &["--junit 'no/such/dir/r.xml' cannot be written"],
 ))]
+#[case::zero_jobs(bad(&["run", "--jobs", "0"], &["--jobs '0'"]))]
+#[case::tiny_time_scale(bad(
+    &["run", "--role", "client", "--cmd", "exit 127", "--time-scale", "1e-300"],
+    &["--time-scale '1e-300'"],
+))]
 fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
     let sandbox = Sandbox::new();
     let args: Vec<&str> = bad.args.iter().map(String::as_str).collect();
@@ -521,7 +526,7 @@ fn a_missing_interpreter_is_a_usage_error_naming_the_command() {
 }
 
 #[test]
-fn a_manifest_command_that_cannot_run_names_the_file_line_and_table() {
+fn a_manifest_command_or_startup_timeout_that_cannot_work_names_the_file_line_and_table() {
     let sandbox = Sandbox::new();
     std::fs::write(
         sandbox.dir.join("m.toml"),
@@ -541,6 +546,19 @@ fn a_manifest_command_that_cannot_run_names_the_file_line_and_table() {
         "{}",
         got.stderr
     );
+    for (value, says) in [("-1", "'-1'"), ("nan", "'NaN'"), ("1e300", "'1e300'")] {
+        let name = format!("s{}.toml", value.len());
+        std::fs::write(
+            sandbox.dir.join(&name),
+            format!("name = \"a\"\n[client]\ncommand = \"exit 127\"\nstartup_timeout = {value}\n"),
+        )
+        .unwrap();
+        let got = sandbox.run(&["run", "--manifest", &name]);
+        assert_eq!(got.status.code(), Some(USAGE), "stderr:\n{}", got.stderr);
+        let want = format!("{name}:4: [client] startup_timeout: {says}");
+        assert!(got.stderr.contains(&want), "{want} not in {}", got.stderr);
+        assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+    }
     let got = sandbox.run(&["run", "--manifest", "e.toml"]);
     assert_eq!(got.status.code(), Some(USAGE), "stderr:\n{}", got.stderr);
     assert!(

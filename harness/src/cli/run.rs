@@ -93,6 +93,26 @@ pub struct RunArgs {
     time_scale: f64,
 }
 
+/// Smallest time scale: below it every pause rounds to the 1 ms floor and
+/// a case's timing means nothing.
+const MIN_TIME_SCALE: f64 = 0.001;
+
+/// Largest time scale: ten times slower than the catalog says is already
+/// longer than anyone waits.
+const MAX_TIME_SCALE: f64 = 10.0;
+
+/// Longest start-up budget a manifest may give, in seconds.
+const MAX_STARTUP_SECS: f64 = 3600.0;
+
+/// A number as a person would write it: `1e300`, not three hundred digits.
+fn number(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
+}
+
 /// Loads the catalog the arguments name.
 pub fn load_catalog(suites: Option<&PathBuf>) -> anyhow::Result<Catalog> {
     Ok(match suites {
@@ -104,6 +124,9 @@ pub fn load_catalog(suites: Option<&PathBuf>) -> anyhow::Result<Catalog> {
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     // First, before any thread starts: they inherit the blocked signals.
     process::install_interrupt_handler();
+    if args.jobs == Some(0) {
+        anyhow::bail!("--jobs '0' must be at least 1");
+    }
     let catalog = load_catalog(args.suites.as_ref())?;
     let cases = catalog.select(&args.cases);
     if cases.is_empty() {
@@ -417,10 +440,10 @@ fn live_target(
     use crate::backend::live::{launch::probe_command, manifest::Manifest, template, LiveSubject};
     use crate::case::{Feature, Role};
     use std::time::Duration;
-    if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
+    if !(MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&args.time_scale) {
         anyhow::bail!(
-            "--time-scale {} must be above 0 and at most 10",
-            args.time_scale
+            "--time-scale '{}' must be between {MIN_TIME_SCALE} and {MAX_TIME_SCALE}",
+            number(args.time_scale)
         );
     }
     let parse_lacks = |names: &[String]| -> anyhow::Result<Vec<Feature>> {
@@ -446,10 +469,17 @@ fn live_target(
                    startup: f64,
                    scale: f64,
                    lacks: Vec<Feature>,
-                   place: &dyn Fn() -> String|
+                   place: &dyn Fn(&str) -> String|
      -> anyhow::Result<LiveSubject> {
+        if !(startup.is_finite() && startup > 0.0 && startup <= MAX_STARTUP_SECS) {
+            anyhow::bail!(
+                "{}: '{}' must be above 0 and at most {MAX_STARTUP_SECS} seconds",
+                place("startup_timeout"),
+                number(startup)
+            );
+        }
         let exit_127_unsupported =
-            probe_command(command).map_err(|e| anyhow::anyhow!("{}: {e}", place()))?;
+            probe_command(command).map_err(|e| anyhow::anyhow!("{}: {e}", place("command")))?;
         Ok(LiveSubject {
             role,
             command: command.to_string(),
@@ -463,7 +493,7 @@ fn live_target(
     if let (None, Some(role), Some(cmd)) = (manifest, args.role, &args.cmd) {
         template::check(cmd).map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
         let mut roles = indexmap::IndexMap::new();
-        let place = || "--cmd".to_string();
+        let place = |_: &str| "--cmd".to_string();
         roles.insert(
             role,
             subject(
@@ -488,16 +518,23 @@ fn live_target(
     };
     let m = Manifest::load(path).map_err(|e| anyhow::anyhow!(e))?;
     let scale = m.time_scale.unwrap_or(args.time_scale);
+    if !(MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&scale) {
+        anyhow::bail!(
+            "{}: time_scale '{}' must be between {MIN_TIME_SCALE} and {MAX_TIME_SCALE}",
+            path.display(),
+            number(scale)
+        );
+    }
     let mut roles = indexmap::IndexMap::new();
     let text = std::fs::read_to_string(path).unwrap_or_default();
     for role in Role::ALL {
         if let Some(rc) = m.role(role) {
             let table = crate::backend::live::manifest::table(role);
-            let place = || {
-                let line = command_line(&text, table)
+            let place = |key: &str| {
+                let line = key_line(&text, table, key)
                     .map(|l| format!(":{l}"))
                     .unwrap_or_default();
-                format!("{}{line}: [{table}] command", path.display())
+                format!("{}{line}: [{table}] {key}", path.display())
             };
             roles.insert(
                 role,
@@ -521,9 +558,9 @@ fn live_target(
     }))
 }
 
-/// The line (from 1) of the `command` key in a manifest's `[table]`, for
-/// error messages.
-fn command_line(text: &str, table: &str) -> Option<usize> {
+/// The line (from 1) of `key` in a manifest's `[table]`, for error
+/// messages.
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
     let header = format!("[{table}]");
     let mut inside = false;
     for (i, line) in text.lines().enumerate() {
@@ -532,7 +569,7 @@ fn command_line(text: &str, table: &str) -> Option<usize> {
             inside = line == header;
         } else if inside
             && line
-                .strip_prefix("command")
+                .strip_prefix(key)
                 .is_some_and(|r| r.trim_start().starts_with('='))
         {
             return Some(i + 1);
