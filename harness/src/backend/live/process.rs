@@ -491,7 +491,7 @@ impl Program {
     }
 
     /// Its stderr once the program has exited and the pipe is read to its
-    /// end (or [`OUTPUT_DRAIN`] has passed), as text.
+    /// end (or 200 ms have passed), as text.
     pub async fn stderr_after_exit(&mut self) -> String {
         self.drain(OUTPUT_DRAIN).await;
         String::from_utf8_lossy(&self.stderr().bytes).into_owned()
