@@ -122,6 +122,9 @@ fn running_for(pid: u32, also: &str) -> Vec<u32> {
 #[case::floods_stdout_without_newline("sh DIR/flood-no-newline.sh {addrs}", "FAIL", 1)]
 #[case::kills_its_parent("sh DIR/kills-parent.sh {addrs}", "FAIL", 1)]
 #[case::spawns_hundreds_of_children("sh DIR/many-children.sh {addrs}", "FAIL", 1)]
+#[case::floods_stderr_without_newline("sh DIR/flood-stderr.sh {addrs}", "FAIL", 1)]
+#[case::closes_stdout("sh DIR/closes-stdout.sh {addrs}", "FAIL", 1)]
+#[case::holds_every_fd_it_can("python3 DIR/many-fds.py {addrs}", "FAIL", 1)]
 #[case::reads_the_environment_and_its_directory("python3 DIR/clean-client.py {addrs}", "PASS", 0)]
 fn a_hostile_client_gets_a_verdict_and_leaves_nothing_running(
     #[case] command: &str,
@@ -143,6 +146,13 @@ fn a_hostile_client_gets_a_verdict_and_leaves_nothing_running(
     let json = harness.json();
     let case = &json["cases"][0];
     assert_eq!(case["verdict"], verdict, "{command}: {case:#}");
+    // many-fds.py says how many files it could open: the cap holds.
+    if let Some(n) = case["transcript"].as_str().and_then(|t| {
+        let at = t.find("opened ")? + "opened ".len();
+        t[at..].split(' ').next()?.parse::<u64>().ok()
+    }) {
+        assert!((1..=1024).contains(&n), "{n} files open");
+    }
     assert_eq!(left_behind(harness.pid()), Vec::<u32>::new(), "{command}");
 }
 
@@ -173,5 +183,22 @@ fn a_program_that_ignores_sigterm_is_stopped_when_the_harness_is() {
     let got = harness.wait();
     assert_eq!(got.code(), Some(143));
     assert_eq!(harness.json()["cases"][0]["verdict"], "INTERRUPTED");
+    assert_eq!(left_behind(harness.pid()), Vec::<u32>::new());
+}
+
+/// A server that never listens on the port it was given: not ready within
+/// its start-up budget, a failed case, and nothing left listening.
+#[test]
+fn a_server_on_the_wrong_port_fails_and_leaves_nothing_running() {
+    let manifest = fixture("wrong-port.toml");
+    let mut harness = Harness::start(&["run", "server.one-client-fast", "--manifest", &manifest]);
+    let got = harness.wait();
+    assert_eq!(got.code(), Some(1), "{got:?}");
+    let case = &harness.json()["cases"][0];
+    assert_eq!(case["verdict"], "FAIL", "{case:#}");
+    assert!(
+        case["reason"].as_str().is_some_and(|r| r.contains("port")),
+        "{case:#}"
+    );
     assert_eq!(left_behind(harness.pid()), Vec::<u32>::new());
 }
