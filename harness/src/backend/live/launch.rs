@@ -477,10 +477,10 @@ pub fn probe(template: &str) -> bool {
 
 /// Makes the relative paths typed in `command` absolute against `base`,
 /// so that the command means the same in the program's own temporary
-/// working directory. A word is rewritten when it is plain (no quotes,
-/// expansions or globs), not an option or assignment, holds a `/` or a
-/// `.`, and names something that exists under `base`; and the word after
-/// `cd`. Values filled in for placeholders are absolute or not paths, so
+/// working directory. A word (or the value of an `--option=value`) is
+/// rewritten when it is plain (no quotes, expansions or globs), not an
+/// assignment, holds a `/` or a `.`, and names something that exists under
+/// `base`; and the word after `cd`. Values filled in for placeholders are absolute or not paths, so
 /// they are left alone.
 pub fn absolutize(command: &str, base: &Path) -> String {
     let Some(commands) = simple_commands(command) else {
@@ -490,22 +490,22 @@ pub fn absolutize(command: &str, base: &Path) -> String {
     for words in &commands {
         let after_cd = words.first().is_some_and(|w| w.text == "cd");
         for (i, w) in words.iter().enumerate() {
-            let t = w.text.as_str();
+            if !w.plain || is_assignment(w) || redirection(&w.text).is_some() {
+                continue;
+            }
+            // `--poem=fixtures/x.txt`: the value after the option's `=`.
+            let (skip, t) = match w.text.split_once('=') {
+                Some((opt, value)) if opt.starts_with('-') => (opt.len() + 1, value),
+                _ => (0, w.text.as_str()),
+            };
             let pathlike = t.contains('/') || t.contains('.') || (after_cd && i == 1);
-            if !w.plain
-                || t.starts_with('/')
-                || t.starts_with('-')
-                || is_assignment(w)
-                || redirection(t).is_some()
-                || !pathlike
-                || t.is_empty()
-            {
+            if t.is_empty() || t.starts_with('/') || t.starts_with('-') || !pathlike {
                 continue;
             }
             let full = base.join(t);
             if full.exists() {
                 edits.push((
-                    w.span.clone(),
+                    w.span.start + skip..w.span.end,
                     template::shell_quote(&full.display().to_string()),
                 ));
             }
@@ -613,6 +613,11 @@ mod tests {
             )
         );
         assert_eq!(absolutize("echo 'fixtures/x'", &base), "echo 'fixtures/x'");
+        let dir = base.join("fixtures/poems");
+        assert_eq!(
+            absolutize("prog --dir=fixtures/poems -x=nosuch.txt", &base),
+            format!("prog --dir={} -x=nosuch.txt", dir.display())
+        );
     }
 
     #[test]
