@@ -630,23 +630,32 @@ fn an_interrupted_run_writes_partial_reports_and_leaves_nothing_running(
     #[case] signal: nix::sys::signal::Signal,
     #[case] status: i32,
 ) {
+    use std::os::unix::process::CommandExt;
     let sandbox = Sandbox::new();
-    let mut child = sandbox
-        .command(&[
-            "run",
-            "client.fast-poem",
-            "client.byte-by-byte",
-            "--jobs",
-            "1",
-            "--role",
-            "client",
-            "--cmd",
-            "[ \"$POETRY_CASE\" = client.byte-by-byte ] && exec sleep 30; exit 3",
-            "--junit",
-            "r.xml",
-            "--json",
-            "r.json",
-        ])
+    let mut cmd = sandbox.command(&[
+        "run",
+        "client.fast-poem",
+        "client.byte-by-byte",
+        "--jobs",
+        "1",
+        "--role",
+        "client",
+        "--cmd",
+        "[ \"$POETRY_CASE\" = client.byte-by-byte ] && exec sleep 30; exit 3",
+        "--junit",
+        "r.xml",
+        "--json",
+        "r.json",
+    ]);
+    // SAFETY: only signal(2) between fork and exec. A SIGHUP ignored by
+    // whatever started the tests (nohup) would stay ignored.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -147,32 +147,51 @@ pub fn exit_status_for(signal: Signal) -> i32 {
     128 + signal as i32
 }
 
-/// The signals that interrupt a run.
-fn interrupt_signals() -> nix::sys::signal::SigSet {
-    let mut set = nix::sys::signal::SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(s);
+/// The write end of the pipe the signal handler writes signal numbers to
+/// (-1 until installed).
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The signal handler: writes the signal's number to the pipe, which is
+/// all a handler may safely do; the signal thread does the rest.
+extern "C" fn note_signal(signal: nix::libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: the write end is never closed once installed.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = nix::unistd::write(fd, &[signal as u8]);
     }
-    set
 }
 
-/// Handles SIGINT, SIGTERM and SIGHUP on a thread of their own (once per
-/// process; call it before starting threads, which inherit the blocked
-/// signals). On the first: no program starts any more, every program
-/// still running is killed, then the hook set with [`on_interrupt`] runs
-/// (without one: exit 128 + the signal's number). On a second: kill again
-/// and exit at once.
+/// Handles SIGINT, SIGTERM and SIGHUP (once per process; any thread may
+/// receive them). A SIGHUP ignored when the harness started (`nohup`)
+/// stays ignored. On the first: no program starts any more, the hook set
+/// with [`on_interrupt`] runs (without one: exit 128 + the signal's
+/// number), then every program still running is killed. On a second:
+/// kill again and exit at once.
 pub fn install_interrupt_handler() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let set = interrupt_signals();
-        if set.thread_block().is_err() {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+        use std::io::Read;
+        use std::os::fd::IntoRawFd;
+        let Ok((mut rx, tx)) = std::os::unix::net::UnixStream::pair() else {
+            return;
+        };
+        // The handler must never block.
+        if tx.set_nonblocking(true).is_err() {
             return;
         }
+        SIGNAL_PIPE.store(tx.into_raw_fd(), Ordering::SeqCst);
         let spawned = std::thread::Builder::new()
             .name("poetry-harness-signals".into())
             .spawn(move || loop {
-                let Ok(signal) = set.wait() else { continue };
+                let mut byte = [0u8];
+                if rx.read_exact(&mut byte).is_err() {
+                    return;
+                }
+                let Ok(signal) = Signal::try_from(i32::from(byte[0])) else {
+                    continue;
+                };
                 let first = INTERRUPTED
                     .compare_exchange(0, signal as i32, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok();
@@ -197,7 +216,22 @@ pub fn install_interrupt_handler() {
                 }
             });
         if spawned.is_err() {
-            let _ = set.thread_unblock();
+            return;
+        }
+        let action = SigAction::new(
+            SigHandler::Handler(note_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: the handler only loads an atomic and calls write(2).
+            let old = unsafe { sigaction(signal, &action) };
+            if let Ok(old) = old {
+                if signal == Signal::SIGHUP && old.handler() == SigHandler::SigIgn {
+                    // SAFETY: restores what was there.
+                    let _ = unsafe { sigaction(signal, &old) };
+                }
+            }
         }
     });
 }
@@ -391,12 +425,13 @@ impl Program {
         }
         let limits = Limits::now();
         // SAFETY: only async-signal-safe system calls run between fork and
-        // exec: setsid, sigprocmask, getrlimit and setrlimit.
+        // exec: setsid, sigprocmask, getrlimit and setrlimit. (Signal
+        // handlers are reset by exec.)
         unsafe {
             cmd.pre_exec(move || {
                 nix::unistd::setsid()?;
-                // The harness blocks its termination signals to handle
-                // them on one thread; the program must get them.
+                // Whatever the harness's threads block, the program starts
+                // with no signal blocked.
                 nix::sys::signal::sigprocmask(
                     nix::sys::signal::SigmaskHow::SIG_SETMASK,
                     Some(&nix::sys::signal::SigSet::empty()),
