@@ -711,3 +711,64 @@ fn an_interrupted_run_writes_partial_reports_and_leaves_nothing_running(
     );
     assert_eq!(processes_of_harness(pid), Vec::<u32>::new());
 }
+
+/// Even SIGKILL, which nothing can handle, leaves the cases finished so
+/// far readable: the reports are rewritten atomically as each one ends.
+/// (The program it was running outlives it: the test kills it by PID.)
+#[test]
+fn a_killed_harness_leaves_the_finished_cases_readable() {
+    let sandbox = Sandbox::new();
+    let child = sandbox
+        .command(&[
+            "run",
+            "client.fast-poem",
+            "client.byte-by-byte",
+            "--jobs",
+            "1",
+            "--role",
+            "client",
+            "--cmd",
+            "[ \"$POETRY_CASE\" = client.byte-by-byte ] && exec sleep 30; exit 3",
+            "--junit",
+            "r.xml",
+            "--json",
+            "r.json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn poetry-harness");
+    let pid = child.id();
+    /// Kills the harness, then what it left running, on every path out.
+    struct Guard(Child, u32);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            for p in processes_of_harness(self.1) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    let mut child = Guard(child, pid);
+    let json_path = sandbox.dir.join("r.json");
+    let deadline = Instant::now() + LIMIT;
+    while !std::fs::read_to_string(&json_path).is_ok_and(|t| t.contains("client.fast-poem")) {
+        assert!(Instant::now() < deadline, "the first case never finished");
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.0.kill().expect("SIGKILL");
+    let _ = child.0.wait();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap())
+            .expect("a whole JSON report");
+    assert_eq!(json["run"]["state"], "running");
+    assert_eq!(json["run"]["cases"], 2);
+    assert_eq!(json["cases"][0]["id"], "client.fast-poem");
+    assert_eq!(json["cases"][0]["verdict"], "FAIL");
+    let junit = std::fs::read_to_string(sandbox.dir.join("r.xml")).unwrap();
+    assert!(junit.contains("client.fast-poem"), "{junit}");
+}
