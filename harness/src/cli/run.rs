@@ -122,7 +122,7 @@ pub fn load_catalog(suites: Option<&PathBuf>) -> anyhow::Result<Catalog> {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
-    // First, before any thread starts: they inherit the blocked signals.
+    // First: an interrupt from here on kills the programs under test.
     process::install_interrupt_handler();
     if args.jobs == Some(0) {
         anyhow::bail!("--jobs '0' must be at least 1");
@@ -178,7 +178,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         &cases,
         live.is_some(),
     ));
-    sink.check_writable().map_err(anyhow::Error::msg)?;
     {
         let sink = sink.clone();
         let transcripts = args.transcripts;
