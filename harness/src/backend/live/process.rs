@@ -1,6 +1,6 @@
 //! Starting, watching and ending the program under test, contained.
 //!
-//! Every program runs as `sh -c 'sh -c "$1"; exit $?'`: the program's
+//! Every program runs as `sh -c 'sh -c "$1"; ...'`: the program's
 //! parent is a shell of its own, never the harness, so a program that
 //! kills its parent (`kill -9 $PPID`) kills that shell only. Containment,
 //! per program:
@@ -108,8 +108,11 @@ const FSIZE: u64 = 64 * 1024 * 1024;
 const CPU_SECONDS: u64 = 120;
 
 /// The outer shell: runs the program as its child, so the program's parent
-/// is this shell and not the harness.
-const WRAPPER: &str = "sh -c \"$1\"; exit $?";
+/// is this shell and not the harness; a program killed by a signal is
+/// passed on as the same signal (the shell's status 128 + N would read as
+/// an exit status).
+const WRAPPER: &str = "sh -c \"$1\"; s=$?; \
+    if [ $s -gt 128 ] && [ $s -lt 160 ]; then kill -$((s - 128)) $$; fi; exit $s";
 
 /// Programs this harness started and has not ended yet: session ID and token.
 fn live_programs() -> &'static Mutex<BTreeMap<i32, String>> {
@@ -948,6 +951,18 @@ mod tests {
             let line = p.wait_for_line(LIMIT, |_| true).await;
             assert_eq!(line, None);
             assert_eq!(p.try_status().and_then(|s| s.code()), Some(3));
+        });
+    }
+
+    #[test]
+    fn a_program_killed_by_a_signal_reads_as_killed_by_it() {
+        use std::os::unix::process::ExitStatusExt;
+        rt().block_on(async {
+            let mut p = Program::spawn("kill -TERM $$", &[]).unwrap();
+            let status = p.wait(LIMIT).await.unwrap();
+            assert_eq!(status.signal(), Some(15), "{status:?}");
+            let mut p = Program::spawn("exit 3", &[]).unwrap();
+            assert_eq!(p.wait(LIMIT).await.unwrap().code(), Some(3));
         });
     }
 
