@@ -255,6 +255,10 @@ fn program_and_args(words: &[Word]) -> Option<(&Word, Vec<&Word>)> {
             // Wrapper options (`nice -n 5`, `stdbuf -oL`, `env -u X`) are
             // skipped with a value when they are a bare letter.
             while let Some(o) = rest.get(i).filter(|o| o.text.starts_with('-')) {
+                // `env -C DIR` runs the program elsewhere, as `cd` would.
+                if o.text == "-C" || o.text.starts_with("--chdir") {
+                    return None;
+                }
                 i += if o.text.len() == 2 && o.text != "--" {
                     2
                 } else {
@@ -282,7 +286,7 @@ fn interpreter(program: &str) -> Option<(&'static [&'static str], &'static [&'st
         ),
         "ruby" => (&["-I", "-r"], &["-e", "-"]),
         "perl" => (&["-I", "-M", "-m"], &["-e", "-E", "-"]),
-        "php" => (&["-d", "-c"], &["-r", "-"]),
+        "php" => (&["-d", "-c", "-S", "-t", "-z"], &["-r", "-"]),
         "sh" | "bash" | "dash" | "zsh" | "ksh" => (&["-o", "+o"], &["-c", "-s", "-"]),
         "lua" | "luajit" => (&["-l"], &["-e", "-"]),
         "Rscript" => (&[], &["-e"]),
@@ -382,7 +386,16 @@ pub fn check_command(template: &str, base: &Path) -> Result<(), CommandError> {
             }
         }
         if let Some(file) = script(&program.text, &args).filter(|w| w.plain) {
-            if !base.join(&file.text).exists() {
+            // bash and zsh look a script without a `/` up in PATH too.
+            let shell = Path::new(&program.text)
+                .file_name()
+                .is_some_and(|n| n == "bash" || n == "zsh");
+            let in_path = || {
+                !file.text.contains('/')
+                    && std::env::split_paths(&path).any(|d| base.join(d).join(&file.text).is_file())
+            };
+            let found = base.join(&file.text).exists() || (shell && in_path());
+            if !found {
                 return Err(CommandError::MissingScript {
                     file: file.text.clone(),
                     program: program.text.clone(),
@@ -579,6 +592,10 @@ mod tests {
             "cd fixtures && python3 python/asyncio/get_poetry.py",
             "$PROG {addrs}",
             "(cd x; ./y)",
+            "env -C fixtures python3 python/asyncio/get_poetry.py",
+            "python3 -W ignore -X dev fixtures/python/asyncio/get_poetry.py",
+            "for i in 1 2; do python3 nosuch.py; done",
+            "bash -o pipefail sh",
         ] {
             assert_eq!(check_command(ok, &here()), Ok(()), "{ok}");
         }
@@ -618,6 +635,16 @@ mod tests {
             absolutize("prog --dir=fixtures/poems -x=nosuch.txt", &base),
             format!("prog --dir={} -x=nosuch.txt", dir.display())
         );
+    }
+
+    #[test]
+    fn option_values_are_not_scripts() {
+        let words = &simple_commands("php -S 127.0.0.1:8000 -t www router.php").unwrap()[0];
+        let (program, args) = program_and_args(words).unwrap();
+        assert_eq!(script(&program.text, &args).unwrap().text, "router.php");
+        let words = &simple_commands("java -Xmx1g -cp build -jar app.jar").unwrap()[0];
+        let (program, args) = program_and_args(words).unwrap();
+        assert_eq!(script(&program.text, &args).unwrap().text, "app.jar");
     }
 
     #[test]
