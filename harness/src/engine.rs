@@ -1,7 +1,8 @@
 //! The engine: runs cases against an implementation, in parallel, each in
 //! its own deterministic simulation, and collects verdicts in catalog order.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::backend::live::{self, LiveSubject};
@@ -20,6 +21,49 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// The run, unless the case was not run (UNSUPPORTED).
     pub outcome: Option<RunOutcome>,
+    /// Whether the verdict judges the implementation, or something else
+    /// ended the case.
+    pub status: Status,
+}
+
+/// What ended a case, besides a verdict on the implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Status {
+    /// The verdict judges the implementation.
+    #[default]
+    Judged,
+    /// The run was interrupted (a signal) before or while the case ran;
+    /// its verdict says which.
+    Interrupted,
+    /// The harness failed (a panic), or the command could not run at all:
+    /// not the implementation's fault, and not a verdict on it.
+    HarnessError,
+}
+
+impl Status {
+    /// The label reports show instead of the verdict's, if any.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Status::Judged => None,
+            Status::Interrupted => Some("INTERRUPTED"),
+            Status::HarnessError => Some("ERROR"),
+        }
+    }
+}
+
+/// Set once the run is to stop (an interrupt): no further case starts.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks every running [`run_all`] and [`run_all_live`] to start no further
+/// case; those running finish (their programs are killed by the caller)
+/// and are marked [`Status::Interrupted`], the rest are not run.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`request_stop`] was called.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
 }
 
 /// How to run.
@@ -50,7 +94,41 @@ impl CaseResult {
             case: case.clone(),
             verdict,
             outcome: None,
+            status: Status::Judged,
         }
+    }
+
+    /// A case the harness could not judge: `why` says what went wrong.
+    pub fn harness_error(case: &Case, why: String, outcome: Option<RunOutcome>) -> Self {
+        CaseResult {
+            case: case.clone(),
+            verdict: Verdict {
+                kind: Kind::Fail,
+                reason: why,
+                failed: Vec::new(),
+            },
+            outcome,
+            status: Status::HarnessError,
+        }
+    }
+
+    /// A case the interrupt kept from starting.
+    pub fn interrupted(case: &Case) -> Self {
+        CaseResult {
+            case: case.clone(),
+            verdict: Verdict {
+                kind: Kind::Fail,
+                reason: "not run: the run was interrupted".into(),
+                failed: Vec::new(),
+            },
+            outcome: None,
+            status: Status::Interrupted,
+        }
+    }
+
+    /// The label reports show: the status's, else the verdict's.
+    pub fn label(&self) -> &'static str {
+        self.status.label().unwrap_or(self.verdict.kind.label())
     }
 
     /// A run, judged against `judged_as` (the case itself, or its scaled
@@ -60,6 +138,7 @@ impl CaseResult {
             case: case.clone(),
             verdict: verdict::judge(judged_as, &outcome),
             outcome: Some(outcome),
+            status: Status::Judged,
         }
     }
 }
@@ -109,7 +188,39 @@ pub fn run_case_live(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> 
     };
     // Judged against the scaled case: its time bounds are scaled too.
     let scaled = live::scaled(case, subject.time_scale);
-    CaseResult::judged(case, &scaled, live::run(&scaled, subject, opts.run.seed))
+    let outcome = live::run(&scaled, subject, opts.run.seed);
+    if let Some(message) = cannot_run(&outcome) {
+        return CaseResult::harness_error(
+            case,
+            format!(
+                "the command cannot run: {message} (command '{}')",
+                subject.command
+            ),
+            Some(outcome),
+        );
+    }
+    CaseResult::judged(case, &scaled, outcome)
+}
+
+/// The shell's own message, when a live run shows that the command could
+/// not run at all (exit 126 or 127 with `not found`): never a verdict, and
+/// never the exit-127 "unsupported" convention.
+fn cannot_run(outcome: &RunOutcome) -> Option<String> {
+    use crate::backend::RunEnd;
+    let status = match (&outcome.end, outcome.exit_status) {
+        (RunEnd::Unsupported(_), _) => Some(live::UNSUPPORTED_STATUS),
+        (_, Some(code @ (126 | 127))) => Some(code),
+        _ => None,
+    };
+    let stderr: String = outcome
+        .transcript
+        .events
+        .iter()
+        .filter(|e| e.who == "subject")
+        .filter_map(|e| e.what.strip_prefix("stderr: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    live::launch::shell_cannot_run(status, &stderr)
 }
 
 /// Programs under test, one per role they play (live backend).
@@ -151,18 +262,54 @@ fn run_parallel(
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, cases.len().max(1)) {
             scope.spawn(|| loop {
+                if stop_requested() {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(case) = cases.get(i) else { break };
-                let result = run_one(case);
+                // A panic is the harness's failure in this case alone.
+                let mut result =
+                    catch_unwind(AssertUnwindSafe(|| run_one(case))).unwrap_or_else(|panic| {
+                        CaseResult::harness_error(
+                            case,
+                            format!(
+                                "harness error: the case panicked: {}",
+                                panic_message(&*panic)
+                            ),
+                            None,
+                        )
+                    });
+                if stop_requested() && result.status == Status::Judged {
+                    result.status = Status::Interrupted;
+                    result.verdict.reason =
+                        format!("interrupted while running ({})", result.verdict.reason);
+                }
                 progress(&result);
-                *slots[i].lock().expect("slot lock") = Some(result);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(result);
+                }
             });
         }
     });
     slots
         .into_iter()
-        .map(|s| s.into_inner().expect("slot lock").expect("every case ran"))
+        .zip(cases)
+        .map(|(s, case)| {
+            s.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| CaseResult::interrupted(case))
+        })
         .collect()
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Runs `case` with `count` perturbed seeds (1..=count, offset by `base`)
@@ -188,4 +335,47 @@ pub fn explore(
             v.kind.fails(opts.profile).then_some((seed, v.kind))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_one_case_is_a_harness_error_and_the_others_run() {
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let cases: Vec<&Case> = catalog
+            .select(&["client.".to_string()])
+            .into_iter()
+            .take(3)
+            .collect();
+        let panicky = cases[1].id.clone();
+        let results = run_parallel(
+            &cases,
+            2,
+            &|case| {
+                if case.id == panicky {
+                    panic!("boom in {}", case.id);
+                }
+                CaseResult::not_run(
+                    case,
+                    Verdict {
+                        kind: Kind::Pass,
+                        reason: "fine".into(),
+                        failed: Vec::new(),
+                    },
+                )
+            },
+            &|_| {},
+        );
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[1].status, Status::HarnessError);
+        assert!(
+            results[1].verdict.reason.contains("boom in"),
+            "{}",
+            results[1].verdict.reason
+        );
+        assert_eq!(results[0].verdict.kind, Kind::Pass);
+        assert_eq!(results[2].verdict.kind, Kind::Pass);
+    }
 }

@@ -2,15 +2,18 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use indexmap::IndexMap;
 
-use crate::engine::CaseResult;
+use crate::engine::{CaseResult, Status};
 use crate::verdict::{Kind, Profile};
 
-/// Counts per verdict kind, in a fixed order.
-pub fn tally(results: &[CaseResult]) -> IndexMap<Kind, usize> {
-    let mut t: IndexMap<Kind, usize> = [
+/// Counts per label (verdict kind, or `INTERRUPTED` / `ERROR`), in a
+/// fixed order.
+pub fn tally(results: &[CaseResult]) -> IndexMap<&'static str, usize> {
+    let mut t: IndexMap<&'static str, usize> = [
         Kind::Pass,
         Kind::Fail,
         Kind::NonStrict,
@@ -19,23 +22,78 @@ pub fn tally(results: &[CaseResult]) -> IndexMap<Kind, usize> {
         Kind::Unsupported,
     ]
     .into_iter()
-    .map(|k| (k, 0))
+    .map(|k| (k.label(), 0))
+    .chain([("INTERRUPTED", 0), ("ERROR", 0)])
     .collect();
     for r in results {
-        *t.entry(r.verdict.kind).or_default() += 1;
+        *t.entry(r.label()).or_default() += 1;
     }
     t
 }
 
-fn colour(kind: Kind, text: &str, on: bool) -> String {
+/// The summary of a run: every case counted once. UNSUPPORTED is never
+/// counted as passed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Judged and not failing under the profile (PASS, INFO, and
+    /// NON-STRICT under the tutorial profile).
+    pub passed: usize,
+    /// Judged and failing under the profile.
+    pub failed: usize,
+    /// Not run: the implementation does not do this, or only the simulator can.
+    pub unsupported: usize,
+    /// Not finished: the run was interrupted.
+    pub interrupted: usize,
+    /// The harness failed, or the command could not run.
+    pub errors: usize,
+}
+
+impl Summary {
+    /// Counts `results` under `profile`.
+    pub fn of(results: &[CaseResult], profile: Profile) -> Self {
+        let mut s = Summary::default();
+        for r in results {
+            match r.status {
+                Status::Interrupted => s.interrupted += 1,
+                Status::HarnessError => s.errors += 1,
+                Status::Judged if r.verdict.kind == Kind::Unsupported => s.unsupported += 1,
+                Status::Judged if r.verdict.kind.fails(profile) => s.failed += 1,
+                Status::Judged => s.passed += 1,
+            }
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for Summary {
+    /// `63 passed, 0 failed, 48 unsupported`, then interrupted cases and
+    /// harness errors when there are any.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} passed, {} failed, {} unsupported",
+            self.passed, self.failed, self.unsupported
+        )?;
+        if self.interrupted > 0 {
+            write!(f, ", {} interrupted", self.interrupted)?;
+        }
+        if self.errors > 0 {
+            write!(f, ", {} harness error(s)", self.errors)?;
+        }
+        Ok(())
+    }
+}
+
+fn colour(r: &CaseResult, text: &str, on: bool) -> String {
     if !on {
         return text.to_string();
     }
-    let code = match kind {
-        Kind::Pass => "32",
-        Kind::Fail | Kind::Timeout => "31",
-        Kind::NonStrict => "33",
-        Kind::Info | Kind::Unsupported => "36",
+    let code = match (r.status, r.verdict.kind) {
+        (Status::Interrupted | Status::HarnessError, _) => "35",
+        (_, Kind::Pass) => "32",
+        (_, Kind::Fail | Kind::Timeout) => "31",
+        (_, Kind::NonStrict) => "33",
+        (_, Kind::Info | Kind::Unsupported) => "36",
     };
     format!("\x1b[{code}m{text}\x1b[0m")
 }
@@ -57,17 +115,18 @@ pub fn table(
     let width = results.iter().map(|r| r.case.id.len()).max().unwrap_or(10);
     for r in results {
         let v = &r.verdict;
-        let label = format!("{:<11}", v.kind.label());
+        let label = format!("{:<11}", r.label());
         let _ = writeln!(
             out,
             "{:<width$}  {}  {}",
             r.case.id,
-            colour(v.kind, &label, colour_on),
+            colour(r, &label, colour_on),
             v.reason
         );
         let show = transcripts || v.kind.fails(profile);
         if let (true, Some(o)) = (show, &r.outcome) {
-            if v.kind.fails(profile) {
+            // An interrupted case's checks judge a killed program: noise.
+            if v.kind.fails(profile) && r.status == Status::Judged {
                 for c in &v.failed {
                     let _ = writeln!(
                         out,
@@ -103,7 +162,7 @@ pub fn table(
     let summary: Vec<String> = t
         .iter()
         .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| format!("{n} {}", k.label()))
+        .map(|(label, n)| format!("{n} {label}"))
         .collect();
     let _ = writeln!(
         out,
@@ -111,12 +170,7 @@ pub fn table(
         results.len(),
         summary.join(", ")
     );
-    let failed = results
-        .iter()
-        .filter(|r| r.verdict.kind.fails(profile))
-        .count();
-    let passed = results.len() - failed;
-    let _ = writeln!(out, "{passed} passed, {failed} failed");
+    let _ = writeln!(out, "{}", Summary::of(results, profile));
     out
 }
 
@@ -127,15 +181,40 @@ struct JsonCase<'a> {
     title: &'a str,
     role: crate::case::Role,
     clauses: &'a [String],
-    verdict: Kind,
+    verdict: &'static str,
     reason: &'a str,
     failed_checks: &'a [crate::verdict::Check],
     seed: Option<u64>,
     transcript: Option<String>,
 }
 
-/// The JSON report.
+/// The JSON report of a finished run.
 pub fn json(results: &[CaseResult], impl_name: &str, profile: Profile) -> String {
+    json_with(results, impl_name, profile, &RunState::Complete)
+}
+
+/// How far a run got when a report was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    /// Every case has a result.
+    Complete,
+    /// Written as cases finish: these results so far, of this many cases.
+    Running {
+        /// Cases in the whole run.
+        of: usize,
+    },
+    /// Stopped by this signal (its name, e.g. `SIGTERM`).
+    Interrupted(String),
+}
+
+/// The JSON report, saying how far the run got (`complete`, `running`
+/// with the number of cases, or `interrupted` with the signal).
+pub fn json_with(
+    results: &[CaseResult],
+    impl_name: &str,
+    profile: Profile,
+    state: &RunState,
+) -> String {
     let cases: Vec<JsonCase<'_>> = results
         .iter()
         .map(|r| JsonCase {
@@ -143,17 +222,26 @@ pub fn json(results: &[CaseResult], impl_name: &str, profile: Profile) -> String
             title: &r.case.title,
             role: r.case.role,
             clauses: &r.case.clauses,
-            verdict: r.verdict.kind,
+            verdict: r.label(),
             reason: &r.verdict.reason,
             failed_checks: &r.verdict.failed,
             seed: r.outcome.as_ref().map(|o| o.seed),
             transcript: r.outcome.as_ref().map(|o| o.transcript.render()),
         })
         .collect();
+    let run = match state {
+        RunState::Complete => serde_json::json!({ "state": "complete" }),
+        RunState::Running { of } => serde_json::json!({ "state": "running", "cases": of }),
+        RunState::Interrupted(signal) => {
+            serde_json::json!({ "state": "interrupted", "signal": signal })
+        }
+    };
     let doc = serde_json::json!({
         "implementation": impl_name,
         "profile": profile,
-        "summary": tally(results).iter().map(|(k, n)| (k.label().to_string(), *n)).collect::<IndexMap<_, _>>(),
+        "run": run,
+        "summary": tally(results).iter().map(|(k, n)| (k.to_string(), *n)).collect::<IndexMap<_, _>>(),
+        "totals": Summary::of(results, profile),
         "cases": cases,
     });
     serde_json::to_string_pretty(&doc).expect("report serialises")
@@ -167,7 +255,15 @@ pub fn junit(results: &[CaseResult], impl_name: &str, profile: Profile) -> Strin
         let mut suite = TestSuite::new(role.name());
         for r in results.iter().filter(|r| r.case.role == role) {
             let v = &r.verdict;
-            let status = if v.kind.fails(profile) {
+            let status = if let Some(label) = r.status.label() {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                s.set_message(format!("{label}: {}", v.reason));
+                s.set_type(label);
+                if let Some(o) = &r.outcome {
+                    s.set_description(o.transcript.render());
+                }
+                s
+            } else if v.kind.fails(profile) {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 s.set_message(format!("{}: {}", v.kind.label(), v.reason));
                 s.set_type(v.kind.label());
@@ -212,16 +308,13 @@ pub fn matrix_markdown(columns: &[Column]) -> String {
     for (i, r) in first.iter().enumerate() {
         let cells: Vec<&str> = columns
             .iter()
-            .map(|(_, _, rs)| rs.get(i).map_or("-", |r| r.verdict.kind.label()))
+            .map(|(_, _, rs)| rs.get(i).map_or("-", |r| r.label()))
             .collect();
         let _ = writeln!(out, "| `{}` | {} |", r.case.id, cells.join(" | "));
     }
     let summary: Vec<String> = columns
         .iter()
-        .map(|(_, p, rs)| {
-            let failed = rs.iter().filter(|r| r.verdict.kind.fails(*p)).count();
-            format!("{} passed, {failed} failed", rs.len() - failed)
-        })
+        .map(|(_, p, rs)| Summary::of(rs, *p).to_string())
         .collect();
     let _ = writeln!(out, "| **total** | {} |", summary.join(" | "));
     out
@@ -244,7 +337,7 @@ pub fn matrix_html(columns: &[Column]) -> String {
             let _ = write!(out, "<tr><td>{}</td>", esc(&r.case.id));
             for (_, _, rs) in columns {
                 let (label, reason) = rs.get(i).map_or(("-", String::new()), |r| {
-                    (r.verdict.kind.label(), r.verdict.reason.clone())
+                    (r.label(), r.verdict.reason.clone())
                 });
                 let _ = write!(
                     out,
@@ -257,4 +350,258 @@ pub fn matrix_html(columns: &[Column]) -> String {
     }
     out.push_str("</table>\n");
     out
+}
+
+/// Writes `text` to `path` atomically: a temporary file in the same
+/// folder, renamed over `path`, so a reader (or a killed harness) never
+/// sees half a report.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".poetry-harness-report-")
+        .tempfile_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Checks that a report can be written at `path` (given with `flag`): a
+/// temporary file can be made in its folder, and it is not a folder.
+pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!("{flag} '{}' is a directory", path.display()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".poetry-harness-report-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| format!("{flag} '{}' cannot be written: {e}", path.display()))
+}
+
+/// The JUnit and JSON reports of one run, kept on disk as it goes: each
+/// finished case rewrites them (when streaming), an interrupt writes them
+/// with the unfinished cases marked, and the end of the run writes them
+/// whole. A harness killed outright still leaves every case finished
+/// before its last rewrite readable.
+#[derive(Debug)]
+pub struct Sink {
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+    name: String,
+    profile: Profile,
+    cases: Vec<crate::case::Case>,
+    index: IndexMap<String, usize>,
+    done: Mutex<Vec<Option<CaseResult>>>,
+    stream: bool,
+    /// Taken by whoever writes the final reports (the run's end, or an
+    /// interrupt's watchdog), so they are written once.
+    final_written: Mutex<bool>,
+}
+
+impl Sink {
+    /// Reports for these cases, to these paths; `stream` rewrites them as
+    /// each case finishes.
+    pub fn new(
+        junit: Option<PathBuf>,
+        json: Option<PathBuf>,
+        name: String,
+        profile: Profile,
+        cases: &[&crate::case::Case],
+        stream: bool,
+    ) -> Self {
+        Sink {
+            junit,
+            json,
+            name,
+            profile,
+            cases: cases.iter().map(|c| (*c).clone()).collect(),
+            index: cases
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.clone(), i))
+                .collect(),
+            done: Mutex::new(vec![None; cases.len()]),
+            stream,
+            final_written: Mutex::new(false),
+        }
+    }
+
+    /// Checks, before the run, that every report path can be written:
+    /// an unwritable path is an error now, not after the whole run.
+    pub fn check_writable(&self) -> Result<(), String> {
+        for (flag, path) in [("--junit", &self.junit), ("--json", &self.json)] {
+            if let Some(path) = path {
+                check_writable(flag, path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a finished case and, when streaming, rewrites the reports
+    /// with every case finished so far.
+    pub fn finished(&self, result: &CaseResult) {
+        let Some(&i) = self.index.get(&result.case.id) else {
+            return;
+        };
+        let so_far: Vec<CaseResult> = {
+            let Ok(mut done) = self.done.lock() else {
+                return;
+            };
+            done[i] = Some(result.clone());
+            if !self.stream {
+                return;
+            }
+            done.iter().flatten().cloned().collect()
+        };
+        let state = RunState::Running {
+            of: self.cases.len(),
+        };
+        // Best effort: the final write reports errors.
+        let _ = self.write_unless_final(&so_far, &state);
+    }
+
+    /// Every case: its result if it finished, else marked interrupted.
+    pub fn so_far(&self) -> Vec<CaseResult> {
+        let done = self.done.lock().map(|d| d.clone()).unwrap_or_default();
+        self.cases
+            .iter()
+            .zip(done)
+            .map(|(case, r)| r.unwrap_or_else(|| CaseResult::interrupted(case)))
+            .collect()
+    }
+
+    fn write_unless_final(&self, results: &[CaseResult], state: &RunState) -> Result<(), String> {
+        let Ok(written) = self.final_written.lock() else {
+            return Ok(());
+        };
+        if *written {
+            return Ok(());
+        }
+        self.write(results, state)
+    }
+
+    /// Writes the final reports, once: `Ok(false)` when they were written
+    /// already (by the other of the run's end and an interrupt).
+    pub fn write_final(&self, results: &[CaseResult], state: &RunState) -> Result<bool, String> {
+        let Ok(mut written) = self.final_written.lock() else {
+            return Ok(false);
+        };
+        if *written {
+            return Ok(false);
+        }
+        *written = true;
+        self.write(results, state).map(|()| true)
+    }
+
+    fn write(&self, results: &[CaseResult], state: &RunState) -> Result<(), String> {
+        if let Some(path) = &self.junit {
+            write_atomic(path, &junit(results, &self.name, self.profile))
+                .map_err(|e| format!("cannot write JUnit report '{}': {e}", path.display()))?;
+        }
+        if let Some(path) = &self.json {
+            write_atomic(path, &json_with(results, &self.name, self.profile, state))
+                .map_err(|e| format!("cannot write JSON report '{}': {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::CaseResult;
+    use crate::verdict::Verdict;
+
+    fn result(case: &crate::case::Case, kind: Kind) -> CaseResult {
+        let mut r = CaseResult::interrupted(case);
+        r.status = Status::Judged;
+        r.verdict = Verdict {
+            kind,
+            reason: "r".into(),
+            failed: Vec::new(),
+        };
+        r
+    }
+
+    #[test]
+    fn unsupported_is_never_counted_as_passed() {
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let cases: Vec<_> = catalog.select(&[]).into_iter().take(4).collect();
+        let results = vec![
+            result(cases[0], Kind::Pass),
+            result(cases[1], Kind::Unsupported),
+            result(cases[2], Kind::Unsupported),
+            CaseResult::interrupted(cases[3]),
+        ];
+        let s = Summary::of(&results, Profile::Strict);
+        assert_eq!(
+            s.to_string(),
+            "1 passed, 0 failed, 2 unsupported, 1 interrupted"
+        );
+        let table = table(&results, "x", Profile::Strict, false, false);
+        assert!(
+            table.contains("1 passed, 0 failed, 2 unsupported"),
+            "{table}"
+        );
+        let matrix = matrix_markdown(&[("x".into(), Profile::Strict, results)]);
+        assert!(
+            matrix.contains("| **total** | 1 passed, 0 failed, 2 unsupported, 1 interrupted |"),
+            "{matrix}"
+        );
+    }
+
+    #[test]
+    fn a_sink_streams_finished_cases_and_marks_the_rest_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let cases: Vec<_> = catalog.select(&[]).into_iter().take(3).collect();
+        let json_path = dir.path().join("r.json");
+        let sink = Sink::new(
+            None,
+            Some(json_path.clone()),
+            "x".into(),
+            Profile::Strict,
+            &cases,
+            true,
+        );
+        sink.check_writable().unwrap();
+        sink.finished(&result(cases[1], Kind::Pass));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+        assert_eq!(doc["run"]["state"], "running");
+        assert_eq!(doc["cases"][0]["id"], cases[1].id.as_str());
+        let all = sink.so_far();
+        assert_eq!(all[0].label(), "INTERRUPTED");
+        assert_eq!(all[1].label(), "PASS");
+        assert!(sink
+            .write_final(&all, &RunState::Interrupted("SIGTERM".into()))
+            .unwrap());
+        assert!(!sink.write_final(&all, &RunState::Complete).unwrap());
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+        assert_eq!(doc["run"]["signal"], "SIGTERM");
+        assert_eq!(doc["summary"]["INTERRUPTED"], 2);
+    }
+
+    #[test]
+    fn an_unwritable_report_path_is_named_before_the_run() {
+        let sink = Sink::new(
+            Some(PathBuf::from("/nonexistent-dir/r.xml")),
+            None,
+            "x".into(),
+            Profile::Strict,
+            &[],
+            false,
+        );
+        let err = sink.check_writable().unwrap_err();
+        assert!(err.contains("--junit '/nonexistent-dir/r.xml'"), "{err}");
+    }
 }

@@ -439,6 +439,33 @@ fn port_in_use() -> BadArgs {
     &["serve", "proxy", "10000", "--mutant", "proxy-typo"],
     &["'proxy-typo'", "proxy-no-cancel"],
 ))]
+#[case::empty_command(bad(&["run", "--role", "client", "--cmd", ""], &["--cmd", "the command is empty"]))]
+#[case::blank_command(bad(&["run", "--role", "client", "--cmd", "  "], &["--cmd", "the command is empty"]))]
+#[case::misspelt_program(bad(
+    &["run", "--role", "client", "--cmd", "pyhton3 get_poetry.py {addrs}"],
+    &["--cmd", "program 'pyhton3' not found", "'pyhton3 get_poetry.py {addrs}'"],
+))]
+#[case::missing_script(bad(
+    &["run", "--role", "client", "--cmd", "python3 nosuchfile.py {addrs}"],
+    &["--cmd", "script file 'nosuchfile.py'", "'python3 nosuchfile.py {addrs}'"],
+))]
+#[case::missing_program_path(bad(
+    &["run", "--role", "client", "--cmd", "./no/such/prog {addrs}"],
+    &["--cmd", "'./no/such/prog' does not exist"],
+))]
+#[case::shell_says_not_found(bad(
+    &["run", "--role", "client", "--cmd", "sh -c 'pyhton3 x.py' {addrs}"],
+    &["--cmd", "cannot run", "not found", "exit status 127"],
+))]
+#[case::unwritable_junit(bad(
+    &["run", "client.fast-poem", "--junit", "no/such/dir/r.xml"],
+    &["--junit 'no/such/dir/r.xml' cannot be written"],
+))]
+#[case::zero_jobs(bad(&["run", "--jobs", "0"], &["--jobs '0'"]))]
+#[case::tiny_time_scale(bad(
+    &["run", "--role", "client", "--cmd", "exit 127", "--time-scale", "1e-300"],
+    &["--time-scale '1e-300'"],
+))]
 fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
     let sandbox = Sandbox::new();
     let args: Vec<&str> = bad.args.iter().map(String::as_str).collect();
@@ -561,4 +588,276 @@ fn explain_quotes_the_clause_text_and_list_counts_the_cases() {
             .all(|l| l.starts_with("proxy.") || l.ends_with("case(s)")),
         "{out}"
     );
+}
+
+/// A script whose interpreter is missing: the kernel refuses it, and the
+/// shell says `not found` with exit 127. Caught at run time (the probe),
+/// not taken for the exit-127 convention.
+#[test]
+fn a_missing_interpreter_is_a_usage_error_naming_the_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let script = sandbox.dir.join("get_poetry");
+    std::fs::write(&script, "#!/no/such/python9\nprint('hi')\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let got = sandbox.run(&["run", "--role", "client", "--cmd", "./get_poetry {addrs}"]);
+    assert_eq!(got.status.code(), Some(USAGE), "stderr:\n{}", got.stderr);
+    assert!(
+        got.stderr.contains("'./get_poetry {addrs}'") && got.stderr.contains("cannot run"),
+        "{}",
+        got.stderr
+    );
+    assert!(
+        got.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&got.stdout)
+    );
+}
+
+#[test]
+fn a_manifest_command_or_startup_timeout_that_cannot_work_names_the_file_line_and_table() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.dir.join("m.toml"),
+        "name = \"a\"\n\n[client]\ncommand = \"pyhton3 get_poetry.py {addrs}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox.dir.join("e.toml"),
+        "name = \"a\"\n[client]\ncommand = \"\"\n",
+    )
+    .unwrap();
+    let got = sandbox.run(&["run", "--manifest", "m.toml"]);
+    assert_eq!(got.status.code(), Some(USAGE), "stderr:\n{}", got.stderr);
+    assert!(
+        got.stderr
+            .contains("m.toml:4: [client] command: program 'pyhton3' not found"),
+        "{}",
+        got.stderr
+    );
+    for (value, says) in [("-1", "'-1'"), ("nan", "'NaN'"), ("1e300", "'1e300'")] {
+        let name = format!("s{}.toml", value.len());
+        std::fs::write(
+            sandbox.dir.join(&name),
+            format!("name = \"a\"\n[client]\ncommand = \"exit 127\"\nstartup_timeout = {value}\n"),
+        )
+        .unwrap();
+        let got = sandbox.run(&["run", "--manifest", &name]);
+        assert_eq!(got.status.code(), Some(USAGE), "stderr:\n{}", got.stderr);
+        let want = format!("{name}:4: [client] startup_timeout: {says}");
+        assert!(got.stderr.contains(&want), "{want} not in {}", got.stderr);
+        assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+    }
+    let got = sandbox.run(&["run", "--manifest", "e.toml"]);
+    assert_eq!(got.status.code(), Some(USAGE), "stderr:\n{}", got.stderr);
+    assert!(
+        got.stderr
+            .contains("e.toml: [client] command: the command is empty"),
+        "{}",
+        got.stderr
+    );
+}
+
+/// Exit 127 from a program that demonstrably ran is the "unsupported"
+/// convention; those cases are counted as unsupported, never as passed.
+#[test]
+fn unsupported_cases_are_counted_apart_from_passed_ones() {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(&[
+        "run",
+        "client.fast-poem",
+        "client.empty-poem",
+        "--role",
+        "client",
+        "--cmd",
+        "exit 127",
+        "--json",
+        "r.json",
+    ]);
+    got.assert_success();
+    let out = String::from_utf8_lossy(&got.stdout);
+    assert!(out.contains("0 passed, 0 failed, 2 unsupported"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.dir.join("r.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["totals"]["passed"], 0);
+    assert_eq!(json["totals"]["unsupported"], 2);
+}
+
+/// PIDs of live processes started for programs of the harness `pid` (their
+/// environment carries its run token).
+fn processes_of_harness(pid: u32) -> Vec<u32> {
+    let token = format!("POETRY_HARNESS_RUN={pid}-");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let zombie = std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            });
+            !zombie
+                && std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|env| {
+                    env.split(|&b| b == 0)
+                        .any(|v| v.starts_with(token.as_bytes()))
+                })
+        })
+        .collect()
+}
+
+/// SIGINT, SIGTERM and SIGHUP while a program sleeps: the run stops, the
+/// program is killed, and the reports hold the finished case and the
+/// interrupted one; the exit status is 128 + the signal.
+#[rstest]
+#[case::sigint(nix::sys::signal::Signal::SIGINT, 130)]
+#[case::sigterm(nix::sys::signal::Signal::SIGTERM, 143)]
+#[case::sighup(nix::sys::signal::Signal::SIGHUP, 129)]
+fn an_interrupted_run_writes_partial_reports_and_leaves_nothing_running(
+    #[case] signal: nix::sys::signal::Signal,
+    #[case] status: i32,
+) {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.command(&[
+        "run",
+        "client.fast-poem",
+        "client.byte-by-byte",
+        "--jobs",
+        "1",
+        "--role",
+        "client",
+        "--cmd",
+        "[ \"$POETRY_CASE\" = client.byte-by-byte ] && exec sleep 30; exit 3",
+        "--junit",
+        "r.xml",
+        "--json",
+        "r.json",
+    ]);
+    // SAFETY: only signal(2) between fork and exec. A SIGHUP ignored by
+    // whatever started the tests (nohup) would stay ignored.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn poetry-harness");
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let pid = child.id();
+    // Killed on every path out of this test.
+    struct Guard(Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Guard(child);
+    // The first case streams to the JSON report once it has finished; the
+    // second is sleeping by then.
+    let json_path = sandbox.dir.join("r.json");
+    let deadline = Instant::now() + LIMIT;
+    while !std::fs::read_to_string(&json_path).is_ok_and(|t| t.contains("client.fast-poem"))
+        || processes_of_harness(pid).is_empty()
+    {
+        assert!(Instant::now() < deadline, "the first case never finished");
+        thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal");
+    let got = loop {
+        if let Some(s) = child.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "still running after {signal}");
+        thread::sleep(Duration::from_millis(10));
+    };
+    let out = String::from_utf8_lossy(&stdout.join().unwrap()).into_owned();
+    let err = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+    assert_eq!(got.code(), Some(status), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!("interrupted by {signal}: 1 of 2 case(s) finished")),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["run"]["state"], "interrupted");
+    assert_eq!(json["run"]["signal"], signal.to_string());
+    assert_eq!(json["cases"][0]["id"], "client.fast-poem");
+    assert_eq!(json["cases"][0]["verdict"], "FAIL");
+    assert_eq!(json["cases"][1]["verdict"], "INTERRUPTED");
+    let junit = std::fs::read_to_string(sandbox.dir.join("r.xml")).unwrap();
+    assert!(
+        junit.contains("client.byte-by-byte") && junit.contains("INTERRUPTED"),
+        "{junit}"
+    );
+    assert_eq!(processes_of_harness(pid), Vec::<u32>::new());
+}
+
+/// Even SIGKILL, which nothing can handle, leaves the cases finished so
+/// far readable: the reports are rewritten atomically as each one ends.
+/// (The program it was running outlives it: the test kills it by PID.)
+#[test]
+fn a_killed_harness_leaves_the_finished_cases_readable() {
+    let sandbox = Sandbox::new();
+    let child = sandbox
+        .command(&[
+            "run",
+            "client.fast-poem",
+            "client.byte-by-byte",
+            "--jobs",
+            "1",
+            "--role",
+            "client",
+            "--cmd",
+            "[ \"$POETRY_CASE\" = client.byte-by-byte ] && exec sleep 30; exit 3",
+            "--junit",
+            "r.xml",
+            "--json",
+            "r.json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn poetry-harness");
+    let pid = child.id();
+    /// Kills the harness, then what it left running, on every path out.
+    struct Guard(Child, u32);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            for p in processes_of_harness(self.1) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    let mut child = Guard(child, pid);
+    let json_path = sandbox.dir.join("r.json");
+    let deadline = Instant::now() + LIMIT;
+    while !std::fs::read_to_string(&json_path).is_ok_and(|t| t.contains("client.fast-poem")) {
+        assert!(Instant::now() < deadline, "the first case never finished");
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.0.kill().expect("SIGKILL");
+    let _ = child.0.wait();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap())
+            .expect("a whole JSON report");
+    assert_eq!(json["run"]["state"], "running");
+    assert_eq!(json["run"]["cases"], 2);
+    assert_eq!(json["cases"][0]["id"], "client.fast-poem");
+    assert_eq!(json["cases"][0]["verdict"], "FAIL");
+    let junit = std::fs::read_to_string(sandbox.dir.join("r.xml")).unwrap();
+    assert!(junit.contains("client.fast-poem"), "{junit}");
 }

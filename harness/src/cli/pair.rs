@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Exit;
+use crate::backend::live::launch::probe_command;
 use crate::backend::live::manifest::Manifest;
 use crate::backend::live::pair::{self, SCENARIOS};
-use crate::backend::live::{probe, process, LiveSubject};
+use crate::backend::live::{process, LiveSubject};
 use crate::case::Role;
 use crate::verdict::Profile;
 
@@ -55,7 +56,13 @@ pub fn run(args: PairArgs) -> anyhow::Result<Exit> {
             contract: rc.contract,
             startup_timeout: Duration::from_secs_f64(rc.startup_timeout),
             time_scale: scale,
-            exit_127_unsupported: probe(&rc.command),
+            exit_127_unsupported: probe_command(&rc.command).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: [{}] command: {e}",
+                    args.manifest.display(),
+                    crate::backend::live::manifest::table(role)
+                )
+            })?,
             lacks: rc.lacks.clone(),
         })
     };

@@ -2,11 +2,14 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 
 use super::Exit;
+use crate::backend::live::process;
 use crate::backend::sim::RunOptions;
 use crate::catalog::Catalog;
 use crate::engine::{self, EngineOptions};
@@ -90,6 +93,26 @@ pub struct RunArgs {
     time_scale: f64,
 }
 
+/// Smallest time scale: below it every pause rounds to the 1 ms floor and
+/// a case's timing means nothing.
+const MIN_TIME_SCALE: f64 = 0.001;
+
+/// Largest time scale: ten times slower than the catalog says is already
+/// longer than anyone waits.
+const MAX_TIME_SCALE: f64 = 10.0;
+
+/// Longest start-up budget a manifest may give, in seconds.
+const MAX_STARTUP_SECS: f64 = 3600.0;
+
+/// A number as a person would write it: `1e300`, not three hundred digits.
+fn number(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
+}
+
 /// Loads the catalog the arguments name.
 pub fn load_catalog(suites: Option<&PathBuf>) -> anyhow::Result<Catalog> {
     Ok(match suites {
@@ -99,10 +122,25 @@ pub fn load_catalog(suites: Option<&PathBuf>) -> anyhow::Result<Catalog> {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    // First: an interrupt from here on kills the programs under test.
+    process::install_interrupt_handler();
+    if args.jobs == Some(0) {
+        anyhow::bail!("--jobs '0' must be at least 1");
+    }
     let catalog = load_catalog(args.suites.as_ref())?;
     let cases = catalog.select(&args.cases);
     if cases.is_empty() {
         anyhow::bail!("no case matches {}", args.cases.join(" "));
+    }
+    // An unwritable report path is found now, not after the whole run.
+    for (flag, path) in [
+        ("--junit", &args.junit),
+        ("--json", &args.json),
+        ("--matrix", &args.matrix),
+    ] {
+        if let Some(path) = path {
+            report::check_writable(flag, path).map_err(anyhow::Error::msg)?;
+        }
     }
     let mut targets = live_targets(&args)?;
     if targets.len() > 1 {
@@ -127,6 +165,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             perturb: true,
         };
     }
+    let name = live
+        .as_ref()
+        .map_or_else(|| imp.name.clone(), |t| t.name.clone());
+    // Reports stream to disk as live cases finish (a simulated catalog
+    // takes a fraction of a second: written at the end).
+    let sink = Arc::new(report::Sink::new(
+        args.junit.clone(),
+        args.json.clone(),
+        name.clone(),
+        profile,
+        &cases,
+        live.is_some(),
+    ));
+    {
+        let sink = sink.clone();
+        let transcripts = args.transcripts;
+        let name = name.clone();
+        interrupt_then(move |signal| {
+            let results = sink.so_far();
+            if let Ok(true) =
+                sink.write_final(&results, &report::RunState::Interrupted(signal.to_string()))
+            {
+                print_interrupted(&results, &name, profile, transcripts, signal);
+                std::process::exit(process::exit_status_for(signal));
+            }
+        });
+    }
     let total = cases.len();
     // A progress bar on a terminal (stderr), nothing when piped or in CI.
     let bar = if std::io::stderr().is_terminal() && total > 1 {
@@ -139,32 +204,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .expect("a valid progress template"),
     );
     let progress = |r: &engine::CaseResult| {
+        sink.finished(r);
         bar.set_message(r.case.id.clone());
         bar.inc(1);
     };
-    let (results, name) = match &live {
-        Some(target) => {
-            crate::backend::live::process::install_interrupt_handler();
-            (
-                engine::run_all_live(&cases, target, &opts, &progress),
-                target.name.clone(),
-            )
-        }
-        None => (
-            engine::run_all(&cases, &imp, &opts, &progress),
-            imp.name.clone(),
-        ),
+    let results = match &live {
+        Some(target) => engine::run_all_live(&cases, target, &opts, &progress),
+        None => engine::run_all(&cases, &imp, &opts, &progress),
     };
     bar.finish_and_clear();
+    if let Some(signal) = process::interrupted_by() {
+        // The interrupt's watchdog may have written them already.
+        let state = report::RunState::Interrupted(signal.to_string());
+        if sink
+            .write_final(&results, &state)
+            .map_err(anyhow::Error::msg)?
+        {
+            process::kill_orphans();
+            print_interrupted(&results, &name, profile, args.transcripts, signal);
+            std::process::exit(process::exit_status_for(signal));
+        }
+        // Wait for the watchdog to exit the process.
+        loop {
+            std::thread::park();
+        }
+    }
+    process::kill_orphans();
     // Reports are written before anything can fail, so nothing is lost.
-    if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit(&results, &name, profile))
-            .with_context(|| format!("cannot write JUnit report '{}'", path.display()))?;
-    }
-    if let Some(path) = &args.json {
-        std::fs::write(path, report::json(&results, &name, profile))
-            .with_context(|| format!("cannot write JSON report '{}'", path.display()))?;
-    }
+    sink.write_final(&results, &report::RunState::Complete)
+        .map_err(anyhow::Error::msg)?;
     let mut out = std::io::stdout().lock();
     out.write_all(
         report::table(
@@ -176,6 +244,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         )
         .as_bytes(),
     )?;
+    if let Some(e) = results
+        .iter()
+        .find(|r| r.status == engine::Status::HarnessError)
+    {
+        out.flush()?;
+        anyhow::bail!("{}: {}", e.case.id, e.verdict.reason);
+    }
     let mut failed = results.iter().any(|r| r.verdict.kind.fails(profile));
     if args.explore > 0 && live.is_none() {
         writeln!(out, "\nexploring {} random seed(s) per case", args.explore)?;
@@ -254,7 +329,7 @@ fn run_matrix(
             "--junit and --json take one implementation; with several manifests use --matrix"
         );
     }
-    crate::backend::live::process::install_interrupt_handler();
+    interrupt_then(|_| {});
     let mut columns = Vec::new();
     let mut failed = false;
     for target in targets {
@@ -269,6 +344,9 @@ fn run_matrix(
         let results = engine::run_all_live(cases, target, &opts, &|_| {});
         failed |= results.iter().any(|r| r.verdict.kind.fails(profile));
         columns.push((target.name.clone(), profile, results));
+        if process::interrupted_by().is_some() {
+            break;
+        }
     }
     let html = args
         .matrix
@@ -285,7 +363,59 @@ fn run_matrix(
             .with_context(|| format!("cannot write matrix '{}'", path.display()))?;
     }
     std::io::stdout().lock().write_all(markdown.as_bytes())?;
+    process::kill_orphans();
+    if let Some(signal) = process::interrupted_by() {
+        std::io::stdout().lock().flush()?;
+        std::process::exit(process::exit_status_for(signal));
+    }
     Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// Longest wait, after an interrupt has killed the programs, for the
+/// cases in flight to finish before `fallback` writes what there is.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
+
+/// On an interrupt (SIGINT, SIGTERM, SIGHUP): the programs are killed
+/// (see `process::install_interrupt_handler`), no case starts any more,
+/// the cases in flight finish and the run writes its reports and exits
+/// 128 + the signal. Should that take longer than [`INTERRUPT_GRACE`],
+/// `fallback` runs (write what is there), then the process exits anyway.
+fn interrupt_then(fallback: impl Fn(process::Signal) + Send + Sync + 'static) {
+    let fallback = Arc::new(fallback);
+    process::on_interrupt(move |signal| {
+        engine::request_stop();
+        let fallback = fallback.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(INTERRUPT_GRACE);
+            fallback(signal);
+            process::kill_all();
+            let _ = std::io::stdout().lock().flush();
+            std::process::exit(process::exit_status_for(signal));
+        });
+    });
+}
+
+/// The table of an interrupted run, and a line saying so.
+fn print_interrupted(
+    results: &[engine::CaseResult],
+    name: &str,
+    profile: Profile,
+    transcripts: bool,
+    signal: process::Signal,
+) {
+    let mut out = std::io::stdout().lock();
+    let table = report::table(results, name, profile, transcripts, report::use_colour());
+    let _ = out.write_all(table.as_bytes());
+    let finished = results
+        .iter()
+        .filter(|r| r.status != engine::Status::Interrupted)
+        .count();
+    let _ = writeln!(
+        out,
+        "interrupted by {signal}: {finished} of {} case(s) finished",
+        results.len()
+    );
+    let _ = out.flush();
 }
 
 /// The programs under test, from --role/--cmd or each --manifest; none for
@@ -306,13 +436,13 @@ fn live_target(
     args: &RunArgs,
     manifest: Option<&PathBuf>,
 ) -> anyhow::Result<Option<engine::LiveTarget>> {
-    use crate::backend::live::{manifest::Manifest, probe, template, LiveSubject};
+    use crate::backend::live::{launch::probe_command, manifest::Manifest, template, LiveSubject};
     use crate::case::{Feature, Role};
     use std::time::Duration;
-    if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
+    if !(MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&args.time_scale) {
         anyhow::bail!(
-            "--time-scale {} must be above 0 and at most 10",
-            args.time_scale
+            "--time-scale '{}' must be between {MIN_TIME_SCALE} and {MAX_TIME_SCALE}",
+            number(args.time_scale)
         );
     }
     let parse_lacks = |names: &[String]| -> anyhow::Result<Vec<Feature>> {
@@ -329,24 +459,51 @@ fn live_target(
             })
             .collect()
     };
-    let subject =
-        |role: Role, command: &str, contract, startup: f64, scale: f64, lacks: Vec<Feature>| {
-            LiveSubject {
-                role,
-                command: command.to_string(),
-                contract,
-                startup_timeout: Duration::from_secs_f64(startup),
-                time_scale: scale,
-                exit_127_unsupported: probe(command),
-                lacks,
-            }
-        };
+    // A command that cannot run is a usage error naming it, found before
+    // any case runs; the exit-127 probe is only trusted from a command
+    // that demonstrably ran.
+    let subject = |role: Role,
+                   command: &str,
+                   contract,
+                   startup: f64,
+                   scale: f64,
+                   lacks: Vec<Feature>,
+                   place: &dyn Fn(&str) -> String|
+     -> anyhow::Result<LiveSubject> {
+        if !(startup.is_finite() && startup > 0.0 && startup <= MAX_STARTUP_SECS) {
+            anyhow::bail!(
+                "{}: '{}' must be above 0 and at most {MAX_STARTUP_SECS} seconds",
+                place("startup_timeout"),
+                number(startup)
+            );
+        }
+        let exit_127_unsupported =
+            probe_command(command).map_err(|e| anyhow::anyhow!("{}: {e}", place("command")))?;
+        Ok(LiveSubject {
+            role,
+            command: command.to_string(),
+            contract,
+            startup_timeout: Duration::from_secs_f64(startup),
+            time_scale: scale,
+            exit_127_unsupported,
+            lacks,
+        })
+    };
     if let (None, Some(role), Some(cmd)) = (manifest, args.role, &args.cmd) {
         template::check(cmd).map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
         let mut roles = indexmap::IndexMap::new();
+        let place = |_: &str| "--cmd".to_string();
         roles.insert(
             role,
-            subject(role, cmd, args.contract, 10.0, args.time_scale, Vec::new()),
+            subject(
+                role,
+                cmd,
+                args.contract,
+                10.0,
+                args.time_scale,
+                Vec::new(),
+                &place,
+            )?,
         );
         return Ok(Some(engine::LiveTarget {
             name: cmd.clone(),
@@ -360,9 +517,24 @@ fn live_target(
     };
     let m = Manifest::load(path).map_err(|e| anyhow::anyhow!(e))?;
     let scale = m.time_scale.unwrap_or(args.time_scale);
+    if !(MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&scale) {
+        anyhow::bail!(
+            "{}: time_scale '{}' must be between {MIN_TIME_SCALE} and {MAX_TIME_SCALE}",
+            path.display(),
+            number(scale)
+        );
+    }
     let mut roles = indexmap::IndexMap::new();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     for role in Role::ALL {
         if let Some(rc) = m.role(role) {
+            let table = crate::backend::live::manifest::table(role);
+            let place = |key: &str| {
+                let line = key_line(&text, table, key)
+                    .map(|l| format!(":{l}"))
+                    .unwrap_or_default();
+                format!("{}{line}: [{table}] {key}", path.display())
+            };
             roles.insert(
                 role,
                 subject(
@@ -372,7 +544,8 @@ fn live_target(
                     rc.startup_timeout,
                     scale,
                     rc.lacks.clone(),
-                ),
+                    &place,
+                )?,
             );
         }
     }
@@ -382,4 +555,24 @@ fn live_target(
         roles,
         profile: Some(m.profile),
     }))
+}
+
+/// The line (from 1) of `key` in a manifest's `[table]`, for error
+/// messages.
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let header = format!("[{table}]");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == header;
+        } else if inside
+            && line
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
 }

@@ -11,6 +11,7 @@
 //! times would differ on every run.
 
 pub mod contract;
+pub mod launch;
 pub mod manifest;
 pub mod pair;
 pub mod process;
@@ -26,6 +27,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use self::contract::Contract;
+pub use self::launch::{probe, PROBE_CASE, UNSUPPORTED_STATUS};
 use self::process::{free_port, Program};
 use super::{RunEnd, RunOutcome, SubjectResult};
 use crate::case::{Case, Role};
@@ -33,13 +35,6 @@ use crate::duration::Dur;
 use crate::net::Net;
 use crate::peers::{self, Observations, Recorder};
 use crate::transcript::{preview, Transcript};
-
-/// Exit status by which a program declares a case unsupported (the QUIC
-/// interop runner's convention), when its probe showed it follows it.
-pub const UNSUPPORTED_STATUS: i32 = 127;
-
-/// The case name used to probe for that convention.
-pub const PROBE_CASE: &str = "bogus-poetry-harness-probe";
 
 /// A program under test for one role.
 #[derive(Debug, Clone)]
@@ -133,25 +128,6 @@ pub fn live_unsupported(case: &Case) -> Option<&'static str> {
         return Some("this case runs in the simulator only (see its sim_only note)");
     }
     None
-}
-
-/// Asks the program, once, whether it follows the exit-127 convention:
-/// started with a bogus case name, does it exit 127 at once?
-pub fn probe(command: &str) -> bool {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return false;
-    };
-    rt.block_on(async {
-        let env = [("POETRY_CASE".to_string(), PROBE_CASE.to_string())];
-        let cmd = template::expand(command, &IndexMap::new(), false).unwrap_or_default();
-        let Ok(mut p) = Program::spawn(&cmd, &env) else {
-            return false;
-        };
-        matches!(p.wait(Duration::from_secs(5)).await, Some(s) if s.code() == Some(UNSUPPORTED_STATUS))
-    })
 }
 
 /// Runs one case, already [`scaled`], against a program.
@@ -313,6 +289,7 @@ async fn drive(
             let stdout = program.stdout();
             let stderr = String::from_utf8_lossy(&program.stderr().bytes).into_owned();
             log_output(rec, &stdout.bytes, &stderr);
+            program.log_notes(rec);
             let Some(status) = status else {
                 rec.log("subject", "still running at the time limit: killed");
                 return Ok(RunEnd::TimedOut(case.limit.0));
@@ -396,9 +373,14 @@ async fn drive(
                 None => {
                     let stderr = String::from_utf8_lossy(&program.stderr().bytes).into_owned();
                     log_output(rec, &program.stdout().bytes, &stderr);
+                    program.log_notes(rec);
+                    let exited = match program.try_status() {
+                        Some(st) => format!("; it exited with {}", describe_status(st)),
+                        None => String::new(),
+                    };
                     return Err(format!(
-                        "the program neither printed a line naming port {port} nor accepted on it within {:?}",
-                        subject.startup_timeout
+                        "the program neither printed a line naming port {port} nor accepted on it within {}{exited}",
+                        crate::transcript::secs(subject.startup_timeout)
                     ));
                 }
             }
@@ -439,6 +421,7 @@ async fn drive(
             tokio::time::sleep(Duration::from_millis(200)).await;
             let stderr = String::from_utf8_lossy(&program.stderr().bytes).into_owned();
             log_output(rec, &program.stdout().bytes, &stderr);
+            program.log_notes(rec);
             if !finished {
                 return Ok(RunEnd::TimedOut(case.limit.0));
             }
@@ -483,6 +466,16 @@ async fn probe_port(port: u16, limit: Duration) -> Option<String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     None
+}
+
+/// `status 3`, or `signal 9` for a program a signal ended.
+fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("status {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        _ => "an unknown status".to_string(),
+    }
 }
 
 fn log_output(rec: &Recorder, stdout: &[u8], stderr: &str) {

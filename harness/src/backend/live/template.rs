@@ -62,9 +62,12 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Checks that a template names only known placeholders, and that braces
-/// are balanced.
+/// Checks that a template is not blank, names only known placeholders,
+/// and that braces are balanced.
 pub fn check(template: &str) -> Result<(), String> {
+    if template.trim().is_empty() {
+        return Err("the command is empty".into());
+    }
     expand(template, &IndexMap::new(), false).map(|_| ())
 }
 
@@ -132,6 +135,11 @@ mod tests {
     fn missing_value_is_named_when_strict() {
         let err = expand("prog --port {port}", &IndexMap::new(), true).unwrap_err();
         assert!(err.contains("{port}"), "{err}");
+    }
+
+    #[test]
+    fn blank_command_is_refused() {
+        assert_eq!(check(" ").unwrap_err(), "the command is empty");
     }
 
     #[test]
