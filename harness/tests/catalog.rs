@@ -271,3 +271,36 @@ fn mutants_that_behave_as_the_series_never_fail_under_tutorial() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn one_combination_of_relaxations_judges_the_whole_run() {
+    // proxy-fin-on-failure answers a fetch reset mid-poem with an empty
+    // poem and FIN: the empty poem is what strict accepts, the FIN what
+    // reset-is-end accepts, and nothing accepts both together.
+    let catalog = catalog();
+    let case = catalog
+        .get("proxy.upstream-reset-mid-poem")
+        .expect("case exists");
+    let m = mutants::all()
+        .into_iter()
+        .find(|m| m.name == "proxy-fin-on-failure")
+        .expect("mutant exists");
+    let opts = EngineOptions {
+        profile: Profile::Tutorial,
+        ..EngineOptions::default()
+    };
+    let r = run_case(case, &(m.build)(), &opts);
+    assert_eq!(r.verdict.kind, Kind::Fail, "{}", r.verdict.reason);
+    // The series' proxy, which sends the bytes it got, then FIN, is accepted.
+    let m = mutants::all()
+        .into_iter()
+        .find(|m| m.name == "proxy-caches-truncated")
+        .expect("mutant exists");
+    let r = run_case(case, &(m.build)(), &opts);
+    assert_eq!(r.verdict.kind, Kind::NonStrict, "{}", r.verdict.reason);
+    assert!(
+        r.verdict.reason.contains("reset-is-end"),
+        "{}",
+        r.verdict.reason
+    );
+}
