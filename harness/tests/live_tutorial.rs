@@ -250,8 +250,11 @@ mod server {
         assert_strict_rejects(
             Role::Server,
             &[
+                // Its clients send while the slow poem is still going, so
+                // the bytes are unread at the close. (In
+                // server.no-leaked-connections the fast poem may be closed
+                // with FIN before the client's bytes arrive: it may PASS.)
                 ("server.client-sends-garbage", "close-without-reading"),
-                ("server.no-leaked-connections", "close-without-reading"),
                 ("server.slow-five-at-once", "one-at-a-time"),
             ],
         );
