@@ -284,6 +284,18 @@ mod tests {
     }
 
     #[test]
+    fn the_profiles_table_defines_every_relaxation_once() {
+        let rows: Vec<&str> = SPEC_MD
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once("` |").map(|(name, _)| name))
+            .filter(|name| name.parse::<Relaxation>().is_ok())
+            .collect();
+        let names: Vec<&str> = Relaxation::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(rows, names, "SPEC.md's relaxation table");
+    }
+
+    #[test]
     fn every_shipped_tutorial_paragraph_names_a_relaxation() {
         let clauses = clauses();
         let with: Vec<_> = clauses.values().filter(|c| c.tutorial.is_some()).collect();
