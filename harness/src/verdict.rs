@@ -10,11 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::backend::{RunEnd, RunOutcome, SubjectResult};
-use crate::case::{Case, Expect, Role};
+use crate::case::{Case, End, Expect, Feature, Role};
 use crate::peers::Ending;
 use crate::protocol::{netstring, transform};
 use crate::reference::{FetchError, Transformed};
 use crate::roles::Implementation;
+use crate::spec::Relaxation;
 use crate::transcript::{preview, secs};
 
 /// The profile a run judges against.
@@ -97,10 +98,10 @@ pub struct Check {
     pub actual: String,
     /// Whether they agree.
     pub ok: bool,
-    /// A disagreement the tutorial profile accepts by itself (as the
-    /// spec's `Tutorial profile:` paragraphs say), without a
-    /// `[case.tutorial]` table.
-    pub tutorial_ok: bool,
+    /// The relaxation that accepts this disagreement by itself, when the
+    /// case is granted it (see [`grants`]); most relaxations work on the
+    /// expectations instead (see [`relaxed`]).
+    pub accepted_by: Option<Relaxation>,
 }
 
 /// A case's verdict with its one-line reason and the failing checks.
@@ -159,11 +160,16 @@ pub fn precheck_parts(
             format!("{name} declares it lacks {f:?}"),
         ));
     }
-    if profile == Profile::Tutorial && case.tutorial_unsupported {
-        return Some(Verdict::new(
-            Kind::Unsupported,
-            "unsupported under the tutorial profile",
-        ));
+    if profile == Profile::Tutorial {
+        if let Some(g) = grants(case)
+            .into_iter()
+            .find(|g| g.relaxation.unsupports() && exercises(case, g.relaxation))
+        {
+            return Some(Verdict::new(
+                Kind::Unsupported,
+                format!("unsupported under the tutorial profile ({g})"),
+            ));
+        }
     }
     None
 }
@@ -183,39 +189,300 @@ pub fn judge(case: &Case, out: &RunOutcome) -> Verdict {
         RunEnd::Finished(_) => {}
     }
     // The same verdict under both profiles: a behaviour only the tutorial
-    // alternative accepts is NON-STRICT, which fails a strict run and not a
+    // profile accepts is NON-STRICT, which fails a strict run and not a
     // tutorial one (see `Kind::fails`).
     let strict_failed: Vec<Check> = checks(case, &case.expect, out)
         .into_iter()
         .filter(|c| !c.ok)
         .collect();
-    let tutorial_accepts = || {
-        let relaxed = case
-            .tutorial
-            .as_ref()
-            .map_or_else(|| case.expect.clone(), |t| case.expect.overridden_by(t));
-        checks(case, &relaxed, out)
-            .iter()
-            .all(|c| c.ok || c.tutorial_ok)
+    let (kind, reason) = match strict_failed.first() {
+        None => (Kind::Pass, "as expected".to_string()),
+        Some(first) => match tutorial_accepts(case, out) {
+            Some(by) => (
+                Kind::NonStrict,
+                format!(
+                    "{}; the tutorial profile accepts it ({by})",
+                    describe_check(first)
+                ),
+            ),
+            None => (Kind::Fail, describe_check(first)),
+        },
     };
-    let kind = if strict_failed.is_empty() {
-        Kind::Pass
-    } else if tutorial_accepts() {
-        Kind::NonStrict
-    } else {
-        Kind::Fail
-    };
-    let failed = strict_failed;
     let kind = if case.info { Kind::Info } else { kind };
-    let reason = match failed.first() {
-        None => "as expected".to_string(),
-        Some(c) => format!("{}: expected {}, got {}", c.what, c.expected, c.actual),
-    };
     Verdict {
         kind,
         reason,
-        failed,
+        failed: strict_failed,
     }
+}
+
+fn describe_check(c: &Check) -> String {
+    format!("{}: expected {}, got {}", c.what, c.expected, c.actual)
+}
+
+/// A relaxation a case is granted, and the clause whose tutorial
+/// paragraph grants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// What the tutorial profile accepts.
+    pub relaxation: Relaxation,
+    /// The clause whose `Tutorial profile [...]:` paragraph grants it.
+    pub clause: String,
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.clause, self.relaxation)
+    }
+}
+
+/// Clauses the shared verifiers check in every case of a role, whether the
+/// case cites them or not: a client's exit status (CLIENT-12, TCLIENT-9)
+/// and failure lines (CLIENT-8, TCLIENT-4).
+pub fn implied_clauses(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Client => &["CLIENT-8", "CLIENT-12"],
+        Role::TransformClient => &["TCLIENT-4", "TCLIENT-9"],
+        Role::Server | Role::TransformServer | Role::Proxy => &[],
+    }
+}
+
+/// The relaxations the tutorial profile grants a case: those of the
+/// tutorial paragraphs of the clauses it cites and of its role's
+/// [`implied_clauses`], each once, with the first clause granting it.
+pub fn grants(case: &Case) -> Vec<Grant> {
+    let clauses = crate::spec::shipped();
+    let mut out: Vec<Grant> = Vec::new();
+    let ids = case
+        .clauses
+        .iter()
+        .map(String::as_str)
+        .chain(implied_clauses(case.role).iter().copied());
+    for id in ids {
+        let Some(t) = clauses.get(id).and_then(|c| c.tutorial.as_ref()) else {
+            continue;
+        };
+        for &relaxation in &t.relaxations {
+            if out.iter().all(|g| g.relaxation != relaxation) {
+                out.push(Grant {
+                    relaxation,
+                    clause: id.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether `r` changes anything for this case: makes it UNSUPPORTED under
+/// `tutorial`, relaxes one of its expectations, or accepts a check that
+/// every run of it makes (the exit status, the failure reasons).
+pub fn exercises(case: &Case, r: Relaxation) -> bool {
+    let expects_failure = case
+        .expect
+        .results
+        .iter()
+        .flatten()
+        .any(|v| v.starts_with("fail"))
+        || case
+            .expect
+            .outputs
+            .iter()
+            .flatten()
+            .any(|v| v == "none" || v == "original");
+    match r {
+        Relaxation::NoTimeouts => case.requires.contains(&Feature::Timeouts),
+        Relaxation::CummingsifyOnly => case.requires.contains(&Feature::ExtraTransforms),
+        Relaxation::ExitZeroAfterFailure | Relaxation::FailureInOwnWords => {
+            matches!(case.role, Role::Client | Role::TransformClient) && expects_failure
+        }
+        _ => changes_expectations(case, r),
+    }
+}
+
+/// Whether `r` relaxes one of this case's expectations.
+fn changes_expectations(case: &Case, r: Relaxation) -> bool {
+    format!("{:?}", relaxed(case, &case.expect, &[r])) != format!("{:?}", case.expect)
+}
+
+/// `exp` with what each of `relaxations` accepts written into it: the
+/// expectations a program behaving as the series' programs do meets.
+/// Relaxations that make cases UNSUPPORTED, or that accept a check by
+/// itself ([`Check::accepted_by`]), change nothing here.
+pub fn relaxed(case: &Case, exp: &Expect, relaxations: &[Relaxation]) -> Expect {
+    let mut e = exp.clone();
+    let resets = |s: &crate::case::ServerPeer| s.end == End::Rst && !s.refuse && !s.blackhole;
+    let set = |map: &mut Option<indexmap::IndexMap<String, String>>,
+               f: &dyn Fn(&str, &str) -> Option<&'static str>| {
+        for (peer, v) in map.iter_mut().flatten() {
+            if let Some(new) = f(peer, v) {
+                *v = new.to_string();
+            }
+        }
+    };
+    for &r in relaxations {
+        match r {
+            Relaxation::NoTimeouts
+            | Relaxation::CummingsifyOnly
+            | Relaxation::ExitZeroAfterFailure => {}
+            Relaxation::ResetIsEnd => match case.role {
+                Role::Client => {
+                    for (v, s) in e.results.iter_mut().flatten().zip(&case.servers) {
+                        if resets(s) && v.starts_with("fail") {
+                            *v = "prefix".into();
+                        }
+                    }
+                }
+                Role::TransformClient => {
+                    for (v, s) in e.outputs.iter_mut().flatten().zip(&case.servers) {
+                        if resets(s) && v == "none" {
+                            *v = "transformed".into();
+                        }
+                    }
+                }
+                Role::Proxy if case.servers.first().is_some_and(resets) => {
+                    // The bytes before the reset are the poem, served and
+                    // cached: `poem` is the upstream's poem cut there.
+                    set(&mut e.received, &|_, v| {
+                        matches!(v, "nothing" | "prefix" | "full").then_some("poem")
+                    });
+                    set(&mut e.end, &|_, v| (v == "rst").then_some("fin"));
+                    e.upstream_connections = None;
+                }
+                _ => {}
+            },
+            Relaxation::FinAfterFailedFetch => {
+                if case.role == Role::Proxy && case.servers.first().is_some_and(|s| s.refuse) {
+                    set(&mut e.end, &|_, v| (v == "rst").then_some("fin"));
+                }
+            }
+            Relaxation::FailureInOwnWords => {
+                for v in e.results.iter_mut().flatten() {
+                    if v.starts_with("fail:") {
+                        *v = "fail".into();
+                    }
+                }
+            }
+            Relaxation::OneAtATime => {
+                let n = match case.role {
+                    Role::Client | Role::TransformClient => case.servers.len(),
+                    Role::Server | Role::TransformServer | Role::Proxy => {
+                        case.clients.iter().map(|c| c.count).sum()
+                    }
+                };
+                if let Some(max) = e.elapsed_max.as_mut() {
+                    max.0 *= u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+                }
+            }
+            Relaxation::CloseWithoutReading => {
+                if matches!(
+                    case.role,
+                    Role::Server | Role::TransformServer | Role::Proxy
+                ) {
+                    let senders: Vec<String> = case
+                        .client_names()
+                        .into_iter()
+                        .zip(&case.clients)
+                        .filter(|(_, c)| c.send.is_some() || c.send_hex.is_some())
+                        .map(|(n, _)| n)
+                        .collect();
+                    set(&mut e.end, &|peer, v| {
+                        (v == "fin" && senders.iter().any(|s| s == peer)).then_some("closed")
+                    });
+                }
+            }
+            Relaxation::NeverCancels => {
+                if case.role == Role::Proxy {
+                    // The fetch runs to its end: the upstream connection
+                    // closes then (within the case's limit, NET-6 still
+                    // applies), and later clients get the cached poem.
+                    if e.upstream_closed_within.is_some() {
+                        e.upstream_closed_within = Some(case.limit);
+                    }
+                    e.upstream_connections = None;
+                }
+            }
+            Relaxation::FetchPerRequest => {
+                if case.role == Role::Proxy {
+                    e.upstream_connections = None;
+                }
+            }
+        }
+    }
+    e
+}
+
+/// Most relaxations changing a case's expectations that
+/// [`tutorial_accepts`] tries in every combination (2^N alternatives);
+/// beyond, none, each alone and all.
+const MAX_COMBINED: usize = 6;
+
+/// What makes the tutorial profile accept this run, if anything: a
+/// combination of the granted relaxations (or the case's `[case.tutorial]`
+/// table, for a SHOULD clause, with them) under whose relaxed expectations
+/// every check passes or is accepted by a granted relaxation. One
+/// combination judges the whole run, so a program cannot take one check
+/// from strict and the next from a relaxation that contradicts it.
+fn tutorial_accepts(case: &Case, out: &RunOutcome) -> Option<String> {
+    let grants = grants(case);
+    // Only the relaxations that change an expectation of this case are
+    // combined; the others accept single checks (`accepted_by`) in all.
+    let changing: Vec<&Grant> = grants
+        .iter()
+        .filter(|g| changes_expectations(case, g.relaxation))
+        .collect();
+    let n = changing.len();
+    let mut subsets: Vec<Vec<&Grant>> = if n <= MAX_COMBINED {
+        (0..1u32 << n)
+            .map(|bits| {
+                (0..n)
+                    .filter(|i| bits & (1 << i) != 0)
+                    .map(|i| changing[i])
+                    .collect()
+            })
+            .collect()
+    } else {
+        std::iter::once(Vec::new())
+            .chain(changing.iter().map(|g| vec![*g]))
+            .chain([changing.clone()])
+            .collect()
+    };
+    // The fewest relaxations first, so the reason names what was needed.
+    subsets.sort_by_key(Vec::len);
+    let mut alternatives: Vec<(Vec<&Grant>, Expect)> = subsets
+        .into_iter()
+        .map(|subset| {
+            let rs: Vec<Relaxation> = subset.iter().map(|g| g.relaxation).collect();
+            let e = relaxed(case, &case.expect, &rs);
+            (subset, e)
+        })
+        .collect();
+    if let Some(t) = &case.tutorial {
+        let rs: Vec<Relaxation> = changing.iter().map(|g| g.relaxation).collect();
+        alternatives.push((
+            changing.clone(),
+            relaxed(case, &case.expect.overridden_by(t), &rs),
+        ));
+    }
+    let table = alternatives.len() - 1;
+    alternatives
+        .into_iter()
+        .enumerate()
+        .find_map(|(k, (mut used, e))| {
+            for c in checks(case, &e, out).iter().filter(|c| !c.ok) {
+                let g = grants
+                    .iter()
+                    .find(|g| Some(g.relaxation) == c.accepted_by)?;
+                if !used.contains(&g) {
+                    used.push(g);
+                }
+            }
+            let mut label: Vec<String> = used.iter().map(|g| g.to_string()).collect();
+            if case.tutorial.is_some() && k == table {
+                label.push("the case's [case.tutorial] table".into());
+            }
+            Some(label.join(", "))
+        })
 }
 
 fn check(
@@ -229,7 +496,7 @@ fn check(
         expected: expected.into(),
         actual: actual.into(),
         ok,
-        tutorial_ok: false,
+        accepted_by: None,
     }
 }
 
@@ -458,7 +725,7 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
                 code.to_string(),
                 (code == 0) != any_fail,
             );
-            c.tutorial_ok = any_fail && code == 0;
+            c.accepted_by = (any_fail && code == 0).then_some(Relaxation::ExitZeroAfterFailure);
             v.push(c);
         }
     }
@@ -588,5 +855,63 @@ fn describe_transformed(got: &Transformed) -> String {
             format!("original {} ({failure})", preview(original))
         }
         Transformed::DownloadFailed(e) => format!("none (download failed: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn case(id: &str) -> Case {
+        Catalog::builtin().unwrap().get(id).unwrap().clone()
+    }
+
+    #[test]
+    fn a_cited_clause_grants_its_tutorial_relaxations() {
+        let c = case("client.reset-mid-poem");
+        let g = grants(&c);
+        assert!(g.contains(&Grant {
+            relaxation: Relaxation::ResetIsEnd,
+            clause: "CLIENT-5".into()
+        }));
+        // The exit status and failure lines are checked in every client case.
+        assert!(g
+            .iter()
+            .any(|g| g.relaxation == Relaxation::ExitZeroAfterFailure));
+        let e = relaxed(&c, &c.expect, &[Relaxation::ResetIsEnd]);
+        assert_eq!(e.results, Some(vec!["prefix".to_string()]));
+    }
+
+    #[test]
+    fn one_at_a_time_multiplies_the_bound_by_the_connections() {
+        let c = case("server.slow-five-at-once");
+        let e = relaxed(&c, &c.expect, &[Relaxation::OneAtATime]);
+        assert_eq!(
+            e.elapsed_max.unwrap().0,
+            c.expect.elapsed_max.unwrap().0 * 5
+        );
+        assert_eq!(e.elapsed_min, c.expect.elapsed_min);
+    }
+
+    #[test]
+    fn no_timeouts_makes_a_timeout_case_unsupported_under_tutorial_only() {
+        let c = case("client.stall-forever");
+        let imp = Implementation::reference();
+        let v = precheck(&c, &imp, Profile::Tutorial).expect("not run");
+        assert_eq!(v.kind, Kind::Unsupported);
+        assert!(v.reason.contains("no-timeouts"), "{}", v.reason);
+        assert!(precheck(&c, &imp, Profile::Strict).is_none());
+        // A case citing CLIENT-10 that needs no timeout still runs.
+        assert!(precheck(&case("client.stall-then-resume"), &imp, Profile::Tutorial).is_none());
+    }
+
+    #[test]
+    fn a_relaxation_is_not_granted_to_a_case_that_cites_no_clause_of_it() {
+        let c = case("client.fast-poem");
+        assert!(grants(&c)
+            .iter()
+            .all(|g| g.relaxation != Relaxation::ResetIsEnd));
+        assert!(!exercises(&c, Relaxation::ResetIsEnd));
     }
 }

@@ -238,12 +238,12 @@ pub struct Case {
     pub xform: Option<XformPeer>,
     /// What the strict profile expects.
     pub expect: Expect,
-    /// What the tutorial profile accepts instead (fields replace `expect`'s).
+    /// What the tutorial profile accepts instead (fields replace `expect`'s),
+    /// for what no tutorial paragraph grants: a SHOULD clause's violation.
+    /// The clauses' `Tutorial profile [...]:` paragraphs apply without it
+    /// (see [`crate::verdict::grants`]).
     #[serde(default)]
     pub tutorial: Option<Expect>,
-    /// Under the tutorial profile this case is UNSUPPORTED.
-    #[serde(default)]
-    pub tutorial_unsupported: bool,
     /// Only the simulator runs it (a live run would take too long even
     /// scaled, or needs what real sockets cannot do); say why in a comment.
     #[serde(default)]
