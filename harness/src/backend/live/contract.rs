@@ -70,16 +70,22 @@ fn names(line: &str, addr: &str) -> bool {
     line.contains(addr) || line.split(|c: char| !c.is_ascii_digit()).any(|w| w == port)
 }
 
-/// Whether a line is about the transformation rather than the download.
-fn about_transform(line: &str, xform: Option<&str>) -> bool {
-    line.to_ascii_lowercase().contains("transform") || xform.is_some_and(|x| names(line, x))
+/// Whether a line is about the transformation rather than the download:
+/// it says "transform", names the transform (`Cummingsify failed!`), or
+/// names the transform server.
+fn about_transform(line: &str, xform: Option<(&str, &str)>) -> bool {
+    let l = line.to_lowercase();
+    l.contains("transform")
+        || xform.is_some_and(|(addr, name)| {
+            names(line, addr) || (!name.is_empty() && l.contains(&name.to_lowercase()))
+        })
 }
 
 /// The download failure stderr reports for `addr`, if it reports one:
 /// the first failure line naming the address (progress lines naming it are
 /// passed over). A line whose reason cannot be read is
 /// [`FetchError::Unrecognised`], never a poem.
-fn download_failure(stderr: &str, addr: &str, xform: Option<&str>) -> Option<FetchError> {
+fn download_failure(stderr: &str, addr: &str, xform: Option<(&str, &str)>) -> Option<FetchError> {
     stderr
         .lines()
         .filter(|l| names(l, addr) && !about_transform(l, xform))
@@ -191,7 +197,7 @@ fn transform_failure(
     stderr: &str,
     addr: &str,
     addrs: &[String],
-    xform: &str,
+    xform: (&str, &str),
 ) -> Option<TransformFailure> {
     stderr
         .lines()
@@ -228,7 +234,7 @@ pub fn parse_transformed(
     let mut rest = out.stdout;
     let mut results = Vec::with_capacity(addrs.len());
     for (addr, poem) in addrs.iter().zip(poems) {
-        if let Some(e) = download_failure(out.stderr, addr, Some(xform)) {
+        if let Some(e) = download_failure(out.stderr, addr, Some((xform, transform))) {
             results.push(Transformed::DownloadFailed(e));
             continue;
         }
@@ -240,7 +246,7 @@ pub fn parse_transformed(
             .as_ref()
             .and_then(|w| locate(contract, rest, w.as_bytes()));
         let at_o = locate(contract, rest, poem);
-        let fallback = transform_failure(out.stderr, addr, addrs, xform);
+        let fallback = transform_failure(out.stderr, addr, addrs, (xform, transform));
         // The earlier match wins; at the same place, the longer one.
         let transformed = match (at_t, at_o) {
             (Some(a), Some(b)) => {
@@ -492,6 +498,17 @@ mod tests {
         let r = xclient(Contract::Exact, out(b"abc", stderr, 1), &["ABC", "ABC"]);
         assert_eq!(r[0], Transformed::DownloadFailed(FetchError::Refused));
         assert_eq!(r[1], Transformed::Poem("abc".into()));
+    }
+
+    #[test]
+    fn a_line_naming_the_transform_reports_a_fallback() {
+        // The part-13 client prints `Cummingsify failed!` and no address.
+        let r = xclient(
+            Contract::Exact,
+            out(b"ABC", "Cummingsify failed!\n", 0),
+            &["ABC"],
+        );
+        assert!(matches!(r[0], Transformed::Fallback { .. }), "{r:?}");
     }
 
     #[test]
