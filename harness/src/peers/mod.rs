@@ -58,6 +58,9 @@ pub struct Observations {
     pub requests: Vec<Vec<u8>>,
     /// Requests the transform peer could not decode, with the reason.
     pub bad_requests: Vec<String>,
+    /// Connections each server peer ended itself with a reset, by peer
+    /// name: neither open nor closed by the subject.
+    pub resets: IndexMap<String, usize>,
     /// When a server peer (poetry or transform) first accepted a
     /// connection from the subject: when a client's work began.
     pub first_accept: Option<Duration>,

@@ -240,6 +240,7 @@ async fn serve_one(
         End::Rst => {
             rec.log(&name, "close RST");
             stream.abort();
+            note(&seen, |o| *o.resets.entry(name.clone()).or_default() += 1);
             return;
         }
         End::Stall => rec.log(&name, "stall (holds the connection, sends nothing more)"),

@@ -33,7 +33,7 @@ use super::{RunEnd, RunOutcome, SubjectResult};
 use crate::case::{Case, Role};
 use crate::duration::Dur;
 use crate::net::Net;
-use crate::peers::{self, Observations, Recorder};
+use crate::peers::{self, note, Observations, Recorder};
 use crate::transcript::{preview, Transcript};
 
 /// A program under test for one role.
@@ -425,6 +425,19 @@ async fn drive(
             if !finished {
                 return Ok(RunEnd::TimedOut(case.limit.0));
             }
+            // Connections the program still holds open to the harness's
+            // server peers (a proxy's upstream): the peers' view of what
+            // the simulator counts on the subject's host.
+            outcome.leaks = Some(note(seen, |o| {
+                o.accepts
+                    .iter()
+                    .map(|(name, n)| {
+                        let closed = o.closes.get(name).map_or(0, Vec::len);
+                        let reset = o.resets.get(name).copied().unwrap_or(0);
+                        n.saturating_sub(closed + reset)
+                    })
+                    .sum()
+            }));
             if let Some(status) = program.try_status() {
                 rec.log(
                     "subject",

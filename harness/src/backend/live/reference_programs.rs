@@ -200,6 +200,12 @@ impl LiveAssessment {
     /// case of its `killed_by` is one it cannot run (`case: reason`, joined
     /// by `; `). `None` for a killed mutant and for an unexplained survivor.
     pub fn explanation(&self) -> Option<String> {
+        if let (false, Some(why)) = (
+            self.killed(),
+            crate::mutants::live_blind(self.assessment.mutant.name),
+        ) {
+            return Some(format!("not observable outside the process: {why}"));
+        }
         let listed = self.assessment.mutant.killed_by;
         let all_unsupported = !listed.is_empty()
             && listed
