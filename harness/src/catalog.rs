@@ -308,6 +308,12 @@ fn check_case(case: &Case, clauses: &indexmap::IndexMap<String, Clause>) -> Resu
         if c.count == 0 {
             return Err(problem("clients.count", "must be at least 1"));
         }
+        if c.stop_reading_after.is_some() && c.leave_at.is_none() && c.deadline.is_none() {
+            return Err(problem(
+                "clients.stop_reading_after",
+                "needs leave_at or deadline: a client that holds its connection for ever never ends the run",
+            ));
+        }
         if let Some(hex) = &c.send_hex {
             if crate::peers::decode_hex(hex).is_none() {
                 return Err(problem(
