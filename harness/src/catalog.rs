@@ -455,6 +455,31 @@ results = ["poem"]
     }
 
     #[test]
+    fn a_client_that_stops_reading_must_leave_some_time() {
+        let text = r#"
+[[case]]
+id = "server.holds"
+title = "a client holds its connection"
+clauses = ["POEM-7"]
+role = "server"
+[[case.clients]]
+stop_reading_after = 10
+[case.expect]
+received = { c1 = "prefix" }
+"#;
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains("field 'clients.stop_reading_after'") && err.contains("leave_at"),
+            "{err}"
+        );
+        let ok = text.replace(
+            "stop_reading_after = 10",
+            "stop_reading_after = 10\nleave_at = \"2s\"",
+        );
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
     fn duplicate_ids_are_refused() {
         let sources = [
             ("a.toml".to_string(), GOOD.to_string()),
