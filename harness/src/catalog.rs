@@ -308,6 +308,12 @@ fn check_case(case: &Case, clauses: &indexmap::IndexMap<String, Clause>) -> Resu
         if c.count == 0 {
             return Err(problem("clients.count", "must be at least 1"));
         }
+        if c.stop_reading_after.is_some() && c.leave_at.is_none() && c.deadline.is_none() {
+            return Err(problem(
+                "clients.stop_reading_after",
+                "needs leave_at or deadline: a client that holds its connection for ever never ends the run",
+            ));
+        }
         if let Some(hex) = &c.send_hex {
             if crate::peers::decode_hex(hex).is_none() {
                 return Err(problem(
@@ -446,6 +452,31 @@ results = ["poem"]
         let text = GOOD.replace("client.ok", "server.ok");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("field 'id'"), "{err}");
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_must_leave_some_time() {
+        let text = r#"
+[[case]]
+id = "server.holds"
+title = "a client holds its connection"
+clauses = ["POEM-7"]
+role = "server"
+[[case.clients]]
+stop_reading_after = 10
+[case.expect]
+received = { c1 = "prefix" }
+"#;
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains("field 'clients.stop_reading_after'") && err.contains("leave_at"),
+            "{err}"
+        );
+        let ok = text.replace(
+            "stop_reading_after = 10",
+            "stop_reading_after = 10\nleave_at = \"2s\"",
+        );
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

@@ -287,6 +287,7 @@ impl Case {
                 &mut p.end_delay,
                 &mut p.jitter,
             ]);
+            out.extend(p.write_timeout.as_mut());
         }
         for c in &mut self.clients {
             out.extend([
@@ -296,6 +297,7 @@ impl Case {
                 &mut c.read_delay,
             ]);
             out.extend(c.leave_at.as_mut());
+            out.extend(c.deadline.as_mut());
         }
         if let Some(x) = &mut self.xform {
             out.push(&mut x.delay);

@@ -68,6 +68,14 @@ pub struct ServerPeer {
     /// Pause between the last byte and the end (a late FIN).
     #[serde(default)]
     pub end_delay: Dur,
+    /// Give up on a write that cannot complete within this long (the
+    /// subject has stopped reading and the connection's buffers are full):
+    /// close with RST, as a server with a send timeout does. Only a client
+    /// that keeps reading every connection gets the poem. Note that the
+    /// sim backend's buffers count writes, not bytes (4096 writes fill
+    /// them), so a poem must be cut into more writes than that to block.
+    #[serde(default)]
+    pub write_timeout: Option<Dur>,
     /// Misbehave (truncate, end, pause, delays) on the first N connections
     /// only; later ones get the whole poem at once and a FIN. Default: all.
     #[serde(default)]
@@ -157,6 +165,17 @@ pub struct ClientPeer {
     /// Leave this long after connecting, whatever has arrived.
     #[serde(default)]
     pub leave_at: Option<Dur>,
+    /// Leave this long after its own start, connected or not, whatever has
+    /// arrived: a client that waits at most this long for its poem. Unlike
+    /// `leave_at` it also counts the wait for the subject to accept, which
+    /// in the sim backend is when a connection is established.
+    #[serde(default)]
+    pub deadline: Option<Dur>,
+    /// Read this many bytes, then read nothing more while holding the
+    /// connection open (its receive buffer fills) until `leave_at` or
+    /// `deadline`.
+    #[serde(default)]
+    pub stop_reading_after: Option<usize>,
     /// How to leave early (at `read_limit` or `leave_at`).
     #[serde(default)]
     pub leave: Leave,
@@ -185,6 +204,9 @@ pub enum XformBehaviour {
     Malformed,
     /// Reply with a netstring cut short, then FIN.
     Truncated,
+    /// Reply with a well-formed netstring whose payload is not UTF-8
+    /// (Latin-1 text), then FIN.
+    InvalidUtf8,
 }
 
 /// A scripted transform server (for a transforming client).

@@ -1,4 +1,5 @@
-//! Where a case's poem comes from: a fixture, inline text, or generated.
+//! Where a case's poem comes from: a fixture, inline text, raw bytes in
+//! hex, or generated.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -18,14 +19,19 @@ pub const FIXTURES: &[(&str, &[u8])] = &[
 ];
 
 /// A poem named by a case: `poem = "loreley"` (a fixture),
-/// `poem = { text = "..." }` (inline) or `poem = { size = 3000 }` (generated
-/// ASCII verse of exactly that many bytes). Default: the fixture `tyger`.
+/// `poem = { text = "..." }` (inline), `poem = { hex = "efbbbf 41 0d0a" }`
+/// (raw bytes, for what a TOML string cannot hold: invalid UTF-8, and
+/// bytes a reader should see, such as CR LF or a BOM) or
+/// `poem = { size = 3000 }` (generated ASCII verse of exactly that many
+/// bytes). Default: the fixture `tyger`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoemSpec {
     /// A fixture of `fixtures/poems/` by name.
     Fixture(String),
     /// The poem itself.
     Text(String),
+    /// The poem's bytes, given in hex.
+    Raw(Bytes),
     /// A generated poem of this many bytes.
     Size(usize),
 }
@@ -45,6 +51,8 @@ struct PoemTable {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
+    hex: Option<String>,
+    #[serde(default)]
     size: Option<usize>,
 }
 
@@ -54,7 +62,9 @@ impl<'de> Deserialize<'de> for PoemSpec {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = PoemSpec;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a fixture name (\"tyger\"), { text = \"...\" } or { size = N }")
+                f.write_str(
+                    "a fixture name (\"tyger\"), { text = \"...\" }, { hex = \"...\" } or { size = N }",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<PoemSpec, E> {
                 if fixture(name).is_none() {
@@ -68,11 +78,18 @@ impl<'de> Deserialize<'de> for PoemSpec {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<PoemSpec, A::Error> {
                 let t = PoemTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                match (t.text, t.size) {
-                    (Some(text), None) => Ok(PoemSpec::Text(text)),
-                    (None, Some(size)) => Ok(PoemSpec::Size(size)),
+                match (t.text, t.hex, t.size) {
+                    (Some(text), None, None) => Ok(PoemSpec::Text(text)),
+                    (None, Some(hex), None) => crate::peers::decode_hex(&hex)
+                        .map(|b| PoemSpec::Raw(Bytes::from(b)))
+                        .ok_or_else(|| {
+                            serde::de::Error::custom(format!(
+                                "hex '{hex}' is not pairs of hex digits"
+                            ))
+                        }),
+                    (None, None, Some(size)) => Ok(PoemSpec::Size(size)),
                     _ => Err(serde::de::Error::custom(
-                        "a poem table takes exactly one of 'text' and 'size'",
+                        "a poem table takes exactly one of 'text', 'hex' and 'size'",
                     )),
                 }
             }
@@ -87,6 +104,7 @@ impl PoemSpec {
         match self {
             PoemSpec::Fixture(name) => Bytes::from_static(fixture(name).unwrap_or(b"")),
             PoemSpec::Text(text) => Bytes::from(text.clone()),
+            PoemSpec::Raw(bytes) => bytes.clone(),
             PoemSpec::Size(size) => generated(*size),
         }
     }
@@ -143,6 +161,18 @@ mod tests {
         assert_eq!(h.poem.bytes().len(), 12);
         let h: Holder = toml::from_str("poem = { text = \"\" }").unwrap();
         assert!(h.poem.bytes().is_empty());
+    }
+
+    #[test]
+    fn hex_gives_raw_bytes_that_text_cannot_hold() {
+        let h: Holder = toml::from_str("poem = { hex = \"efbbbf 41 0d0a ff\" }").unwrap();
+        assert_eq!(&h.poem.bytes()[..], b"\xef\xbb\xbfA\r\n\xff");
+    }
+
+    #[test]
+    fn bad_hex_is_quoted() {
+        let err = toml::from_str::<Holder>("poem = { hex = \"4g\" }").unwrap_err();
+        assert!(err.to_string().contains("'4g'"), "{err}");
     }
 
     #[test]

@@ -62,16 +62,42 @@ pub async fn run(
         tokio::time::sleep(start).await;
     }
     rec.log(&name, format!("connect to {target}"));
-    let mut stream = match net.connect(&target).await {
-        Ok(s) => s,
-        Err(e) => {
+    // `deadline` counts from here, the connect included.
+    let give_up_at = spec.deadline.map(|d| rec.now() + d.0);
+    let clock = rec.clone();
+    let give_up = async move {
+        match give_up_at {
+            Some(t) => tokio::time::sleep(t.saturating_sub(clock.now())).await,
+            None => std::future::pending().await,
+        }
+    };
+    let connected = tokio::select! {
+        r = net.connect(&target) => Some(r),
+        _ = give_up => None,
+    };
+    let mut stream = match connected {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
             rec.log(&name, format!("connect failed: {e}"));
             note(&seen, |o| o.clients[&name].ending = Some(Ending::Refused));
             return;
         }
+        None => {
+            rec.log(&name, "give up: still not connected at the deadline");
+            let left_at = rec.now();
+            note(&seen, |o| {
+                let c = &mut o.clients[&name];
+                c.ending = Some(Ending::Left);
+                c.left_at = Some(left_at);
+            });
+            return;
+        }
     };
     let connected = rec.now();
-    let leave_at = spec.leave_at.map(|d| connected + d.0);
+    let leave_at = match (spec.leave_at.map(|d| connected + d.0), give_up_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let clock = rec.clone();
     let deadline = async move {
         match leave_at {
@@ -121,9 +147,23 @@ pub async fn run(
         if spec.read_limit.is_some_and(|n| received.len() >= n) {
             break None;
         }
+        if spec.stop_reading_after.is_some_and(|n| received.len() >= n) {
+            rec.log(
+                &name,
+                format!(
+                    "stop reading after {} bytes (holding the connection open)",
+                    received.len()
+                ),
+            );
+            (&mut deadline).await;
+            break None;
+        }
         let want = spec
             .read_limit
-            .map_or(buf.len(), |n| (n - received.len()).min(buf.len()));
+            .into_iter()
+            .chain(spec.stop_reading_after)
+            .map(|n| n.saturating_sub(received.len()))
+            .fold(buf.len(), usize::min);
         tokio::select! {
             _ = &mut deadline => break None,
             r = stream.read(&mut buf[..want]) => match r {

@@ -150,6 +150,14 @@ pub async fn run(
     }
 }
 
+/// How the writing of a poem ended.
+enum Written {
+    /// Every byte, and the end delay.
+    All,
+    /// A write was blocked past `write_timeout`.
+    GaveUp,
+}
+
 /// Serves one connection while watching for the subject closing it.
 async fn serve_one(
     stream: TcpStream,
@@ -191,13 +199,28 @@ async fn serve_one(
                     next = (next + step.pause).max(tokio::time::Instant::now());
                     tokio::time::sleep_until(next).await;
                 }
-                wr.write_all(&step.bytes).await?;
+                match spec.write_timeout {
+                    None => wr.write_all(&step.bytes).await?,
+                    Some(limit) => {
+                        let write = tokio::time::timeout(limit.0, wr.write_all(&step.bytes));
+                        if write.await.is_err() {
+                            rec.log(
+                                &name,
+                                format!(
+                                    "write blocked for {}: the subject stopped reading",
+                                    crate::transcript::secs(limit.0)
+                                ),
+                            );
+                            return Ok(Written::GaveUp);
+                        }
+                    }
+                }
                 rec.log(&name, format!("send {}", preview(&step.bytes)));
             }
             if !spec.end_delay.0.is_zero() {
                 tokio::time::sleep(spec.end_delay.0).await;
             }
-            Ok::<_, std::io::Error>(())
+            Ok::<_, std::io::Error>(Written::All)
         };
         tokio::pin!(writer);
         loop {
@@ -206,7 +229,7 @@ async fn serve_one(
                 r = rd.read(&mut buf), if closed.is_none() => match r {
                     Ok(0) => { closed = Some(Ending::Fin); record_close(Ending::Fin); }
                     Ok(n) => rec.log(&name, format!("recv {}", preview(&buf[..n]))),
-                    Err(_) => { closed = Some(Ending::Rst); record_close(Ending::Rst); break Ok(()); }
+                    Err(_) => { closed = Some(Ending::Rst); record_close(Ending::Rst); break Ok(Written::All); }
                 },
             }
         }
@@ -232,6 +255,11 @@ async fn serve_one(
         return;
     }
     let mut stream = rd.unsplit(wr);
+    if let Ok(Written::GaveUp) = wrote {
+        rec.log(&name, "close RST");
+        stream.abort();
+        return;
+    }
     match spec.end {
         End::Fin => {
             let _ = stream.shutdown().await;

@@ -138,6 +138,8 @@ async fn answer(mut stream: TcpStream, spec: XformPeer, rec: Recorder, seen: Sha
         }
         XformBehaviour::Malformed => b"5x:hello,",
         XformBehaviour::Truncated => b"40:only part of a repl",
+        // "café poème" in Latin-1: a well-formed netstring, not UTF-8.
+        XformBehaviour::InvalidUtf8 => b"10:caf\xe9 po\xe8me,",
     };
     if !reply.is_empty() {
         let _ = stream.write_all(reply).await;
