@@ -65,7 +65,6 @@ fn transcript(r: &CaseResult) -> String {
 }
 
 #[test]
-#[ignore = "contract::parse accepts bytes after the last poem under exact (issue 8, item 10): un-ignore when it refuses them"]
 fn summary_after_the_poems_fails_under_exact() {
     let target = client(PRINTS_SUMMARY, Contract::Exact);
     for id in CASES {

@@ -81,6 +81,20 @@ impl From<turmoil::net::TcpStream> for TcpStream {
 }
 
 impl TcpStream {
+    /// Asks the kernel for a send buffer of about `bytes` (real sockets
+    /// only; the simulator has no byte buffers). A small one makes a
+    /// writer block as soon as its reader stops reading, as a slow link
+    /// would, instead of after the megabytes loopback would hold.
+    pub fn set_send_buffer(&self, bytes: usize) -> io::Result<()> {
+        match &self.0 {
+            Stream::Tokio(s) => {
+                nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::SndBuf, &bytes)
+                    .map_err(io::Error::from)
+            }
+            Stream::Sim(_) => Ok(()),
+        }
+    }
+
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         match &self.0 {

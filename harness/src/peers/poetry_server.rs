@@ -158,6 +158,12 @@ enum Written {
     GaveUp,
 }
 
+/// The send buffer of a connection whose writes are watched
+/// (`write_timeout`): small, so a subject that stops reading blocks the
+/// peer's writes after about its own receive buffer, not after the
+/// megabytes loopback TCP would otherwise hold.
+pub const WATCHED_SEND_BUFFER: usize = 16 * 1024;
+
 /// Serves one connection while watching for the subject closing it.
 async fn serve_one(
     stream: TcpStream,
@@ -167,6 +173,11 @@ async fn serve_one(
     rec: Recorder,
     seen: Shared,
 ) {
+    if spec.write_timeout.is_some() {
+        // A write that must block when the subject stops reading: on real
+        // sockets, only once a small send buffer is full.
+        let _ = stream.set_send_buffer(WATCHED_SEND_BUFFER);
+    }
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = [0u8; 1024];
     let mut closed: Option<Ending> = None;
