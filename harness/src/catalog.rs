@@ -216,7 +216,52 @@ const RECEIVED: &[&str] = &["poem", "full", "nothing", "prefix", "reply"];
 const ENDS: &[&str] = &["fin", "rst", "closed"];
 
 /// Semantic checks that serde cannot express.
+/// A transforming client's output is judged by what it printed for each
+/// address, so the cases must make the outcomes tell apart: a poem the
+/// transform leaves unchanged would make a silent fallback look
+/// transformed, and a failing address whose poem equals another's invites
+/// crediting one with the other's output.
+fn check_outputs_are_telling(case: &Case) -> Result<(), Problem> {
+    let Some(outputs) = &case.expect.outputs else {
+        return Ok(());
+    };
+    let t = crate::protocol::transform::Transform::from_name(&case.subject.transform);
+    for (i, (server, want)) in case.servers.iter().zip(outputs).enumerate() {
+        let poem = server.sent_poem();
+        let unchanged = std::str::from_utf8(&poem)
+            .ok()
+            .zip(t)
+            .is_some_and(|(p, t)| t.apply(p).as_bytes() == &poem[..]);
+        if want != "none" && !poem.is_empty() && unchanged {
+            return Err(problem(
+                "servers",
+                format!(
+                    "server {}'s poem is unchanged by '{}': a fallback could not be told from a transformation (give it capitals)",
+                    i + 1,
+                    case.subject.transform
+                ),
+            ));
+        }
+        let shared = case
+            .servers
+            .iter()
+            .enumerate()
+            .any(|(j, other)| j != i && other.sent_poem() == poem);
+        if want == "none" && !poem.is_empty() && shared {
+            return Err(problem(
+                "servers",
+                format!(
+                    "server {} fails the download but its poem equals another server's: give it a poem of its own",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_case(case: &Case, clauses: &indexmap::IndexMap<String, Clause>) -> Result<(), Problem> {
+    check_outputs_are_telling(case)?;
     let id_ok = case
         .id
         .bytes()
@@ -445,6 +490,48 @@ results = ["poem"]
             err.contains("field 'expect.results': 2 entries for 1 server peers"),
             "{err}"
         );
+    }
+
+    const XCLIENT: &str = r#"
+[[case]]
+id = "xclient.ok"
+title = "a poem is transformed"
+clauses = ["TCLIENT-2"]
+role = "transform-client"
+[[case.servers]]
+poem = { size = 100 }
+[[case.servers]]
+refuse = true
+poem = { size = 100, capitals = true }
+[case.xform]
+[case.expect]
+outputs = ["transformed", "none"]
+"#;
+
+    #[test]
+    fn a_transform_must_change_the_poem_and_a_failing_poem_must_be_its_own() {
+        // Regression: live, a poem the transform leaves as it is made a
+        // silent fallback look transformed (xclient.reply-over-limit).
+        let err = parse(XCLIENT).unwrap_err().to_string();
+        assert!(
+            err.contains("field 'servers': server 1's poem is unchanged by 'cummingsify'"),
+            "{err}"
+        );
+        let capitals = XCLIENT.replacen(
+            "poem = { size = 100 }",
+            "poem = { size = 100, capitals = true }",
+            1,
+        );
+        let err = parse(&capitals).unwrap_err().to_string();
+        assert!(
+            err.contains("server 2 fails the download but its poem equals another server's"),
+            "{err}"
+        );
+        let own = capitals.replace(
+            "refuse = true\npoem = { size = 100, capitals = true }",
+            "refuse = true\npoem = { text = \"Never sent.\" }",
+        );
+        parse(&own).unwrap();
     }
 
     #[test]

@@ -220,6 +220,10 @@ fn describe_check(c: &Check) -> String {
     format!("{}: expected {}, got {}", c.what, c.expected, c.actual)
 }
 
+/// The clause whose tutorial paragraph accepts a client held up by another
+/// that stopped reading (the part-2 blocking server).
+const HELD_UP_CLAUSE: &str = "POEM-7";
+
 /// A relaxation a case is granted, and the clause whose tutorial
 /// paragraph grants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,6 +376,17 @@ pub fn relaxed(case: &Case, exp: &Expect, relaxations: &[Relaxation]) -> Expect 
                 };
                 if let Some(max) = e.elapsed_max.as_mut() {
                     max.0 *= u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+                }
+                // POEM-7's paragraph: a client that stops reading holds up
+                // every other, which may then get only part of its poem
+                // before it leaves, and no end of its own.
+                if case.clauses.iter().any(|c| c == HELD_UP_CLAUSE) {
+                    for want in e.received.iter_mut().flat_map(|r| r.values_mut()) {
+                        if want == "poem" {
+                            *want = "prefix".to_string();
+                        }
+                    }
+                    e.end = None;
                 }
             }
             Relaxation::CloseWithoutReading => {

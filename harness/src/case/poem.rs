@@ -34,6 +34,9 @@ pub enum PoemSpec {
     Raw(Bytes),
     /// A generated poem of this many bytes.
     Size(usize),
+    /// A generated poem of this many bytes whose lines start with a
+    /// capital, so a lower-casing transform changes it.
+    Capitalised(usize),
 }
 
 /// The fixture a case gets when it names none.
@@ -54,6 +57,8 @@ struct PoemTable {
     hex: Option<String>,
     #[serde(default)]
     size: Option<usize>,
+    #[serde(default)]
+    capitals: bool,
 }
 
 impl<'de> Deserialize<'de> for PoemSpec {
@@ -63,7 +68,7 @@ impl<'de> Deserialize<'de> for PoemSpec {
             type Value = PoemSpec;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(
-                    "a fixture name (\"tyger\"), { text = \"...\" }, { hex = \"...\" } or { size = N }",
+                    "a fixture name (\"tyger\"), { text = \"...\" }, { hex = \"...\" } or { size = N } (with capitals = true: lines start with a capital)",
                 )
             }
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<PoemSpec, E> {
@@ -87,9 +92,10 @@ impl<'de> Deserialize<'de> for PoemSpec {
                                 "hex '{hex}' is not pairs of hex digits"
                             ))
                         }),
+                    (None, None, Some(size)) if t.capitals => Ok(PoemSpec::Capitalised(size)),
                     (None, None, Some(size)) => Ok(PoemSpec::Size(size)),
                     _ => Err(serde::de::Error::custom(
-                        "a poem table takes exactly one of 'text', 'hex' and 'size'",
+                        "a poem table takes exactly one of 'text', 'hex' and 'size' ('capitals' goes with 'size')",
                     )),
                 }
             }
@@ -106,6 +112,17 @@ impl PoemSpec {
             PoemSpec::Text(text) => Bytes::from(text.clone()),
             PoemSpec::Raw(bytes) => bytes.clone(),
             PoemSpec::Size(size) => generated(*size),
+            PoemSpec::Capitalised(size) => {
+                let mut p = generated(*size).to_vec();
+                let mut at_line_start = true;
+                for b in &mut p {
+                    if at_line_start {
+                        *b = b.to_ascii_uppercase();
+                    }
+                    at_line_start = *b == b'\n';
+                }
+                Bytes::from(p)
+            }
         }
     }
 }

@@ -40,8 +40,10 @@ use tokio::task::JoinHandle;
 
 pub use nix::sys::signal::Signal;
 
-/// Most bytes kept of each of stdout and stderr.
-pub const OUTPUT_CAP: usize = 1024 * 1024;
+/// Most bytes kept of each of stdout and stderr: room for the catalog's
+/// largest client poem (1 MB) with progress lines, and a fixed cost per
+/// program whatever it prints.
+pub const OUTPUT_CAP: usize = 4 * 1024 * 1024;
 
 /// Most bytes of one stdout line passed on for readiness detection (a
 /// line naming a port is short; the rest of a longer line is dropped).

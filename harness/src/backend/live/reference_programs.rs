@@ -204,7 +204,10 @@ impl LiveAssessment {
             self.killed(),
             crate::mutants::live_blind(self.assessment.mutant.name),
         ) {
-            return Some(format!("not observable outside the process: {why}"));
+            return Some(format!(
+                "{}: not observable outside the process: {why}",
+                self.assessment.mutant.killed_by.join(", ")
+            ));
         }
         let listed = self.assessment.mutant.killed_by;
         let all_unsupported = !listed.is_empty()
