@@ -938,7 +938,9 @@ mod tests {
             );
             let notes = p.notes().join("\n");
             assert!(
-                notes.contains("stdout truncated: kept the first 1048576 of 8388614 bytes"),
+                notes.contains(&format!(
+                    "stdout truncated: kept the first {OUTPUT_CAP} of 8388614 bytes"
+                )),
                 "{notes}"
             );
             assert!(notes.contains("cut"), "{notes}");
