@@ -675,6 +675,9 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
                 Some(Ending::Rst) => "rst".to_string(),
                 Some(Ending::Left) => "the client left first".to_string(),
                 Some(Ending::Refused) => "connection refused".to_string(),
+                Some(Ending::ConnectFailed) => {
+                    "the harness could not connect (see the transcript)".to_string()
+                }
             };
             let ok = match want.as_str() {
                 "closed" => matches!(seen.ending, Some(Ending::Fin | Ending::Rst)),

@@ -208,6 +208,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         bar.set_message(r.case.id.clone());
         bar.inc(1);
     };
+    if live.is_some() {
+        // The run header: how far this run's time bounds bend (measured
+        // now, before the first case; see backend::live::timing).
+        println!(
+            "live timing: {}",
+            crate::backend::live::timing::Jitter::get()
+        );
+    }
     let results = match &live {
         Some(target) => engine::run_all_live(&cases, target, &opts, &progress),
         None => engine::run_all(&cases, &imp, &opts, &progress),

@@ -78,8 +78,17 @@ pub async fn run(
     let mut stream = match connected {
         Some(Ok(s)) => s,
         Some(Err(e)) => {
+            // On loopback a subject that accepts and resets at once can
+            // beat the connect call's own completion: that is the
+            // subject's RST, not a refusal. Anything else is no act of the
+            // subject's (the harness short of ports or descriptors).
+            let ending = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => Ending::Refused,
+                _ if is_reset(&e) => Ending::Rst,
+                _ => Ending::ConnectFailed,
+            };
             rec.log(&name, format!("connect failed: {e}"));
-            note(&seen, |o| o.clients[&name].ending = Some(Ending::Refused));
+            note(&seen, |o| o.clients[&name].ending = Some(ending));
             return;
         }
         None => {

@@ -28,8 +28,10 @@ pub enum Ending {
     Rst,
     /// The peer itself left first.
     Left,
-    /// Connecting failed.
+    /// Connecting was refused.
     Refused,
+    /// Connecting failed for another reason (not the subject's doing).
+    ConnectFailed,
 }
 
 /// What one scripted client saw.

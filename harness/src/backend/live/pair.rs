@@ -63,10 +63,14 @@ pub const SCENARIOS: &[PairScenario] = &[
     },
     PairScenario {
         id: "pair.sliced",
-        title: "the poem arrives in 3-byte pieces and survives",
+        title: "the poem arrives in 3-byte pieces, spread over about 0.4 s, and survives",
         clauses: &["CLIENT-3", "CLIENT-11"],
+        // Spread out, so the pieces reach the client one by one even when
+        // a loaded machine starts it late: back to back, they would pile
+        // up in its receive buffer and one read would take them all.
         faults: Faults {
             slice: Some(3),
+            rate: Some(2000),
             ..faults()
         },
         expect: "poem",
