@@ -81,6 +81,17 @@ impl From<turmoil::net::TcpStream> for TcpStream {
 }
 
 impl TcpStream {
+    /// A handle that can hold this connection's next segment back until
+    /// the FIN joins it (real sockets only; `None` in the simulator, whose
+    /// segments carry one write each). It stays valid after the stream is
+    /// split.
+    pub fn last_segment_holder(&self) -> Option<LastSegment> {
+        match &self.0 {
+            Stream::Tokio(s) => socket2::SockRef::from(s).try_clone().ok().map(LastSegment),
+            Stream::Sim(_) => None,
+        }
+    }
+
     /// Asks the kernel for a send buffer of about `bytes` (real sockets
     /// only; the simulator has no byte buffers). A small one makes a
     /// writer block as soon as its reader stops reading, as a slow link
@@ -126,6 +137,19 @@ impl TcpStream {
             }
             Stream::Sim(s) => s.abort(),
         }
+    }
+}
+
+/// Holds a connection's last data back so the FIN travels in the same
+/// segment (`TCP_CORK`; the kernel sends data and FIN together at
+/// shutdown). A reader then finds the last bytes and the end of the
+/// stream in one wake-up, as it often does on a real network.
+pub struct LastSegment(socket2::Socket);
+
+impl LastSegment {
+    /// From now on, hold partial segments until the shutdown.
+    pub fn hold(&self) -> io::Result<()> {
+        self.0.set_tcp_cork(true)
     }
 }
 

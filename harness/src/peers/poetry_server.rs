@@ -178,6 +178,11 @@ async fn serve_one(
         // sockets, only once a small send buffer is full.
         let _ = stream.set_send_buffer(WATCHED_SEND_BUFFER);
     }
+    // When the FIN follows the last write at once, it travels with the
+    // last bytes (live): a client must keep what arrives with the FIN.
+    let last_segment = (spec.end == End::Fin && spec.end_delay.0.is_zero())
+        .then(|| stream.last_segment_holder())
+        .flatten();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = [0u8; 1024];
     let mut closed: Option<Ending> = None;
@@ -205,10 +210,13 @@ async fn serve_one(
             // back. In the simulator, where timers are exact and the
             // schedule is never late, this is the same thing.
             let mut next = tokio::time::Instant::now();
-            for step in &steps {
+            for (i, step) in steps.iter().enumerate() {
                 if !step.pause.is_zero() {
                     next = (next + step.pause).max(tokio::time::Instant::now());
                     tokio::time::sleep_until(next).await;
+                }
+                if let (true, Some(h)) = (i + 1 == steps.len(), &last_segment) {
+                    let _ = h.hold();
                 }
                 match spec.write_timeout {
                     None => wr.write_all(&step.bytes).await?,
