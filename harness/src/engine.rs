@@ -88,6 +88,25 @@ impl Default for EngineOptions {
 }
 
 impl CaseResult {
+    /// The run's transcript as text (empty for a case that was not run).
+    pub fn transcript(&self) -> String {
+        self.outcome
+            .as_ref()
+            .map(|o| o.transcript.render())
+            .unwrap_or_default()
+    }
+
+    /// `ID KIND: reason`, then the transcript: a failure as a test shows it.
+    pub fn explained(&self) -> String {
+        format!(
+            "{} {}: {}\n{}",
+            self.case.id,
+            self.verdict.kind,
+            self.verdict.reason,
+            self.transcript()
+        )
+    }
+
     /// A case that was not run.
     fn not_run(case: &Case, verdict: Verdict) -> Self {
         CaseResult {

@@ -81,17 +81,7 @@ fn describe(results: &[CaseResult], profile: Profile) -> String {
     results
         .iter()
         .filter(|r| r.verdict.kind.fails(profile))
-        .map(|r| {
-            let transcript = r
-                .outcome
-                .as_ref()
-                .map(|o| o.transcript.render())
-                .unwrap_or_default();
-            format!(
-                "{} {}: {}\n{transcript}",
-                r.case.id, r.verdict.kind, r.verdict.reason
-            )
-        })
+        .map(CaseResult::explained)
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -57,13 +57,6 @@ fn run(target: &LiveTarget, id: &str) -> CaseResult {
     run_case_live(case, target, &EngineOptions::default())
 }
 
-fn transcript(r: &CaseResult) -> String {
-    r.outcome
-        .as_ref()
-        .map(|o| o.transcript.render())
-        .unwrap_or_default()
-}
-
 #[test]
 fn summary_after_the_poems_fails_under_exact() {
     let target = client(PRINTS_SUMMARY, Contract::Exact);
@@ -74,7 +67,7 @@ fn summary_after_the_poems_fails_under_exact() {
             Kind::Fail,
             "{id}: {}\n{}",
             r.verdict.reason,
-            transcript(&r)
+            r.transcript()
         );
     }
 }
@@ -91,7 +84,7 @@ fn summary_after_the_poems_passes_under_contains() {
             Kind::Pass,
             "{id}: {}\n{}",
             r.verdict.reason,
-            transcript(&r)
+            r.transcript()
         );
     }
 }

@@ -37,17 +37,7 @@ fn describe_failures(results: &[CaseResult]) -> String {
     let failing: Vec<String> = results
         .iter()
         .filter(|r| r.verdict.kind.fails(Profile::Strict))
-        .map(|r| {
-            let transcript = r
-                .outcome
-                .as_ref()
-                .map(|o| o.transcript.render())
-                .unwrap_or_default();
-            format!(
-                "{} {}: {}\n{transcript}",
-                r.case.id, r.verdict.kind, r.verdict.reason
-            )
-        })
+        .map(CaseResult::explained)
         .collect();
     format!(
         "{} of {} cases fail the reference programs live:\n{}",

@@ -50,11 +50,7 @@ fn the_live_backend_kills_the_zoo_run_as_programs() {
     // crashed in the plumbing that runs it.
     for a in &assessments {
         for r in &a.results {
-            let transcript = r
-                .outcome
-                .as_ref()
-                .map(|o| o.transcript.render())
-                .unwrap_or_default();
+            let transcript = r.transcript();
             assert!(
                 !transcript.contains("panicked at"),
                 "{} panicked in {}:\n{transcript}",

@@ -74,18 +74,6 @@ fn run(role: Role, profile: Profile, only: &[&str]) -> Vec<CaseResult> {
     run_all_live(&cases, &target(role), &opts, &|_| {})
 }
 
-fn show(r: &CaseResult) -> String {
-    let transcript = r
-        .outcome
-        .as_ref()
-        .map(|o| o.transcript.render())
-        .unwrap_or_default();
-    format!(
-        "{} {}: {}\n{transcript}",
-        r.case.id, r.verdict.kind, r.verdict.reason
-    )
-}
-
 /// Cases the series-style fixtures FAIL under tutorial for a reason the
 /// tutorial profile does not (yet) cover. They are left out of the "never
 /// FAIL under tutorial" assertion only, and each names its cause. Remove
@@ -106,7 +94,7 @@ fn assert_tutorial_accepts(role: Role) -> BTreeMap<String, Kind> {
         .iter()
         .filter(|r| matches!(r.verdict.kind, Kind::Fail | Kind::Timeout))
         .filter(|r| LIVE_BACKEND_KNOWN.iter().all(|(id, _)| *id != r.case.id))
-        .map(show)
+        .map(CaseResult::explained)
         .collect();
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     let kinds: BTreeMap<String, Kind> = results
@@ -142,7 +130,7 @@ fn assert_strict_rejects(role: Role, exposing: &[(&str, &str)]) {
         assert!(
             ok,
             "{id} should fail strict ({relaxation} under tutorial): {}",
-            show(r)
+            r.explained()
         );
     }
 }
