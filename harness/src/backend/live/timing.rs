@@ -62,7 +62,7 @@ impl Jitter {
         *JITTER.get_or_init(Jitter::measure)
     }
 
-    /// Sleeps [`SAMPLES`] times on a tokio timer and keeps the worst
+    /// Sleeps a few (20) times on a tokio timer and keeps the worst
     /// overshoot.
     pub fn measure() -> Jitter {
         let worst = tokio::runtime::Builder::new_current_thread()
