@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{decode_hex, is_reset, note, ClientSeen, Ending, Recorder, Shared};
+use super::{decode_hex, is_reset, note, ClientSeen, Ending, Kept, Recorder, Shared, KEEP_CAP};
 use crate::case::{ClientPeer, Leave};
 use crate::net::Net;
 use crate::protocol::netstring;
@@ -147,16 +147,19 @@ pub async fn run(
     }
 
     // Read until the subject closes, or until it is time to leave.
-    let mut received = Vec::new();
+    let mut received = Kept::default();
     let mut buf = vec![0u8; spec.read_chunk.unwrap_or(64 * 1024).max(1)];
     let ending = loop {
         if time_to_leave {
             break None;
         }
-        if spec.read_limit.is_some_and(|n| received.len() >= n) {
+        if spec.read_limit.is_some_and(|n| received.len() >= n as u64) {
             break None;
         }
-        if spec.stop_reading_after.is_some_and(|n| received.len() >= n) {
+        if spec
+            .stop_reading_after
+            .is_some_and(|n| received.len() >= n as u64)
+        {
             rec.log(
                 &name,
                 format!(
@@ -171,7 +174,8 @@ pub async fn run(
             .read_limit
             .into_iter()
             .chain(spec.stop_reading_after)
-            .map(|n| n.saturating_sub(received.len()))
+            .map(|n| (n as u64).saturating_sub(received.len()))
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
             .fold(buf.len(), usize::min);
         tokio::select! {
             _ = &mut deadline => break None,
@@ -179,7 +183,7 @@ pub async fn run(
                 Ok(0) => break Some(Ending::Fin),
                 Ok(n) => {
                     rec.log(&name, format!("recv {}", preview(&buf[..n])));
-                    received.extend_from_slice(&buf[..n]);
+                    received.push(&buf[..n]);
                 }
                 Err(e) if is_reset(&e) => break Some(Ending::Rst),
                 Err(e) => {
@@ -215,10 +219,18 @@ pub async fn run(
             Leave::Rst => rec.log(&name, format!("leave (RST) after {} bytes", received.len())),
         },
     }
+    if received.truncated() {
+        rec.log(
+            &name,
+            format!("kept the first {KEEP_CAP} of {} bytes", received.len()),
+        );
+    }
     let left_at = ending.is_none().then(|| rec.now());
     note(&seen, |o| {
         let c = &mut o.clients[&name];
-        c.received = received;
+        c.received_len = received.len();
+        c.received_digest = received.digest();
+        c.received = received.prefix().to_vec();
         c.ending = Some(ending.unwrap_or(Ending::Left));
         c.left_at = left_at;
     });
