@@ -325,3 +325,70 @@ fn accept_errors_are_survived_after_a_pause() {
     assert_eq!(errors, 3);
     assert_eq!(took, 3 * faultproxy::ACCEPT_PAUSE);
 }
+
+/// Waits (at most 10 s, real time) until `cond` holds; false if it never
+/// does.
+async fn eventually(cond: impl Fn() -> bool) -> bool {
+    for _ in 0..1000 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+/// The same regression on real sockets (127.0.0.1): stalled connections
+/// whose clients leave are all freed, so descriptors do not pile up.
+#[tokio::test]
+async fn live_stalled_connections_are_freed_when_their_clients_leave() {
+    const CLIENTS: usize = 50;
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = upstream.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = upstream.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let _ = s.write_all(&[b'x'; 1000]).await;
+                let mut buf = [0u8; 1024];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let listener = Net::Tokio.bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = Arc::new(Stats::default());
+    let faults = Faults {
+        stall_after: Some(100),
+        ..Faults::default()
+    };
+    let proxy = tokio::spawn(faultproxy::serve_counted(
+        Net::Tokio,
+        listener,
+        target,
+        faults,
+        stats.clone(),
+    ));
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut got = [0u8; 100];
+        c.read_exact(&mut got).await.unwrap();
+        clients.push(c);
+    }
+    assert!(
+        eventually(|| stats.open() == CLIENTS).await,
+        "{} of {CLIENTS} connections open",
+        stats.open()
+    );
+    drop(clients);
+    assert!(
+        eventually(|| stats.open() == 0).await,
+        "{} connections still open after their clients left",
+        stats.open()
+    );
+    proxy.abort();
+    server.abort();
+}
