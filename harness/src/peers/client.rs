@@ -322,6 +322,66 @@ mod tests {
         assert_eq!(&got.lock().unwrap()[..], b"abc");
     }
 
+    /// Regression (issue 9): a client peer kept every byte an endless
+    /// server sent.
+    #[test]
+    fn a_flood_past_the_cap_is_counted_hashed_and_said() {
+        use std::sync::{Arc, Mutex};
+
+        use crate::peers::{Kept, Observations, KEEP_CAP, PORT};
+
+        const EXTRA: usize = 100_000;
+        let stream: Vec<u8> = (0..KEEP_CAP + EXTRA).map(|i| (i % 251) as u8).collect();
+        let seen: Shared = Arc::new(Mutex::new(Observations::default()));
+        let mut sim = turmoil::Builder::new()
+            .tick_duration(Duration::from_millis(10))
+            .build();
+        let served = stream.clone();
+        sim.host("subject", move || {
+            let served = served.clone();
+            async move {
+                let listener = Net::Sim.bind(&format!("0.0.0.0:{PORT}")).await?;
+                let (mut s, _) = listener.accept().await?;
+                for piece in served.chunks(1 << 20) {
+                    s.write_all(piece).await?;
+                }
+                s.shutdown().await?;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+        let (rec, seen2) = (Recorder::new(), seen.clone());
+        let log = rec.clone();
+        sim.client("c1", async move {
+            let target = format!("subject:{PORT}");
+            let spec = ClientPeer::default();
+            run(
+                Net::Sim,
+                "c1".into(),
+                spec,
+                target,
+                Duration::ZERO,
+                rec,
+                seen2,
+            )
+            .await;
+            Ok(())
+        });
+        sim.run().unwrap();
+        let o = seen.lock().unwrap();
+        let c = &o.clients["c1"];
+        assert_eq!(c.ending, Some(Ending::Fin));
+        assert_eq!(c.received.len(), KEEP_CAP);
+        assert_eq!(c.received_len, stream.len() as u64);
+        assert_eq!(c.received_digest, Kept::digest_of(&stream));
+        assert!(c.received_equals(&stream));
+        let said = format!("kept the first {KEEP_CAP} of {} bytes", stream.len());
+        assert!(
+            log.events().iter().any(|e| e.what == said),
+            "no event '{said}'"
+        );
+    }
+
     #[test]
     fn raw_bytes_come_first() {
         let spec = ClientPeer {
