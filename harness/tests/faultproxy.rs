@@ -351,7 +351,7 @@ async fn live_stalled_connections_are_freed_when_their_clients_leave() {
                 continue;
             };
             tokio::spawn(async move {
-                let _ = s.write_all(&[b'x'; 1000]).await;
+                let _ = s.write_all(&vec![b'x'; 1_000_000]).await;
                 let mut buf = [0u8; 1024];
                 while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
             });
