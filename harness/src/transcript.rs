@@ -19,10 +19,23 @@ pub struct Event {
     pub what: String,
 }
 
+/// Events a run keeps. Far above any case of the catalog; past it a flood
+/// (a client sending junk in tiny pieces, an endless server) only counts
+/// its events, so the transcript cannot grow without bound.
+pub const MAX_EVENTS: usize = 100_000;
+
+/// The events kept, and how many more there were.
+#[derive(Debug, Default)]
+struct Log {
+    kept: Vec<Event>,
+    dropped: usize,
+    last_at: Duration,
+}
+
 /// A shared, append-only event log for one run.
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
-    events: Arc<Mutex<Vec<Event>>>,
+    events: Arc<Mutex<Log>>,
     /// Start of a live run (real sockets); `None` in the simulator.
     epoch: Option<std::time::Instant>,
 }
@@ -54,18 +67,35 @@ impl Recorder {
         self.log_at(self.now(), who, what);
     }
 
-    /// Appends an event at a given time.
+    /// Appends an event at a given time (past [`MAX_EVENTS`], only
+    /// counts it).
     pub fn log_at(&self, at: Duration, who: &str, what: impl Into<String>) {
-        self.events.lock().expect("recorder lock").push(Event {
-            at,
-            who: who.to_string(),
-            what: what.into(),
-        });
+        let mut log = self.events.lock().expect("recorder lock");
+        if log.kept.len() < MAX_EVENTS {
+            log.kept.push(Event {
+                at,
+                who: who.to_string(),
+                what: what.into(),
+            });
+        } else {
+            log.dropped += 1;
+            log.last_at = at;
+        }
     }
 
-    /// The events so far.
+    /// The events so far, and one `N more events not kept` past
+    /// [`MAX_EVENTS`].
     pub fn events(&self) -> Vec<Event> {
-        self.events.lock().expect("recorder lock").clone()
+        let log = self.events.lock().expect("recorder lock");
+        let mut events = log.kept.clone();
+        if log.dropped > 0 {
+            events.push(Event {
+                at: log.last_at,
+                who: "harness".to_string(),
+                what: format!("{} more events not kept", log.dropped),
+            });
+        }
+        events
     }
 }
 
@@ -236,6 +266,19 @@ mod tests {
             text,
             "    0.000s  s1         send x5 until 2.800s (50 bytes in all)\n    4.000s  s1         close FIN\n"
         );
+    }
+
+    #[test]
+    fn events_past_the_cap_are_counted_in_one_line() {
+        let rec = Recorder::new();
+        for i in 0..MAX_EVENTS + 5 {
+            rec.log_at(Duration::from_millis(i as u64), "c1", "recv 1 bytes \"x\"");
+        }
+        let events = rec.events();
+        assert_eq!(events.len(), MAX_EVENTS + 1);
+        let last = events.last().unwrap();
+        assert_eq!(last.what, "5 more events not kept");
+        assert_eq!(last.at, Duration::from_millis((MAX_EVENTS + 4) as u64));
     }
 
     #[test]

@@ -648,8 +648,8 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
                     .map(|t| netstring::encode(t.as_bytes())),
             };
             let ok = match (want.as_str(), &expected_bytes) {
-                ("prefix", _) => served.starts_with(&seen.received),
-                (_, Some(e)) => *e == seen.received,
+                ("prefix", _) => seen.received_prefix_of(&served),
+                (_, Some(e)) => seen.received_equals(e),
                 _ => false,
             };
             let expected = match &expected_bytes {
@@ -659,12 +659,16 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
                 }
                 _ => want.clone(),
             };
-            v.push(check(
-                format!("{copy} received"),
-                expected,
-                preview(&seen.received),
-                ok,
-            ));
+            let actual = if seen.received_truncated() {
+                format!(
+                    "{} bytes, first {}",
+                    seen.received_len,
+                    preview(&seen.received)
+                )
+            } else {
+                preview(&seen.received)
+            };
+            v.push(check(format!("{copy} received"), expected, actual, ok));
         }
     }
     for (name, want) in exp.end.iter().flatten() {

@@ -14,7 +14,10 @@ use crate::net::Net;
 /// It relays connections to TARGET and misbehaves on the way back: put it
 /// between a client and a server to see how the client copes.
 ///
-/// It prints `listening on HOST:PORT` once ready.
+/// It prints `listening on HOST:PORT` once ready. Each connection holds at
+/// most a few hundred KiB on its way to the client (a slow client slows the
+/// server down, as a slow link would); a stalled connection is freed when
+/// its client leaves; a failed accept is logged and retried.
 ///
 /// Examples:
 ///   poetry-harness faultproxy 10000 --latency 200ms --slice 7
@@ -56,6 +59,9 @@ pub struct FaultProxyArgs {
 pub fn run(args: FaultProxyArgs) -> anyhow::Result<Exit> {
     if args.slice == Some(0) {
         anyhow::bail!("--slice must be at least 1");
+    }
+    if args.rate == Some(0) {
+        anyhow::bail!("--rate must be at least 1 byte per second");
     }
     let rt = runtime()?;
     rt.block_on(async move {

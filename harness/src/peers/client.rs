@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{decode_hex, is_reset, note, ClientSeen, Ending, Recorder, Shared};
+use super::{decode_hex, is_reset, note, ClientSeen, Ending, Kept, Recorder, Shared, KEEP_CAP};
 use crate::case::{ClientPeer, Leave};
 use crate::net::Net;
 use crate::protocol::netstring;
@@ -147,16 +147,19 @@ pub async fn run(
     }
 
     // Read until the subject closes, or until it is time to leave.
-    let mut received = Vec::new();
+    let mut received = Kept::default();
     let mut buf = vec![0u8; spec.read_chunk.unwrap_or(64 * 1024).max(1)];
     let ending = loop {
         if time_to_leave {
             break None;
         }
-        if spec.read_limit.is_some_and(|n| received.len() >= n) {
+        if spec.read_limit.is_some_and(|n| received.len() >= n as u64) {
             break None;
         }
-        if spec.stop_reading_after.is_some_and(|n| received.len() >= n) {
+        if spec
+            .stop_reading_after
+            .is_some_and(|n| received.len() >= n as u64)
+        {
             rec.log(
                 &name,
                 format!(
@@ -171,7 +174,8 @@ pub async fn run(
             .read_limit
             .into_iter()
             .chain(spec.stop_reading_after)
-            .map(|n| n.saturating_sub(received.len()))
+            .map(|n| (n as u64).saturating_sub(received.len()))
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
             .fold(buf.len(), usize::min);
         tokio::select! {
             _ = &mut deadline => break None,
@@ -179,7 +183,7 @@ pub async fn run(
                 Ok(0) => break Some(Ending::Fin),
                 Ok(n) => {
                     rec.log(&name, format!("recv {}", preview(&buf[..n])));
-                    received.extend_from_slice(&buf[..n]);
+                    received.push(&buf[..n]);
                 }
                 Err(e) if is_reset(&e) => break Some(Ending::Rst),
                 Err(e) => {
@@ -215,10 +219,18 @@ pub async fn run(
             Leave::Rst => rec.log(&name, format!("leave (RST) after {} bytes", received.len())),
         },
     }
+    if received.truncated() {
+        rec.log(
+            &name,
+            format!("kept the first {KEEP_CAP} of {} bytes", received.len()),
+        );
+    }
     let left_at = ending.is_none().then(|| rec.now());
     note(&seen, |o| {
         let c = &mut o.clients[&name];
-        c.received = received;
+        c.received_len = received.len();
+        c.received_digest = received.digest();
+        c.received = received.prefix().to_vec();
         c.ending = Some(ending.unwrap_or(Ending::Left));
         c.left_at = left_at;
     });
@@ -308,6 +320,66 @@ mod tests {
         );
         // Sent at 0, 1 and 2 s after connecting; not at 3, 4 and 5 s.
         assert_eq!(&got.lock().unwrap()[..], b"abc");
+    }
+
+    /// Regression (issue 9): a client peer kept every byte an endless
+    /// server sent.
+    #[test]
+    fn a_flood_past_the_cap_is_counted_hashed_and_said() {
+        use std::sync::{Arc, Mutex};
+
+        use crate::peers::{Kept, Observations, KEEP_CAP, PORT};
+
+        const EXTRA: usize = 100_000;
+        let stream: Vec<u8> = (0..KEEP_CAP + EXTRA).map(|i| (i % 251) as u8).collect();
+        let seen: Shared = Arc::new(Mutex::new(Observations::default()));
+        let mut sim = turmoil::Builder::new()
+            .tick_duration(Duration::from_millis(10))
+            .build();
+        let served = stream.clone();
+        sim.host("subject", move || {
+            let served = served.clone();
+            async move {
+                let listener = Net::Sim.bind(&format!("0.0.0.0:{PORT}")).await?;
+                let (mut s, _) = listener.accept().await?;
+                for piece in served.chunks(1 << 20) {
+                    s.write_all(piece).await?;
+                }
+                s.shutdown().await?;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+        let (rec, seen2) = (Recorder::new(), seen.clone());
+        let log = rec.clone();
+        sim.client("c1", async move {
+            let target = format!("subject:{PORT}");
+            let spec = ClientPeer::default();
+            run(
+                Net::Sim,
+                "c1".into(),
+                spec,
+                target,
+                Duration::ZERO,
+                rec,
+                seen2,
+            )
+            .await;
+            Ok(())
+        });
+        sim.run().unwrap();
+        let o = seen.lock().unwrap();
+        let c = &o.clients["c1"];
+        assert_eq!(c.ending, Some(Ending::Fin));
+        assert_eq!(c.received.len(), KEEP_CAP);
+        assert_eq!(c.received_len, stream.len() as u64);
+        assert_eq!(c.received_digest, Kept::digest_of(&stream));
+        assert!(c.received_equals(&stream));
+        let said = format!("kept the first {KEEP_CAP} of {} bytes", stream.len());
+        assert!(
+            log.events().iter().any(|e| e.what == said),
+            "no event '{said}'"
+        );
     }
 
     #[test]

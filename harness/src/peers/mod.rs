@@ -8,6 +8,7 @@ pub mod client;
 pub mod poetry_server;
 pub mod transform_server;
 
+use std::hash::Hasher as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,17 +35,127 @@ pub enum Ending {
     ConnectFailed,
 }
 
+/// Bytes a peer keeps of what a subject sends it. Above the largest poem
+/// of the catalog (8 MiB), so every comparison a case makes normally sees
+/// whole bytes; past it a peer only counts and hashes, so a subject that
+/// floods it cannot grow the harness without bound.
+pub const KEEP_CAP: usize = 16 * 1024 * 1024;
+
+/// What a peer keeps of a byte stream: a prefix of at most a cap, the
+/// count of every byte, and a digest of every byte.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    prefix: Vec<u8>,
+    len: u64,
+    hasher: std::hash::DefaultHasher,
+    cap: usize,
+}
+
+impl Default for Kept {
+    fn default() -> Self {
+        Kept::with_cap(KEEP_CAP)
+    }
+}
+
+impl Kept {
+    /// Keeps at most `cap` bytes.
+    pub fn with_cap(cap: usize) -> Self {
+        Kept {
+            prefix: Vec::new(),
+            len: 0,
+            // SipHash with fixed keys: the same digest for the same bytes
+            // in every run, however they were cut into pieces. Digests are
+            // only compared within one process.
+            hasher: std::hash::DefaultHasher::new(),
+            cap,
+        }
+    }
+
+    /// Takes the next bytes of the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let room = self.cap.saturating_sub(self.prefix.len());
+        self.prefix
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.len += bytes.len() as u64;
+        self.hasher.write(bytes);
+    }
+
+    /// Every byte seen, kept or not.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was seen.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes kept: the first ones, up to the cap.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// Whether bytes were seen past the cap.
+    pub fn truncated(&self) -> bool {
+        self.len > self.prefix.len() as u64
+    }
+
+    /// The digest of every byte seen.
+    pub fn digest(&self) -> u64 {
+        self.hasher.finish()
+    }
+
+    /// The digest [`Kept::digest`] gives for exactly `bytes`.
+    pub fn digest_of(bytes: &[u8]) -> u64 {
+        let mut k = Kept::with_cap(0);
+        k.push(bytes);
+        k.digest()
+    }
+}
+
 /// What one scripted client saw.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ClientSeen {
-    /// Every byte the subject sent it.
+    /// The bytes the subject sent it, up to [`KEEP_CAP`].
     pub received: Vec<u8>,
+    /// How many bytes the subject sent it, kept or not.
+    pub received_len: u64,
+    /// [`Kept::digest`] of every byte the subject sent it.
+    pub received_digest: u64,
     /// How the connection ended (None: it did not end).
     pub ending: Option<Ending>,
     /// When it left, if it left first.
     pub left_at: Option<Duration>,
     /// The request payload it sent, if any.
     pub request: Option<Vec<u8>>,
+}
+
+impl ClientSeen {
+    /// Whether more arrived than [`ClientSeen::received`] keeps.
+    pub fn received_truncated(&self) -> bool {
+        self.received_len > self.received.len() as u64
+    }
+
+    /// Whether the subject sent exactly `expected`: byte for byte, or by
+    /// length and digest when more arrived than was kept.
+    pub fn received_equals(&self, expected: &[u8]) -> bool {
+        if self.received_truncated() {
+            self.received_len == expected.len() as u64
+                && self.received_digest == Kept::digest_of(expected)
+        } else {
+            self.received == expected
+        }
+    }
+
+    /// Whether what the subject sent is a prefix of `whole`.
+    pub fn received_prefix_of(&self, whole: &[u8]) -> bool {
+        if self.received_truncated() {
+            self.received_len <= whole.len() as u64
+                && self.received_digest == Kept::digest_of(&whole[..self.received_len as usize])
+        } else {
+            whole.starts_with(&self.received)
+        }
+    }
 }
 
 /// What the peers observed of the subject during one run.
@@ -140,6 +251,43 @@ pub fn is_reset(e: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_fed_past_the_cap_keeps_a_prefix_the_count_and_the_digest() {
+        let stream: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let mut kept = Kept::with_cap(1000);
+        for piece in stream.chunks(333) {
+            kept.push(piece);
+        }
+        assert_eq!(kept.prefix(), &stream[..1000]);
+        assert_eq!(kept.len(), 10_000);
+        assert!(kept.truncated());
+        assert_eq!(kept.digest(), Kept::digest_of(&stream));
+        assert_ne!(kept.digest(), Kept::digest_of(&stream[..9_999]));
+        let seen = ClientSeen {
+            received: kept.prefix().to_vec(),
+            received_len: kept.len(),
+            received_digest: kept.digest(),
+            ..ClientSeen::default()
+        };
+        assert!(seen.received_equals(&stream));
+        assert!(!seen.received_equals(&stream[..1000]));
+        let mut longer = stream.clone();
+        longer.push(b'!');
+        assert!(seen.received_prefix_of(&longer));
+        longer[5000] ^= 1;
+        assert!(!seen.received_prefix_of(&longer));
+    }
+
+    #[test]
+    fn under_the_cap_everything_is_kept() {
+        let mut kept = Kept::default();
+        kept.push(b"Tyger ");
+        kept.push(b"Tyger");
+        assert_eq!(kept.prefix(), b"Tyger Tyger");
+        assert!(!kept.truncated());
+        assert_eq!(kept.digest(), Kept::digest_of(b"Tyger Tyger"));
+    }
 
     #[test]
     fn hex_decodes_and_refuses_odd_digits() {
