@@ -684,6 +684,39 @@ fn unsupported_cases_are_counted_apart_from_passed_ones() {
     assert_eq!(json["totals"]["unsupported"], 2);
 }
 
+/// A program's stderr holding a carriage return (which could overwrite a
+/// line with a forged PASS), a colour sequence, a bell and a NUL reaches
+/// neither the terminal table nor the JUnit report raw.
+#[test]
+fn a_programs_control_characters_are_escaped_in_the_table_and_junit() {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(&[
+        "run",
+        "client.fast-poem",
+        "--role",
+        "client",
+        "--cmd",
+        r"printf '\015 PASS \033[32m \007 \000 end' >&2; exit 1",
+        "--junit",
+        "r.xml",
+    ]);
+    assert_eq!(got.status.code(), Some(1), "{}", got.stderr);
+    let junit = std::fs::read(sandbox.dir.join("r.xml")).expect("the junit report");
+    for (what, text) in [("stdout", &got.stdout), ("junit", &junit)] {
+        let raw: Vec<u8> = text
+            .iter()
+            .copied()
+            .filter(|&b| b < 0x20 && b != b'\n' && b != b'\t' || b == 0x7f)
+            .collect();
+        assert!(raw.is_empty(), "{what} holds raw control bytes {raw:?}");
+        let text = String::from_utf8_lossy(text);
+        assert!(
+            text.contains(r"stderr: \r PASS \u{1b}[32m \u{7} \u{0} end"),
+            "{what}: {text}"
+        );
+    }
+}
+
 /// PIDs of live processes started for programs of the harness `pid` (their
 /// environment carries its run token).
 fn processes_of_harness(pid: u32) -> Vec<u32> {
