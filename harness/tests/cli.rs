@@ -466,6 +466,12 @@ fn port_in_use() -> BadArgs {
     &["run", "--role", "client", "--cmd", "exit 127", "--time-scale", "1e-300"],
     &["--time-scale '1e-300'"],
 ))]
+#[case::faultproxy_rate_zero(bad(&["faultproxy", "10000", "--rate", "0"], &["--rate '0'"]))]
+#[case::faultproxy_unresolvable_target(bad(
+    &["faultproxy", "nosuch.invalid:80"],
+    &["target 'nosuch.invalid:80' cannot be resolved"],
+))]
+#[case::list_matching_nothing(bad(&["list", "zzz"], &["no case matches 'zzz'"]))]
 fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
     let sandbox = Sandbox::new();
     let args: Vec<&str> = bad.args.iter().map(String::as_str).collect();
@@ -556,6 +562,38 @@ fn malformed_catalog_names_the_file_the_line_and_the_field() {
         got.stderr
     );
     assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+}
+
+/// Values that once panicked the harness (a duration overflowing when
+/// scaled, a 20 GB generated poem aborting on allocation) are catalog
+/// errors naming the file, the line and the field.
+#[rstest]
+#[case::duration_overflow(
+    "limit = \"18446744073709551615s\"\n",
+    &["bad.toml:6:", "field 'limit'", "'18446744073709551615s' is over the maximum"]
+)]
+#[case::huge_poem(
+    "[[case.servers]]\npoem = { size = 20000000000 }\n",
+    &["bad.toml:7:", "field 'servers.poem'", "poem size '20000000000' is over the maximum"]
+)]
+fn catalog_values_beyond_the_maximum_are_errors_not_panics(
+    #[case] tail: &str,
+    #[case] says: &[&str],
+) {
+    let sandbox = Sandbox::new();
+    let suites = sandbox.dir.join("suites");
+    std::fs::create_dir_all(&suites).unwrap();
+    let head =
+        "[[case]]\nid = \"client.x\"\ntitle = \"t\"\nclauses = [\"CLIENT-3\"]\nrole = \"client\"\n";
+    std::fs::write(suites.join("bad.toml"), format!("{head}{tail}")).unwrap();
+    for cmd in ["list", "run"] {
+        let got = sandbox.run(&[cmd, "--suites", "suites"]);
+        assert_eq!(got.status.code(), Some(USAGE), "{cmd}: {}", got.stderr);
+        for s in says {
+            assert!(got.stderr.contains(s), "{cmd}: no {s:?} in {}", got.stderr);
+        }
+        assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+    }
 }
 
 #[test]
