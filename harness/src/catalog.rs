@@ -167,7 +167,7 @@ pub fn parse_file(
         file: file.to_string(),
         line: e.span().map(|s| line_of(text, s.start)),
         case: None,
-        field: None,
+        field: e.span().and_then(|s| field_at(text, s.start)),
         message: e.message().trim().to_string(),
     })?;
     for case in &parsed.cases {
@@ -184,6 +184,38 @@ pub fn parse_file(
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The field written on the line holding `offset`, as a reader finds it:
+/// `servers.poem` for `poem = ...` under `[[case.servers]]`, `limit` for
+/// `limit = ...` under `[[case]]`; `None` when the line assigns no key.
+fn field_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("").trim();
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let bare = |k: &str| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    };
+    if !bare(key) {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim())
+        .and_then(|t| t.strip_prefix("case"))
+        .map(|t| t.trim_start_matches('.'))
+        .filter(|t| bare(t));
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// The line of a case's `id = "..."`.

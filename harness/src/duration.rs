@@ -14,13 +14,32 @@ use std::time::Duration;
 /// ```
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("duration '{s}' must be a non-negative number of seconds"));
+    let d = if let Ok(secs) = s.parse::<f64>() {
+        Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("duration '{s}' must be a non-negative number of seconds"))?
+    } else {
+        humantime::parse_duration(s).map_err(|e| {
+            format!("invalid duration '{s}': {e} (write seconds like 0.7, or 700ms, 2s, 1min)")
+        })?
+    };
+    within_max(s, d)
+}
+
+/// Longest duration a user may write: one day. The longest case runs ten
+/// simulated minutes; the cap keeps every sum and scaling of durations
+/// (a limit plus a grace period, a delay times `--time-scale`) far from
+/// `Duration`'s overflow, so a typo such as `"18446744073709551615s"` is
+/// an error where it was written instead of a panic later.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn within_max(written: &str, d: Duration) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration '{written}' is over the maximum, {}",
+            format_duration(MAX_DURATION)
+        ));
     }
-    humantime::parse_duration(s).map_err(|e| {
-        format!("invalid duration '{s}': {e} (write seconds like 0.7, or 700ms, 2s, 1min)")
-    })
+    Ok(d)
 }
 
 /// Formats a duration for transcripts and messages: `0.7s`, `12ms`, `600s`.
@@ -51,14 +70,17 @@ impl<'de> serde::Deserialize<'de> for Dur {
                 parse_duration(s).map(Dur).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
-                u64::try_from(n)
-                    .map(|n| Dur(Duration::from_secs(n)))
-                    .map_err(|_| E::custom(format!("duration {n} is negative")))
+                let secs = u64::try_from(n)
+                    .map_err(|_| E::custom(format!("duration '{n}' is negative")))?;
+                within_max(&n.to_string(), Duration::from_secs(secs))
+                    .map(Dur)
+                    .map_err(E::custom)
             }
             fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(x)
-                    .map(Dur)
-                    .map_err(|_| E::custom(format!("duration {x} is not a non-negative number")))
+                let d = Duration::try_from_secs_f64(x).map_err(|_| {
+                    E::custom(format!("duration '{x}' is not a non-negative number"))
+                })?;
+                within_max(&x.to_string(), d).map(Dur).map_err(E::custom)
             }
         }
         d.deserialize_any(V)
@@ -95,6 +117,9 @@ mod tests {
     #[case::negative("-1")]
     #[case::word("soon")]
     #[case::nan("NaN")]
+    #[case::overflow("18446744073709551615s")]
+    #[case::over_a_day("25h")]
+    #[case::huge_seconds("1e300")]
     fn refuses(#[case] input: &str) {
         assert!(parse_duration(input).is_err(), "{input} was accepted");
     }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use indexmap::IndexMap;
 
 use crate::engine::{CaseResult, Status};
+use crate::transcript::{sanitise, sanitise_lines};
 use crate::verdict::{Kind, Profile};
 
 /// Counts per label (verdict kind, or `INTERRUPTED` / `ERROR`), in a
@@ -121,7 +122,7 @@ pub fn table(
             "{:<width$}  {}  {}",
             r.case.id,
             colour(r, &label, colour_on),
-            v.reason
+            sanitise(&v.reason)
         );
         let show = transcripts || v.kind.fails(profile);
         if let (true, Some(o)) = (show, &r.outcome) {
@@ -131,10 +132,10 @@ pub fn table(
                     let _ = writeln!(
                         out,
                         "    {}: expected {}\n    {}  received {}",
-                        c.what,
-                        c.expected,
-                        " ".repeat(c.what.len()),
-                        c.actual
+                        sanitise(&c.what),
+                        sanitise(&c.expected),
+                        " ".repeat(sanitise(&c.what).chars().count()),
+                        sanitise(&c.actual)
                     );
                 }
             }
@@ -153,7 +154,7 @@ pub fn table(
                     o.seed
                 );
             }
-            for line in o.transcript.render().lines() {
+            for line in sanitise_lines(&o.transcript.render()).lines() {
                 let _ = writeln!(out, "    {line}");
             }
         }
@@ -166,8 +167,9 @@ pub fn table(
         .collect();
     let _ = writeln!(
         out,
-        "\n{} case(s) against {impl_name} ({profile:?} profile): {}",
+        "\n{} case(s) against {} ({profile:?} profile): {}",
         results.len(),
+        sanitise(impl_name),
         summary.join(", ")
     );
     let _ = writeln!(out, "{}", Summary::of(results, profile));
@@ -182,10 +184,20 @@ struct JsonCase<'a> {
     role: crate::case::Role,
     clauses: &'a [String],
     verdict: &'static str,
-    reason: &'a str,
-    failed_checks: &'a [crate::verdict::Check],
+    reason: String,
+    failed_checks: Vec<crate::verdict::Check>,
     seed: Option<u64>,
     transcript: Option<String>,
+}
+
+/// A failed check with the program's text in it escaped.
+fn sanitised_check(c: &crate::verdict::Check) -> crate::verdict::Check {
+    crate::verdict::Check {
+        what: sanitise(&c.what).into_owned(),
+        expected: sanitise(&c.expected).into_owned(),
+        actual: sanitise(&c.actual).into_owned(),
+        ..c.clone()
+    }
 }
 
 /// The JSON report of a finished run.
@@ -223,10 +235,13 @@ pub fn json_with(
             role: r.case.role,
             clauses: &r.case.clauses,
             verdict: r.label(),
-            reason: &r.verdict.reason,
-            failed_checks: &r.verdict.failed,
+            reason: sanitise(&r.verdict.reason).into_owned(),
+            failed_checks: r.verdict.failed.iter().map(sanitised_check).collect(),
             seed: r.outcome.as_ref().map(|o| o.seed),
-            transcript: r.outcome.as_ref().map(|o| o.transcript.render()),
+            transcript: r
+                .outcome
+                .as_ref()
+                .map(|o| sanitise_lines(&o.transcript.render())),
         })
         .collect();
     let run = match state {
@@ -237,7 +252,7 @@ pub fn json_with(
         }
     };
     let doc = serde_json::json!({
-        "implementation": impl_name,
+        "implementation": sanitise(impl_name),
         "profile": profile,
         "run": run,
         "summary": tally(results).iter().map(|(k, n)| (k.to_string(), *n)).collect::<IndexMap<_, _>>(),
@@ -250,30 +265,30 @@ pub fn json_with(
 /// The JUnit XML report: one testsuite per role, one testcase per case.
 pub fn junit(results: &[CaseResult], impl_name: &str, profile: Profile) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut report = Report::new(format!("poetry-harness: {impl_name}"));
+    let mut report = Report::new(format!("poetry-harness: {}", sanitise(impl_name)));
     for role in crate::case::Role::ALL {
         let mut suite = TestSuite::new(role.name());
         for r in results.iter().filter(|r| r.case.role == role) {
             let v = &r.verdict;
             let status = if let Some(label) = r.status.label() {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                s.set_message(format!("{label}: {}", v.reason));
+                s.set_message(format!("{label}: {}", sanitise(&v.reason)));
                 s.set_type(label);
                 if let Some(o) = &r.outcome {
-                    s.set_description(o.transcript.render());
+                    s.set_description(sanitise_lines(&o.transcript.render()));
                 }
                 s
             } else if v.kind.fails(profile) {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                s.set_message(format!("{}: {}", v.kind.label(), v.reason));
+                s.set_message(format!("{}: {}", v.kind.label(), sanitise(&v.reason)));
                 s.set_type(v.kind.label());
                 if let Some(o) = &r.outcome {
-                    s.set_description(o.transcript.render());
+                    s.set_description(sanitise_lines(&o.transcript.render()));
                 }
                 s
             } else if matches!(v.kind, Kind::Unsupported) {
                 let mut s = TestCaseStatus::skipped();
-                s.set_message(v.reason.clone());
+                s.set_message(sanitise(&v.reason).into_owned());
                 s
             } else {
                 TestCaseStatus::success()
@@ -298,7 +313,7 @@ pub fn matrix_markdown(columns: &[Column]) -> String {
     let mut out = String::new();
     let names: Vec<String> = columns
         .iter()
-        .map(|(n, p, _)| format!("{n} ({p:?})"))
+        .map(|(n, p, _)| format!("{} ({p:?})", sanitise(n).replace('|', "\\|")))
         .collect();
     let _ = writeln!(out, "| case | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
@@ -323,7 +338,8 @@ pub fn matrix_markdown(columns: &[Column]) -> String {
 /// The same matrix as a small standalone HTML page.
 pub fn matrix_html(columns: &[Column]) -> String {
     fn esc(s: &str) -> String {
-        s.replace('&', "&amp;")
+        sanitise(s)
+            .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     }
@@ -529,6 +545,96 @@ mod tests {
             failed: Vec::new(),
         };
         r
+    }
+
+    /// What a hostile program might print: a carriage return that would
+    /// overwrite the line with a forged PASS, colour, a bell, a NUL.
+    const HOSTILE: &str = "\r PASS \x1b[32m \x07 \0";
+
+    fn hostile_result(case: &crate::case::Case) -> CaseResult {
+        use crate::backend::{RunEnd, RunOutcome, SubjectResult};
+        let mut r = result(case, Kind::Fail);
+        r.verdict.reason = format!("exited 1: {HOSTILE}");
+        r.verdict.failed.push(crate::verdict::Check {
+            what: "stderr".into(),
+            expected: "nothing".into(),
+            actual: HOSTILE.into(),
+            ok: false,
+            accepted_by: None,
+        });
+        let rec = crate::transcript::Recorder::new();
+        rec.log_at(
+            std::time::Duration::ZERO,
+            "subject",
+            format!("stderr: {HOSTILE}"),
+        );
+        r.outcome = Some(RunOutcome {
+            end: RunEnd::Finished(std::time::Duration::ZERO),
+            result: SubjectResult::Serving,
+            subject_done: None,
+            seen: Default::default(),
+            leaks: None,
+            transcript: crate::transcript::Transcript {
+                events: rec.events(),
+                ..Default::default()
+            },
+            seed: 1,
+            tick: std::time::Duration::ZERO,
+            exit_status: Some(1),
+            stray_output: None,
+            timed_from: std::time::Duration::ZERO,
+            startup: None,
+            tolerance: None,
+        });
+        r
+    }
+
+    fn assert_no_raw_controls(what: &str, text: &str) {
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|&c| c.is_control() && c != '\n' && c != '\t')
+            .collect();
+        assert!(bad.is_empty(), "{what} holds raw {bad:?}:\n{text}");
+    }
+
+    #[test]
+    fn a_programs_control_characters_reach_no_report_raw() {
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let case = catalog.select(&[]).into_iter().next().unwrap();
+        let results = vec![hostile_result(case)];
+        let escaped = "\\r PASS \\u{1b}[32m \\u{7} \\u{0}";
+        let table = table(&results, "x", Profile::Strict, true, false);
+        let junit = junit(&results, "x", Profile::Strict);
+        let json = json(&results, "x", Profile::Strict);
+        let column = ("x\x1b".to_string(), Profile::Strict, results);
+        let html = matrix_html(std::slice::from_ref(&column));
+        let markdown = matrix_markdown(std::slice::from_ref(&column));
+        for (what, text) in [
+            ("table", &table),
+            ("junit", &junit),
+            ("html", &html),
+            ("markdown", &markdown),
+        ] {
+            assert_no_raw_controls(what, text);
+        }
+        // JSON escapes controls itself (`\u001b`); decoded, the strings
+        // must still be free of them, for `jq -r` and the like.
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let case = &doc["cases"][0];
+        for field in [
+            &case["reason"],
+            &case["transcript"],
+            &case["failed_checks"][0]["actual"],
+        ] {
+            let s = field.as_str().unwrap();
+            assert_no_raw_controls("json", s);
+            assert!(s.contains(escaped), "json: {s}");
+        }
+        assert!(table.contains(&format!("exited 1: {escaped}")), "{table}");
+        assert!(table.contains(&format!("stderr: {escaped}")), "{table}");
+        assert!(junit.contains(escaped), "{junit}");
+        assert!(html.contains("\\r PASS \\u{1b}[32m"), "{html}");
+        assert!(markdown.contains("x\\u{1b} (Strict)"), "{markdown}");
     }
 
     #[test]

@@ -209,6 +209,61 @@ pub fn secs(d: Duration) -> String {
     format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
 }
 
+/// Whether a character must not reach a terminal, log or report raw: C0
+/// and C1 controls (ESC, CR, BEL, NUL, DEL...), Unicode bidi embeddings,
+/// overrides and isolates (which reorder what a reader sees), and the
+/// Unicode line and paragraph separators. Tab is harmless and kept.
+fn is_unsafe(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'
+        )
+}
+
+/// Pushes `c`, escaped if it is unsafe: `\n`, `\r`, or `\u{1b}`.
+fn push_escaped(s: &mut String, c: char) {
+    match c {
+        '\n' => s.push_str("\\n"),
+        '\r' => s.push_str("\\r"),
+        c if is_unsafe(c) => {
+            let _ = write!(s, "\\u{{{:x}}}", c as u32);
+        }
+        c => s.push(c),
+    }
+}
+
+/// A program's text made safe to print, log or report: every control
+/// character (newlines included) and bidi override is escaped as in
+/// [`preview`]; everything else, backslashes and quotes included, is kept,
+/// so text that is already escaped comes out unchanged. Every writer that
+/// shows text a program produced (the table, transcripts, JUnit, JSON, the
+/// matrix) passes it through here, so a `\r` or an ANSI sequence cannot
+/// forge a verdict line.
+pub fn sanitise(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut s = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        push_escaped(&mut s, c);
+    }
+    std::borrow::Cow::Owned(s)
+}
+
+/// [`sanitise`] for text of several lines: each line is sanitised and the
+/// line breaks are kept (a lone `\r` is escaped, not a break).
+pub fn sanitise_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&sanitise(line));
+    }
+    out
+}
+
 /// Bytes previewed in an event.
 pub const PREVIEW: usize = 24;
 
@@ -219,14 +274,10 @@ pub fn preview(bytes: &[u8]) -> String {
     for chunk in shown.utf8_chunks() {
         for ch in chunk.valid().chars() {
             match ch {
-                '\n' => s.push_str("\\n"),
-                '\r' => s.push_str("\\r"),
                 '"' => s.push_str("\\\""),
                 '\\' => s.push_str("\\\\"),
-                c if c.is_control() => {
-                    let _ = write!(s, "\\u{{{:x}}}", c as u32);
-                }
-                c => s.push(c),
+                '\t' => s.push_str("\\u{9}"),
+                c => push_escaped(&mut s, c),
             }
         }
         for b in chunk.invalid() {
@@ -240,6 +291,26 @@ pub fn preview(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sanitise_escapes_controls_and_bidi_overrides() {
+        assert_eq!(
+            sanitise("\r PASS \x1b[32m \x07 \0 \u{9b} \u{202e}x\tq"),
+            "\\r PASS \\u{1b}[32m \\u{7} \\u{0} \\u{9b} \\u{202e}x\tq"
+        );
+        assert_eq!(sanitise("a\nb"), "a\\nb");
+        assert_eq!(sanitise_lines("a\r\nb\x1b"), "a\\r\nb\\u{1b}");
+    }
+
+    #[test]
+    fn sanitise_leaves_safe_and_already_escaped_text_alone() {
+        let escaped = preview(b"x\ry\x1b");
+        assert_eq!(sanitise(&escaped), escaped);
+        assert!(matches!(
+            sanitise("caf\u{e9} \"q\" \\"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn preview_escapes_and_truncates() {

@@ -466,6 +466,12 @@ fn port_in_use() -> BadArgs {
     &["run", "--role", "client", "--cmd", "exit 127", "--time-scale", "1e-300"],
     &["--time-scale '1e-300'"],
 ))]
+#[case::faultproxy_rate_zero(bad(&["faultproxy", "10000", "--rate", "0"], &["--rate '0'"]))]
+#[case::faultproxy_unresolvable_target(bad(
+    &["faultproxy", "nosuch.invalid:80"],
+    &["target 'nosuch.invalid:80' cannot be resolved"],
+))]
+#[case::list_matching_nothing(bad(&["list", "zzz"], &["no case matches 'zzz'"]))]
 fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
     let sandbox = Sandbox::new();
     let args: Vec<&str> = bad.args.iter().map(String::as_str).collect();
@@ -556,6 +562,38 @@ fn malformed_catalog_names_the_file_the_line_and_the_field() {
         got.stderr
     );
     assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+}
+
+/// Values that once panicked the harness (a duration overflowing when
+/// scaled, a 20 GB generated poem aborting on allocation) are catalog
+/// errors naming the file, the line and the field.
+#[rstest]
+#[case::duration_overflow(
+    "limit = \"18446744073709551615s\"\n",
+    &["bad.toml:6:", "field 'limit'", "'18446744073709551615s' is over the maximum"]
+)]
+#[case::huge_poem(
+    "[[case.servers]]\npoem = { size = 20000000000 }\n",
+    &["bad.toml:7:", "field 'servers.poem'", "poem size '20000000000' is over the maximum"]
+)]
+fn catalog_values_beyond_the_maximum_are_errors_not_panics(
+    #[case] tail: &str,
+    #[case] says: &[&str],
+) {
+    let sandbox = Sandbox::new();
+    let suites = sandbox.dir.join("suites");
+    std::fs::create_dir_all(&suites).unwrap();
+    let head =
+        "[[case]]\nid = \"client.x\"\ntitle = \"t\"\nclauses = [\"CLIENT-3\"]\nrole = \"client\"\n";
+    std::fs::write(suites.join("bad.toml"), format!("{head}{tail}")).unwrap();
+    for cmd in ["list", "run"] {
+        let got = sandbox.run(&[cmd, "--suites", "suites"]);
+        assert_eq!(got.status.code(), Some(USAGE), "{cmd}: {}", got.stderr);
+        for s in says {
+            assert!(got.stderr.contains(s), "{cmd}: no {s:?} in {}", got.stderr);
+        }
+        assert!(!got.stderr.contains("panicked"), "{}", got.stderr);
+    }
 }
 
 #[test]
@@ -682,6 +720,39 @@ fn unsupported_cases_are_counted_apart_from_passed_ones() {
             .unwrap();
     assert_eq!(json["totals"]["passed"], 0);
     assert_eq!(json["totals"]["unsupported"], 2);
+}
+
+/// A program's stderr holding a carriage return (which could overwrite a
+/// line with a forged PASS), a colour sequence, a bell and a NUL reaches
+/// neither the terminal table nor the JUnit report raw.
+#[test]
+fn a_programs_control_characters_are_escaped_in_the_table_and_junit() {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(&[
+        "run",
+        "client.fast-poem",
+        "--role",
+        "client",
+        "--cmd",
+        r"printf '\015 PASS \033[32m \007 \000 end' >&2; exit 1",
+        "--junit",
+        "r.xml",
+    ]);
+    assert_eq!(got.status.code(), Some(1), "{}", got.stderr);
+    let junit = std::fs::read(sandbox.dir.join("r.xml")).expect("the junit report");
+    for (what, text) in [("stdout", &got.stdout), ("junit", &junit)] {
+        let raw: Vec<u8> = text
+            .iter()
+            .copied()
+            .filter(|&b| b < 0x20 && b != b'\n' && b != b'\t' || b == 0x7f)
+            .collect();
+        assert!(raw.is_empty(), "{what} holds raw control bytes {raw:?}");
+        let text = String::from_utf8_lossy(text);
+        assert!(
+            text.contains(r"stderr: \r PASS \u{1b}[32m \u{7} \u{0} end"),
+            "{what}: {text}"
+        );
+    }
 }
 
 /// PIDs of live processes started for programs of the harness `pid` (their

@@ -39,6 +39,12 @@ pub enum PoemSpec {
     Capitalised(usize),
 }
 
+/// Largest generated poem, in bytes (64 MiB): far beyond any case's need
+/// (the longest poem the catalog serves is a few KiB), and small enough
+/// that a typo such as `size = 20000000000` is an error in the catalog,
+/// not an allocation that aborts the harness.
+pub const MAX_POEM_SIZE: usize = 64 << 20;
+
 /// The fixture a case gets when it names none.
 pub const DEFAULT_POEM: &str = "tyger";
 
@@ -92,6 +98,11 @@ impl<'de> Deserialize<'de> for PoemSpec {
                                 "hex '{hex}' is not pairs of hex digits"
                             ))
                         }),
+                    (None, None, Some(size)) if size > MAX_POEM_SIZE => {
+                        Err(serde::de::Error::custom(format!(
+                            "poem size '{size}' is over the maximum, {MAX_POEM_SIZE} bytes (64 MiB)"
+                        )))
+                    }
                     (None, None, Some(size)) if t.capitals => Ok(PoemSpec::Capitalised(size)),
                     (None, None, Some(size)) => Ok(PoemSpec::Size(size)),
                     _ => Err(serde::de::Error::custom(

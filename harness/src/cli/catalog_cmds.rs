@@ -23,6 +23,13 @@ pub struct ListArgs {
 pub fn list(args: ListArgs) -> anyhow::Result<Exit> {
     let catalog = load_catalog(args.suites.as_ref())?;
     let cases = catalog.select(&args.prefixes);
+    if cases.is_empty() {
+        // As `run` does: a selection that matches nothing is a mistake.
+        anyhow::bail!(
+            "no case matches '{}' (try: poetry-harness list)",
+            args.prefixes.join(" ")
+        );
+    }
     let width = cases.iter().map(|c| c.id.len()).max().unwrap_or(0);
     let mut out = std::io::stdout().lock();
     for c in &cases {

@@ -56,15 +56,34 @@ pub struct FaultProxyArgs {
     refuse: bool,
 }
 
+/// How long the start-up check of the target's name may take: a resolver
+/// that has not answered by then will not help the proxy either.
+const RESOLVE_LIMIT: Duration = Duration::from_secs(10);
+
 pub fn run(args: FaultProxyArgs) -> anyhow::Result<Exit> {
     if args.slice == Some(0) {
         anyhow::bail!("--slice must be at least 1");
     }
     if args.rate == Some(0) {
-        anyhow::bail!("--rate must be at least 1 byte per second");
+        // Zero bytes a second would relay nothing, for ever.
+        anyhow::bail!("--rate '0' must be at least 1 (bytes per second)");
     }
     let rt = runtime()?;
     rt.block_on(async move {
+        // A target that names no host is found now, not at the first
+        // connection (where the proxy could only refuse it).
+        let resolve = tokio::net::lookup_host(args.target.as_str());
+        let found = match tokio::time::timeout(RESOLVE_LIMIT, resolve).await {
+            Ok(Ok(addrs)) => addrs.count(),
+            Ok(Err(e)) => anyhow::bail!("target '{}' cannot be resolved: {e}", args.target),
+            Err(_) => anyhow::bail!(
+                "target '{}' cannot be resolved: no answer within {RESOLVE_LIMIT:?}",
+                args.target
+            ),
+        };
+        if found == 0 {
+            anyhow::bail!("target '{}' resolves to no address", args.target);
+        }
         let what = format!("fault proxy to {}", args.target);
         let listener = listen_on(&args.listen, &what).await?;
         if args.refuse {

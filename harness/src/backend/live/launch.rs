@@ -419,7 +419,8 @@ pub fn shell_cannot_run(status: Option<i32>, stderr: &str) -> Option<String> {
             .lines()
             .map(str::trim)
             .find(|l| pred(l))
-            .map(str::to_string)
+            // The line reaches a terminal in a usage error: escaped.
+            .map(|l| crate::transcript::sanitise(l).into_owned())
     };
     if status == 126 || status == 127 {
         let shell = |l: &str| {

@@ -496,6 +496,9 @@ fn log_output(rec: &Recorder, stdout: &[u8], stderr: &str) {
         rec.log("subject", format!("stdout {}", preview(stdout)));
     }
     for line in stderr.lines().take(8) {
+        // Escaped here too, not only by the writers: the engine reads these
+        // lines back for its hints.
+        let line = crate::transcript::sanitise(line);
         rec.log("subject", format!("stderr: {line}"));
     }
 }

@@ -234,14 +234,14 @@ async fn drive(
         stderr
             .lines()
             .take(6)
-            .map(|l| format!("client: stderr: {l}")),
+            .map(|l| format!("client: stderr: {}", crate::transcript::sanitise(l))),
     );
     let server_err = String::from_utf8_lossy(&srv.stderr().bytes).into_owned();
     log.extend(
         server_err
             .lines()
             .take(4)
-            .map(|l| format!("server: stderr: {l}")),
+            .map(|l| format!("server: stderr: {}", crate::transcript::sanitise(l))),
     );
     proxy.abort();
     srv.kill();
