@@ -153,6 +153,17 @@ impl CaseResult {
     /// A run, judged against `judged_as` (the case itself, or its scaled
     /// copy in a live run).
     fn judged(case: &Case, judged_as: &Case, outcome: RunOutcome) -> Self {
+        if let Some(first) = outcome.seen.harness_faults.first() {
+            let more = match outcome.seen.harness_faults.len() - 1 {
+                0 => String::new(),
+                n => format!(" (and {n} more, see the transcript)"),
+            };
+            let why = format!(
+                "harness error, not a verdict on the program: {first}{more}; \
+                 rerun with fewer --jobs or a higher open-file limit (ulimit -n)"
+            );
+            return CaseResult::harness_error(case, why, Some(outcome));
+        }
         CaseResult {
             case: case.clone(),
             verdict: verdict::judge(judged_as, &outcome),

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{decode_hex, is_reset, note, ClientSeen, Ending, Kept, Recorder, Shared, KEEP_CAP};
+use super::{
+    decode_hex, is_harness_shortage, is_reset, note, note_shortage, ClientSeen, Ending, Kept,
+    Recorder, Shared, KEEP_CAP,
+};
 use crate::case::{ClientPeer, Leave};
 use crate::net::Net;
 use crate::protocol::netstring;
@@ -87,7 +90,11 @@ pub async fn run(
                 _ if is_reset(&e) => Ending::Rst,
                 _ => Ending::ConnectFailed,
             };
-            rec.log(&name, format!("connect failed: {e}"));
+            if is_harness_shortage(&e) {
+                note_shortage(&seen, &rec, &name, "connect", &e);
+            } else {
+                rec.log(&name, format!("connect failed: {e}"));
+            }
             note(&seen, |o| o.clients[&name].ending = Some(ending));
             return;
         }

@@ -177,12 +177,64 @@ pub struct Observations {
     /// When a server peer (poetry or transform) first accepted a
     /// connection from the subject: when a client's work began.
     pub first_accept: Option<Duration>,
+    /// What the harness itself ran short of during the run (descriptors,
+    /// memory, ports), by peer: a case with any is a harness error, never
+    /// a verdict on the subject ([`is_harness_shortage`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub harness_faults: Vec<String>,
 }
 
 impl Observations {
     /// Notes an accepted connection at `at`.
     pub fn accepted(&mut self, at: Duration) {
         self.first_accept.get_or_insert(at);
+    }
+}
+
+/// Whether an IO error is the harness running short of its own resources
+/// (open files, kernel memory, local ports), as opposed to anything the
+/// subject did: such a failure must not become the subject's verdict.
+pub fn is_harness_shortage(e: &std::io::Error) -> bool {
+    use nix::libc;
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// Notes that peer `who` could not `what` for want of the harness's own
+/// resources (see [`Observations::harness_faults`]).
+pub fn note_shortage(seen: &Shared, rec: &Recorder, who: &str, what: &str, e: &std::io::Error) {
+    let fault = format!("{who} could not {what}: {e}");
+    rec.log(
+        who,
+        format!("harness short of resources: could not {what}: {e}"),
+    );
+    note(seen, |o| o.harness_faults.push(fault));
+}
+
+/// The next connection on a peer's listener. A shortage of the harness's
+/// own (too many open files) is noted as a harness fault and retried, so
+/// the case ends as a harness error rather than with a subject left
+/// waiting; any other accept error ends the peer, logged.
+pub async fn accept(
+    listener: &crate::net::TcpListener,
+    who: &str,
+    rec: &Recorder,
+    seen: &Shared,
+) -> std::io::Result<crate::net::TcpStream> {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return Ok(stream),
+            Err(e) if is_harness_shortage(&e) => {
+                note_shortage(seen, rec, who, "accept a connection", &e);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                rec.log(who, format!("accept failed: {e}"));
+                return Err(e);
+            }
+        }
     }
 }
 

@@ -126,7 +126,7 @@ pub async fn run(
     let poem = spec.poem.bytes();
     let mut conn = 0u64;
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = super::accept(&listener, &name, &rec, &seen).await?;
         conn += 1;
         let n = note(&seen, |o| {
             o.accepted(rec.now());

@@ -38,7 +38,7 @@ pub async fn run(
     }
     let listener = bind.into().listen(net).await?;
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = super::accept(&listener, NAME, &rec, &seen).await?;
         rec.log(NAME, "accept");
         note(&seen, |o| o.accepted(rec.now()));
         let (spec, rec, seen) = (spec.clone(), rec.clone(), seen.clone());

@@ -132,10 +132,21 @@ pub fn live_unsupported(case: &Case) -> Option<&'static str> {
 
 /// Runs one case, already [`scaled`], against a program.
 pub fn run(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    process::raise_open_file_limit();
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime");
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            // Out of descriptors or memory: the harness's fault.
+            let why = format!("the harness could not start a runtime for the case: {e}");
+            let mut outcome = not_started(seed);
+            outcome.seen.harness_faults.push(why.clone());
+            outcome.end = RunEnd::Crashed(why);
+            return outcome;
+        }
+    };
     // Measured once per run, before the first case, outside any runtime.
     let jitter = timing::Jitter::get();
     rt.block_on(run_async(case, subject, seed, jitter))
@@ -149,21 +160,7 @@ async fn run_async(
 ) -> RunOutcome {
     let rec = Recorder::live();
     let seen: peers::Shared = Arc::new(Mutex::new(Observations::default()));
-    let mut outcome = RunOutcome {
-        end: RunEnd::Finished(Duration::ZERO),
-        result: SubjectResult::Serving,
-        subject_done: None,
-        seen: Observations::default(),
-        leaks: None,
-        transcript: Transcript::default(),
-        seed,
-        tick: Duration::ZERO,
-        exit_status: None,
-        stray_output: None,
-        timed_from: Duration::ZERO,
-        startup: None,
-        tolerance: None,
-    };
+    let mut outcome = not_started(seed);
     let end = match drive(case, subject, seed, &rec, &seen, &mut outcome).await {
         Ok(end) => end,
         Err(e) => RunEnd::Crashed(e),
@@ -180,6 +177,25 @@ async fn run_async(
     outcome
 }
 
+/// An outcome before anything ran.
+fn not_started(seed: u64) -> RunOutcome {
+    RunOutcome {
+        end: RunEnd::Finished(Duration::ZERO),
+        result: SubjectResult::Serving,
+        subject_done: None,
+        seen: Observations::default(),
+        leaks: None,
+        transcript: Transcript::default(),
+        seed,
+        tick: Duration::ZERO,
+        exit_status: None,
+        stray_output: None,
+        timed_from: Duration::ZERO,
+        startup: None,
+        tolerance: None,
+    }
+}
+
 async fn drive(
     case: &Case,
     subject: &LiveSubject,
@@ -188,7 +204,13 @@ async fn drive(
     seen: &peers::Shared,
     outcome: &mut RunOutcome,
 ) -> Result<RunEnd, String> {
-    let io = |e: std::io::Error| format!("the harness could not set up its peers: {e}");
+    // Setting up is the harness's own business: a failure here is a
+    // harness fault (the case is an ERROR), never the program's.
+    let io = |e: std::io::Error| {
+        let why = format!("the harness could not set up its peers: {e}");
+        note(seen, |o| o.harness_faults.push(why.clone()));
+        why
+    };
     // Peers first, bound before the program starts, so the program can be
     // told where they are and can never connect before they listen.
     let mut addrs = Vec::new();
@@ -280,8 +302,11 @@ async fn drive(
         ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
     ];
     rec.log("subject", format!("start: {command}"));
-    let mut program =
-        Program::spawn(&command, &env).map_err(|e| format!("cannot start '{command}': {e}"))?;
+    let mut program = Program::spawn(&command, &env).map_err(|e| {
+        let why = format!("the harness could not start '{command}': {e}");
+        note(seen, |o| o.harness_faults.push(why.clone()));
+        why
+    })?;
     let limit = case.limit.0 + Duration::from_secs(5);
     let end = match case.role {
         Role::Client | Role::TransformClient => {

@@ -129,6 +129,27 @@ pub fn become_subreaper() -> bool {
     *DONE.get_or_init(|| nix::sys::prctl::set_child_subreaper(true).is_ok())
 }
 
+/// Raises the harness's own soft limit on open files to its hard limit
+/// (once), as Go's runtime does: the peers of parallel cases hold a socket
+/// per connection, and a program that opens many connections should not
+/// starve another case's peers. Programs get their own lower limit
+/// ([`NOFILE`]). Returns the soft limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    static DONE: OnceLock<u64> = OnceLock::new();
+    *DONE.get_or_init(|| match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
+    })
+}
+
 /// What an interrupt calls, on the signal thread, before killing the
 /// programs; it must not block.
 type Hook = Box<dyn Fn(Signal) + Send + Sync>;
@@ -402,6 +423,7 @@ impl Program {
             return Err(std::io::Error::other("the run was interrupted"));
         }
         become_subreaper();
+        raise_open_file_limit();
         let origin = std::env::current_dir()?;
         let workdir = tempfile::Builder::new()
             .prefix("poetry-harness-program-")
