@@ -466,7 +466,7 @@ async fn drive(
             if let Some(status) = program.try_status() {
                 rec.log(
                     "subject",
-                    format!("exited early with status {:?}", status.code()),
+                    format!("exited early with {}", describe_status(status)),
                 );
             }
             RunEnd::Finished(at.saturating_sub(ready_at))
@@ -507,7 +507,7 @@ async fn probe_port(port: u16, limit: Duration) -> Option<String> {
 }
 
 /// `status 3`, or `signal 9` for a program a signal ended.
-fn describe_status(status: std::process::ExitStatus) -> String {
+pub(crate) fn describe_status(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("status {c}"),

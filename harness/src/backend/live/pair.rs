@@ -253,7 +253,10 @@ async fn drive(
             log,
         ));
     };
-    log.push(format!("client: exit status {:?}", status.code()));
+    log.push(format!(
+        "client: exited with {}",
+        super::describe_status(status)
+    ));
     let out = contract::Output {
         stdout: &stdout,
         stderr: &stderr,
