@@ -376,19 +376,9 @@ async fn drive(
             RunEnd::Finished(outcome.subject_done.unwrap_or_default())
         }
         Role::Server | Role::TransformServer | Role::Proxy => {
-            // Ready when it prints a line naming its port, or (servers
-            // only: a probe would make a proxy fetch) when the port accepts.
-            // Block-buffered output may never show the line before exit.
-            let port_text = port.to_string();
-            let names_port = |l: &str| {
-                l.split(|c: char| !c.is_ascii_digit())
-                    .any(|w| w == port_text)
-            };
+            // A probe would make a proxy fetch.
             let may_probe = case.role != Role::Proxy;
-            let ready = tokio::select! {
-                line = program.wait_for_line(subject.startup_timeout, names_port) => line,
-                probed = probe_port(port, subject.startup_timeout), if may_probe => probed,
-            };
+            let ready = wait_ready(&mut program, port, subject.startup_timeout, may_probe).await;
             // Server cases are timed from readiness, not from the start of a
             // slow interpreter.
             let ready_at = rec.now();
@@ -491,6 +481,28 @@ fn refusing_port() -> std::io::Result<tokio::net::TcpSocket> {
 const PROBE_AFTER: Duration = Duration::from_millis(500);
 
 /// Waits until `port` accepts a connection (closed at once), polling.
+/// Waits, for at most `limit`, until a server program is ready: it prints
+/// a line naming `port`, or (if `may_probe`) the port accepts a
+/// connection, since block-buffered output may never show the line before
+/// exit. Returns how it became ready. The one readiness rule of every
+/// live command (`run`, `pair`, `bench`).
+pub async fn wait_ready(
+    program: &mut Program,
+    port: u16,
+    limit: Duration,
+    may_probe: bool,
+) -> Option<String> {
+    let port_text = port.to_string();
+    let names_port = |l: &str| {
+        l.split(|c: char| !c.is_ascii_digit())
+            .any(|w| w == port_text)
+    };
+    tokio::select! {
+        line = program.wait_for_line(limit, names_port) => line,
+        probed = probe_port(port, limit), if may_probe => probed,
+    }
+}
+
 async fn probe_port(port: u16, limit: Duration) -> Option<String> {
     tokio::time::sleep(PROBE_AFTER).await;
     let deadline = tokio::time::Instant::now() + limit;

@@ -190,16 +190,12 @@ async fn drive(
     let cmd = template::expand(&server.command, &values, false)?;
     log.push(format!("server: start: {cmd}"));
     let mut srv = Program::spawn(&cmd, &env).map_err(|e| format!("cannot start '{cmd}': {e}"))?;
-    let port_text = port.to_string();
-    let ready = srv
-        .wait_for_line(server.startup_timeout, |l| {
-            l.split(|c: char| !c.is_ascii_digit())
-                .any(|w| w == port_text)
-        })
-        .await;
-    if ready.is_none() {
+    if super::wait_ready(&mut srv, port, server.startup_timeout, true)
+        .await
+        .is_none()
+    {
         return Err(format!(
-            "the server did not print a line naming port {port}"
+            "the server neither printed a line naming port {port} nor accepted on it"
         ));
     }
     let listener = Net::Tokio.bind("127.0.0.1:0").await.map_err(io)?;
