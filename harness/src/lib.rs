@@ -29,6 +29,7 @@
 //! ```
 
 pub mod backend;
+pub mod bench;
 pub mod case;
 pub mod catalog;
 pub mod cli;

@@ -2,6 +2,7 @@
 //!
 //! Exit codes are defined once, in [`Exit`].
 
+mod bench;
 mod catalog_cmds;
 mod faultproxy;
 mod get;
@@ -68,6 +69,7 @@ enum Command {
     Pair(pair::PairArgs),
     /// Run the catalog against the mutant zoo: kill matrix and mutation score.
     Mutants(mutants::MutantsArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -84,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Faultproxy(args) => faultproxy::run(args),
         Command::Pair(args) => pair::run(args),
         Command::Mutants(args) => mutants::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1,0 +1,567 @@
+//! The load generator: fetches the poem from a server over and over, in
+//! one of two labelled modes, checking every poem byte for byte.
+//!
+//! - **Closed loop**: `connections` fetchers, each starting its next fetch
+//!   when the last one ends. Throughput is what the server sustains at
+//!   that concurrency; a slow server slows the generator down with it.
+//! - **Open loop**: fetches start at a fixed `rate`, whether or not earlier
+//!   ones have finished. Latency counts from each fetch's *intended* start
+//!   (as wrk2 does), so a server that stalls cannot hide the fetches that
+//!   queued behind it (coordinated omission); sends the generator itself
+//!   could not make on time are counted as `late`.
+//!
+//! Fetches that finish after the measuring window are not counted; slow
+//! readers, if any, load the server throughout and are not measured.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::stats;
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum Mode {
+    /// A fixed number of fetchers, each fetching back to back.
+    Closed {
+        /// Fetchers.
+        connections: usize,
+    },
+    /// Fetches started at a fixed rate.
+    Open {
+        /// Fetches per second.
+        rate: f64,
+    },
+}
+
+impl Mode {
+    /// `closed loop, 32 connections` or `open loop, 1000 poems/s`.
+    pub fn describe(&self) -> String {
+        match self {
+            Mode::Closed { connections } => format!("closed loop, {connections} connections"),
+            Mode::Open { rate } => format!("open loop, {rate} poems/s"),
+        }
+    }
+}
+
+/// One measurement's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Load {
+    /// How load is offered.
+    #[serde(flatten)]
+    pub mode: Mode,
+    /// How long to measure.
+    #[serde(rename = "duration_s", serialize_with = "seconds")]
+    pub duration: Duration,
+    /// A fetch still unfinished after this is a `timeout`.
+    #[serde(rename = "timeout_s", serialize_with = "seconds")]
+    pub timeout: Duration,
+    /// Connections that read slowly ([`SLOW_READ`] every [`SLOW_PAUSE`])
+    /// alongside the measured ones, for the whole window.
+    pub slow_readers: usize,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Bytes a slow reader takes at a time.
+pub const SLOW_READ: usize = 1024;
+
+/// How long a slow reader waits between reads.
+pub const SLOW_PAUSE: Duration = Duration::from_millis(100);
+
+/// Open loop: at most this many fetches in flight; past it a fetch is not
+/// started and counts as the error `overload`, so a server that stops
+/// answering cannot exhaust the generator's descriptors.
+pub const MAX_IN_FLIGHT: usize = 4096;
+
+/// Open loop: a fetch started more than this after its intended time was
+/// late (the generator, not the server, fell behind).
+pub const LATE_AFTER: Duration = Duration::from_millis(5);
+
+/// Why a fetch failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FetchError {
+    /// The connection was refused.
+    Refused,
+    /// The connection was reset.
+    Reset,
+    /// Not done within the timeout.
+    Timeout,
+    /// The server closed before the whole poem.
+    Short,
+    /// Bytes that are not the poem, or more than it.
+    Wrong,
+    /// Open loop: not started, [`MAX_IN_FLIGHT`] fetches already waiting.
+    Overload,
+    /// Any other failure (named in the report's notes).
+    Other,
+}
+
+impl FetchError {
+    /// The label reports use.
+    pub fn label(self) -> &'static str {
+        match self {
+            FetchError::Refused => "refused",
+            FetchError::Reset => "reset",
+            FetchError::Timeout => "timeout",
+            FetchError::Short => "short poem",
+            FetchError::Wrong => "wrong bytes",
+            FetchError::Overload => "overload",
+            FetchError::Other => "other",
+        }
+    }
+
+    fn of(e: &std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused => FetchError::Refused,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => FetchError::Reset,
+            K::TimedOut => FetchError::Timeout,
+            _ => FetchError::Other,
+        }
+    }
+}
+
+/// What one measurement saw.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// From the fetch's start (intended start, open loop) to connected.
+    pub connect: Histogram<u64>,
+    /// To the first byte of the poem.
+    pub first_byte: Histogram<u64>,
+    /// To the last byte (the poem is whole at the server's close).
+    pub last_byte: Histogram<u64>,
+    /// Whole, correct poems.
+    pub poems: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Failed fetches by kind.
+    pub errors: BTreeMap<FetchError, u64>,
+    /// Open loop: fetches started later than [`LATE_AFTER`].
+    pub late: u64,
+    /// The measuring window.
+    pub window: Duration,
+    /// CPU time the generator (this process) used in the window.
+    pub generator_cpu: Duration,
+    /// One message per kind of `other` failure.
+    pub notes: BTreeMap<String, u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            connect: stats::histogram(),
+            first_byte: stats::histogram(),
+            last_byte: stats::histogram(),
+            poems: 0,
+            bytes: 0,
+            errors: BTreeMap::new(),
+            late: 0,
+            window: Duration::ZERO,
+            generator_cpu: Duration::ZERO,
+            notes: BTreeMap::new(),
+        }
+    }
+}
+
+impl Tally {
+    /// Adds another tally's counts (the window and CPU are kept).
+    pub fn merge(&mut self, other: &Tally) {
+        let _ = self.connect.add(&other.connect);
+        let _ = self.first_byte.add(&other.first_byte);
+        let _ = self.last_byte.add(&other.last_byte);
+        self.poems += other.poems;
+        self.bytes += other.bytes;
+        for (k, n) in &other.errors {
+            *self.errors.entry(*k).or_default() += n;
+        }
+        for (k, n) in &other.notes {
+            *self.notes.entry(k.clone()).or_default() += n;
+        }
+        self.late += other.late;
+    }
+
+    /// Poems per second over the window.
+    pub fn poems_per_s(&self) -> f64 {
+        self.poems as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
+    /// Bytes per second over the window.
+    pub fn bytes_per_s(&self) -> f64 {
+        self.bytes as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
+    /// Failed fetches.
+    pub fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The generator's CPU use as a share of one core over the window.
+    pub fn generator_cpu_share(&self) -> f64 {
+        self.generator_cpu.as_secs_f64() / self.window.as_secs_f64().max(1e-9)
+    }
+
+    fn count(&mut self, result: Result<Fetched, (FetchError, Option<String>)>, end: Instant) {
+        match result {
+            Ok(f) if f.done <= end => {
+                stats::record(&mut self.connect, f.connect);
+                stats::record(&mut self.first_byte, f.first_byte);
+                stats::record(&mut self.last_byte, f.last_byte);
+                self.poems += 1;
+                self.bytes += f.bytes as u64;
+            }
+            // Finished after the window: neither counted nor failed.
+            Ok(_) => {}
+            Err((kind, note)) => {
+                *self.errors.entry(kind).or_default() += 1;
+                if let Some(n) = note {
+                    *self.notes.entry(n).or_default() += 1;
+                }
+            }
+        }
+    }
+}
+
+/// One whole, correct poem's timings, from the fetch's start.
+#[derive(Debug, Clone, Copy)]
+struct Fetched {
+    connect: Duration,
+    first_byte: Duration,
+    last_byte: Duration,
+    bytes: usize,
+    done: Instant,
+}
+
+/// Fetches the poem once; `start` is when the fetch was meant to start.
+async fn fetch(
+    addr: SocketAddr,
+    poem: &[u8],
+    start: Instant,
+    timeout: Duration,
+    buf: &mut [u8],
+) -> Result<Fetched, (FetchError, Option<String>)> {
+    let other = |e: std::io::Error| {
+        let kind = FetchError::of(&e);
+        (kind, (kind == FetchError::Other).then(|| e.to_string()))
+    };
+    let work = async {
+        let mut s = TcpStream::connect(addr).await.map_err(other)?;
+        let connect = start.elapsed();
+        let mut first = None;
+        let mut got = 0usize;
+        loop {
+            let n = s.read(buf).await.map_err(other)?;
+            if n == 0 {
+                break;
+            }
+            first.get_or_insert_with(|| start.elapsed());
+            if poem.get(got..got + n) != Some(&buf[..n]) {
+                return Err((FetchError::Wrong, None));
+            }
+            got += n;
+        }
+        if got < poem.len() {
+            return Err((FetchError::Short, None));
+        }
+        let last_byte = start.elapsed();
+        Ok(Fetched {
+            connect,
+            first_byte: first.unwrap_or(last_byte),
+            last_byte,
+            bytes: got,
+            done: Instant::now(),
+        })
+    };
+    match tokio::time::timeout_at(start + timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err((FetchError::Timeout, None)),
+    }
+}
+
+/// Buffer each fetcher reads into.
+const READ_BUF: usize = 64 * 1024;
+
+/// Offers `load` to the server at `addr`, which serves `poem`, and tallies
+/// what it saw. Runs on the current tokio runtime (a multi-threaded one,
+/// so the generator can use every core).
+pub async fn measure(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
+    let cpu_before = cpu_time();
+    let start = Instant::now();
+    let end = start + load.duration;
+    let slow: Vec<_> = (0..load.slow_readers)
+        .map(|_| tokio::spawn(slow_reader(addr, end)))
+        .collect();
+    let mut tally = match load.mode {
+        Mode::Closed { connections } => closed(addr, poem, &load, connections, end).await,
+        Mode::Open { rate } => open(addr, poem, &load, rate, start, end).await,
+    };
+    tally.window = load.duration;
+    tally.generator_cpu = cpu_time().saturating_sub(cpu_before);
+    for s in slow {
+        s.abort();
+    }
+    tally
+}
+
+async fn closed(
+    addr: SocketAddr,
+    poem: Arc<[u8]>,
+    load: &Load,
+    connections: usize,
+    end: Instant,
+) -> Tally {
+    let timeout = load.timeout;
+    let workers: Vec<_> = (0..connections.max(1))
+        .map(|_| {
+            let poem = poem.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut buf = vec![0u8; READ_BUF];
+                while Instant::now() < end {
+                    let start = Instant::now();
+                    let r = fetch(addr, &poem, start, timeout, &mut buf).await;
+                    tally.count(r, end);
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for w in workers {
+        if let Ok(t) = w.await {
+            tally.merge(&t);
+        }
+    }
+    tally
+}
+
+async fn open(
+    addr: SocketAddr,
+    poem: Arc<[u8]>,
+    load: &Load,
+    rate: f64,
+    start: Instant,
+    end: Instant,
+) -> Tally {
+    let shared = Arc::new(Mutex::new(Tally::default()));
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+    let timeout = load.timeout;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut i: u32 = 0;
+    loop {
+        let intended = start + interval * i;
+        if intended >= end {
+            break;
+        }
+        i = i.saturating_add(1);
+        tokio::time::sleep_until(intended).await;
+        // Reap what has finished, so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        let mut t = shared.lock().expect("tally lock");
+        if Instant::now().saturating_duration_since(intended) > LATE_AFTER {
+            t.late += 1;
+        }
+        if in_flight.load(std::sync::atomic::Ordering::Relaxed) >= MAX_IN_FLIGHT {
+            *t.errors.entry(FetchError::Overload).or_default() += 1;
+            continue;
+        }
+        drop(t);
+        in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (poem, shared, in_flight) = (poem.clone(), shared.clone(), in_flight.clone());
+        tasks.spawn(async move {
+            let mut buf = vec![0u8; READ_BUF.min(poem.len().max(1))];
+            let r = fetch(addr, &poem, intended, timeout, &mut buf).await;
+            shared.lock().expect("tally lock").count(r, end);
+            in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    // Fetches still running at the end of the window do not count.
+    tokio::time::sleep_until(end).await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let t = shared.lock().expect("tally lock").clone();
+    t
+}
+
+/// A connection that reads [`SLOW_READ`] bytes every [`SLOW_PAUSE`], and
+/// starts over when the poem ends, until `end`.
+async fn slow_reader(addr: SocketAddr, end: Instant) {
+    let mut buf = vec![0u8; SLOW_READ];
+    while Instant::now() < end {
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            tokio::time::sleep(SLOW_PAUSE).await;
+            continue;
+        };
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 || Instant::now() >= end {
+                break;
+            }
+            tokio::time::sleep(SLOW_PAUSE).await;
+        }
+    }
+}
+
+/// CPU time (user and system) this process has used.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |u| {
+        let tv = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec().max(0) as u64)
+                + Duration::from_micros(t.tv_usec().max(0) as u64)
+        };
+        tv(u.user_time()) + tv(u.system_time())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A server on 127.0.0.1:0 that answers every connection with `reply`.
+    async fn server(reply: &'static [u8]) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let _ = s.write_all(reply).await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn load(mode: Mode) -> Load {
+        Load {
+            mode,
+            duration: Duration::from_millis(200),
+            timeout: Duration::from_secs(5),
+            slow_readers: 0,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_correct_server_gives_poems_and_no_errors() {
+        let addr = server(b"Tyger Tyger").await;
+        let t = measure(
+            addr,
+            Arc::from(&b"Tyger Tyger"[..]),
+            load(Mode::Closed { connections: 4 }),
+        )
+        .await;
+        assert!(t.poems > 0, "{t:?}");
+        assert_eq!(t.failed(), 0, "{t:?}");
+        assert_eq!(t.bytes, t.poems * 11);
+        assert_eq!(t.last_byte.len(), t.poems);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_and_short_poems_are_errors_not_poems() {
+        let wrong = server(b"Tyger Tyber").await;
+        let t = measure(
+            wrong,
+            Arc::from(&b"Tyger Tyger"[..]),
+            load(Mode::Closed { connections: 2 }),
+        )
+        .await;
+        assert_eq!(t.poems, 0);
+        assert!(
+            t.errors.get(&FetchError::Wrong).is_some_and(|n| *n > 0),
+            "{t:?}"
+        );
+        let short = server(b"Tyger").await;
+        let t = measure(
+            short,
+            Arc::from(&b"Tyger Tyger"[..]),
+            load(Mode::Closed { connections: 2 }),
+        )
+        .await;
+        assert_eq!(t.poems, 0);
+        assert!(
+            t.errors.get(&FetchError::Short).is_some_and(|n| *n > 0),
+            "{t:?}"
+        );
+        let longer = server(b"Tyger Tyger!").await;
+        let t = measure(
+            longer,
+            Arc::from(&b"Tyger Tyger"[..]),
+            load(Mode::Closed { connections: 2 }),
+        )
+        .await;
+        assert_eq!(t.poems, 0, "{t:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_loop_offers_the_rate_whatever_the_server_does() {
+        let addr = server(b"Tyger Tyger").await;
+        let t = measure(
+            addr,
+            Arc::from(&b"Tyger Tyger"[..]),
+            load(Mode::Open { rate: 100.0 }),
+        )
+        .await;
+        // 200 ms at 100/s: 20 intended starts; a loaded machine may finish
+        // a few after the window, so fewer count, never more.
+        assert!(t.poems <= 20 && t.poems > 0, "{t:?}");
+        assert_eq!(t.failed(), 0, "{t:?}");
+    }
+
+    /// A server answering one connection at a time, `service` each.
+    async fn serial_server(reply: &'static [u8], service: Duration) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::time::sleep(service).await;
+                let _ = s.write_all(reply).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_loop_latency_counts_the_queue_a_slow_server_builds() {
+        // 20 ms a poem, one at a time, offered 100 poems/s: twice what it
+        // can do, so fetches queue. From their intended starts, the later
+        // ones wait for the queue too: at least 100 ms (a lower bound a
+        // loaded machine only raises). A closed loop of one never queues,
+        // which is why it cannot show this.
+        let addr = serial_server(b"Tyger", Duration::from_millis(20)).await;
+        let mut open = load(Mode::Open { rate: 100.0 });
+        open.duration = Duration::from_millis(500);
+        let t = measure(addr, Arc::from(&b"Tyger"[..]), open).await;
+        assert!(t.poems > 0, "{t:?}");
+        assert!(t.last_byte.max() >= 100_000, "max {} µs", t.last_byte.max());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_listening_is_refused() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let t = measure(
+            addr,
+            Arc::from(&b"x"[..]),
+            load(Mode::Closed { connections: 1 }),
+        )
+        .await;
+        assert_eq!(t.poems, 0);
+        assert!(
+            t.errors.get(&FetchError::Refused).is_some_and(|n| *n > 0),
+            "{t:?}"
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! Bench results: the data (serialised as JSON for CI to track), and the
+//! side-by-side table and Markdown summary.
+
+use serde::Serialize;
+
+use super::load::{Load, Tally};
+use super::stats::{show_us, Estimate, Percentiles};
+
+/// The JSON report's schema version.
+pub const SCHEMA: u32 = 1;
+
+/// How a server fared against its conformance cases before it was measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verified {
+    /// Cases passed.
+    pub passed: usize,
+    /// Cases failed (a verdict or a harness error), by ID.
+    pub failed: Vec<String>,
+    /// Why each failed, in the same order.
+    pub reasons: Vec<String>,
+    /// Cases not run (unsupported live or lacked).
+    pub unsupported: usize,
+    /// Cases that failed once and passed when run again (a loaded
+    /// machine's timing), by ID: counted as passed.
+    pub passed_on_retry: Vec<String>,
+    /// Measured although it failed (`--force`).
+    pub forced: bool,
+}
+
+/// One load point's figures for one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// The load offered.
+    pub load: Load,
+    /// The poem's size in bytes.
+    pub poem_bytes: usize,
+    /// Poems per second, over runs.
+    pub poems_per_s: Estimate,
+    /// Bytes per second, over runs.
+    pub bytes_per_s: Estimate,
+    /// Latency percentiles over every run, in microseconds.
+    pub latency_us: Latencies,
+    /// Failed fetches by kind, over every run.
+    pub errors: std::collections::BTreeMap<String, u64>,
+    /// Open loop: fetches the generator started late, over every run.
+    pub late: u64,
+    /// The generator's CPU, as a share of one core, mean over runs.
+    pub generator_cpu: f64,
+    /// Messages of `other` failures, with counts.
+    pub notes: std::collections::BTreeMap<String, u64>,
+}
+
+/// Percentiles of each phase of a fetch.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latencies {
+    /// To connected.
+    pub connect: Percentiles,
+    /// To the first byte.
+    pub first_byte: Percentiles,
+    /// To the last byte.
+    pub last_byte: Percentiles,
+}
+
+impl Point {
+    /// The figures of `runs` (one tally per run) at one load point.
+    pub fn of(load: Load, poem_bytes: usize, runs: &[Tally]) -> Self {
+        let mut all = Tally::default();
+        for r in runs {
+            all.merge(r);
+        }
+        let per_run = |f: &dyn Fn(&Tally) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+        Point {
+            load,
+            poem_bytes,
+            poems_per_s: Estimate::of(&per_run(&|t| t.poems_per_s())),
+            bytes_per_s: Estimate::of(&per_run(&|t| t.bytes_per_s())),
+            latency_us: Latencies {
+                connect: Percentiles::of(&all.connect),
+                first_byte: Percentiles::of(&all.first_byte),
+                last_byte: Percentiles::of(&all.last_byte),
+            },
+            errors: all
+                .errors
+                .iter()
+                .map(|(k, n)| (k.label().to_string(), *n))
+                .collect(),
+            late: all.late,
+            generator_cpu: Estimate::of(&per_run(&|t| t.generator_cpu_share())).mean,
+            notes: all.notes,
+        }
+    }
+
+    /// Failed fetches.
+    pub fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// One server's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerResult {
+    /// Its name in reports.
+    pub name: String,
+    /// Its command template.
+    pub command: String,
+    /// Its conformance check.
+    pub verified: Verified,
+    /// Why it was not measured, if it was not.
+    pub skipped: Option<String>,
+    /// Its figures, one per load point and poem size.
+    pub points: Vec<Point>,
+}
+
+/// A whole bench.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bench {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// Cores this machine has (the generator and the servers share them).
+    pub cores: usize,
+    /// Warm-up before each load point, in seconds.
+    pub warmup_s: f64,
+    /// Runs per load point.
+    pub runs: usize,
+    /// The servers, in the order given.
+    pub servers: Vec<ServerResult>,
+}
+
+fn mib(bytes_per_s: f64) -> String {
+    format!("{:.1}", bytes_per_s / (1024.0 * 1024.0))
+}
+
+fn size(bytes: usize) -> String {
+    match bytes {
+        0..=9_999 => format!("{bytes} B"),
+        10_000..=9_999_999 => format!("{} KiB", bytes / 1024),
+        _ => format!("{} MiB", bytes / (1024 * 1024)),
+    }
+}
+
+fn errors(p: &Point) -> String {
+    if p.errors.is_empty() {
+        return "0".into();
+    }
+    p.errors
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The load points of the bench, in order, as (load, poem size) keys.
+fn keys(b: &Bench) -> Vec<(Load, usize)> {
+    let mut keys: Vec<(Load, usize)> = Vec::new();
+    for s in &b.servers {
+        for p in &s.points {
+            if !keys.contains(&(p.load, p.poem_bytes)) {
+                keys.push((p.load, p.poem_bytes));
+            }
+        }
+    }
+    keys
+}
+
+const HEADER: [&str; 9] = [
+    "server",
+    "poems/s (95% CI)",
+    "ratio",
+    "MiB/s",
+    "last byte p50",
+    "p99",
+    "p99.9",
+    "max",
+    "errors",
+];
+
+/// Rows of one load point: one per server measured at it.
+fn rows(b: &Bench, key: &(Load, usize)) -> Vec<[String; 10]> {
+    let mut base: Option<f64> = None;
+    let mut rows = Vec::new();
+    for s in &b.servers {
+        let Some(p) = s.points.iter().find(|p| (p.load, p.poem_bytes) == *key) else {
+            continue;
+        };
+        let rate = p.poems_per_s.mean;
+        let base = *base.get_or_insert(rate);
+        let l = p.latency_us.last_byte;
+        let mut name = s.name.clone();
+        if s.verified.forced {
+            name.push_str(" (failed conformance)");
+        }
+        rows.push([
+            name,
+            p.poems_per_s.show(),
+            if base > 0.0 {
+                format!("{:.2}", rate / base)
+            } else {
+                "-".into()
+            },
+            mib(p.bytes_per_s.mean),
+            show_us(l.p50),
+            show_us(l.p99),
+            show_us(l.p999),
+            show_us(l.max),
+            errors(p),
+            format!("{:.0}%", p.generator_cpu * 100.0),
+        ]);
+    }
+    rows
+}
+
+fn title(b: &Bench, key: &(Load, usize)) -> String {
+    let (load, poem) = key;
+    let slow = match load.slow_readers {
+        0 => String::new(),
+        n => format!(", {n} slow reader(s)"),
+    };
+    format!(
+        "{}, {} poem{slow}: {} run(s) of {:.1}s after {:.1}s warm-up",
+        load.mode.describe(),
+        size(*poem),
+        b.runs,
+        load.duration.as_secs_f64(),
+        b.warmup_s
+    )
+}
+
+/// The side-by-side table for a terminal.
+pub fn table(b: &Bench) -> String {
+    let mut out = String::new();
+    for key in keys(b) {
+        out.push_str(&format!("\n{}\n", title(b, &key)));
+        let mut all = vec![HEADER
+            .iter()
+            .map(|h| h.to_string())
+            .chain(["gen CPU".to_string()])
+            .collect::<Vec<_>>()];
+        all.extend(rows(b, &key).into_iter().map(|r| r.to_vec()));
+        let widths: Vec<usize> = (0..all[0].len())
+            .map(|i| all.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for r in all {
+            let line: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+    }
+    for s in &b.servers {
+        if let Some(why) = &s.skipped {
+            out.push_str(&format!("\n{}: not measured: {why}\n", s.name));
+        }
+        for p in &s.points {
+            if p.late > 0 {
+                out.push_str(&format!(
+                    "{}: the generator started {} fetch(es) late ({}): latencies count from the intended start\n",
+                    s.name,
+                    p.late,
+                    p.load.mode.describe()
+                ));
+            }
+            for (note, n) in &p.notes {
+                out.push_str(&format!("{}: {n} x {note}\n", s.name));
+            }
+        }
+    }
+    out.push_str(
+        "\nratio: poems/s against the first server of each table; gen CPU: the load generator's own CPU, share of one core\n",
+    );
+    out
+}
+
+/// The Markdown summary.
+pub fn markdown(b: &Bench) -> String {
+    let mut out = format!(
+        "# poetry-harness bench\n\n{} core(s), shared by the load generator and the servers.\n",
+        b.cores
+    );
+    for s in &b.servers {
+        let v = &s.verified;
+        let verdict = if v.failed.is_empty() {
+            format!("passed {} conformance case(s)", v.passed)
+        } else {
+            format!(
+                "failed {} conformance case(s) ({}){}",
+                v.failed.len(),
+                v.failed.join(", "),
+                if v.forced {
+                    ", measured with --force"
+                } else {
+                    ""
+                }
+            )
+        };
+        out.push_str(&format!("\n- **{}**: {verdict}; `{}`", s.name, s.command));
+        if let Some(why) = &s.skipped {
+            out.push_str(&format!("; not measured: {why}"));
+        }
+    }
+    out.push('\n');
+    for key in keys(b) {
+        out.push_str(&format!("\n## {}\n\n", title(b, &key)));
+        out.push_str(&format!("| {} | gen CPU |\n", HEADER.join(" | ")));
+        out.push_str(&format!("|{}\n", "---|".repeat(HEADER.len() + 1)));
+        for r in rows(b, &key) {
+            let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+    }
+    out
+}

@@ -1,0 +1,472 @@
+//! `poetry-harness bench`: verify each server, then measure it under load.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indexmap::IndexMap;
+
+use super::{duration_arg, Exit};
+use crate::backend::live::{self, manifest::Manifest, process, template, LiveSubject};
+use crate::bench::load::{self, Load, Mode};
+use crate::bench::report::{self, Bench, Point, ServerResult, Verified};
+use crate::case::{poem, Role};
+use crate::engine::{self, EngineOptions, LiveTarget};
+
+/// Measure poetry servers under load, side by side.
+///
+/// Each server is first run against the catalog's server cases as a live
+/// program; one that fails them is not measured (unless --force, which the
+/// report then says). Then the very same command is started once per poem
+/// size, warmed up, and loaded for --runs runs at each load point. Every
+/// poem is checked byte for byte: a short, wrong or reset poem is an error,
+/// never a poem. Figures: poems/s and MiB/s (mean and 95% confidence
+/// interval over runs), latency percentiles (HdrHistogram) to connect,
+/// first and last byte, errors by kind, and the load generator's own CPU.
+///
+/// Two load modes, labelled in every table:
+///   --connections N   closed loop: N fetchers, each fetching back to back
+///   --rate R          open loop: R fetches per second whatever the server
+///                     does; latency counts from the intended start, so a
+///                     stalling server cannot hide the fetches queued
+///                     behind it (coordinated omission)
+///
+/// A comma-separated list sweeps: --connections 1,8,64,512 or
+/// --poem-size 1KiB,1MiB,16MiB. --slow-readers N adds N connections that
+/// read 1 KiB every 100 ms throughout: a server one slow reader holds up
+/// shows it in the others' numbers.
+///
+/// Servers: the built-in reference (--reference, the default when no
+/// other is given), --cmd TEMPLATE (placeholders {port} {poem}
+/// {num_bytes} {delay}, as in `run`), and --manifest FILE (its [server]).
+/// Each may be given several times; the first server is every table's
+/// ratio 1.00.
+///
+/// Examples:
+///   poetry-harness bench
+///   poetry-harness bench --reference --manifest fixtures/python/asyncio.toml --connections 1,32
+///   poetry-harness bench --rate 2000 --duration 5s --json bench.json --markdown bench.md
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct BenchArgs {
+    /// Bench the built-in reference server (the default with no other).
+    #[arg(long)]
+    reference: bool,
+    /// A server's command template (repeatable).
+    #[arg(long, value_name = "TEMPLATE")]
+    cmd: Vec<String>,
+    /// A manifest whose [server] to bench (repeatable).
+    #[arg(long, value_name = "FILE")]
+    manifest: Vec<PathBuf>,
+    /// Closed loop: fetchers, a list sweeps (1 to 10000).
+    #[arg(long, value_delimiter = ',', default_value = "32")]
+    connections: Vec<usize>,
+    /// Open loop instead: fetches per second, a list sweeps.
+    #[arg(long, value_delimiter = ',')]
+    rate: Vec<f64>,
+    /// Poem sizes (bytes, or with KiB/MiB), a list sweeps; the default is
+    /// the series' "The Tyger" (806 bytes).
+    #[arg(long, value_delimiter = ',', value_parser = size_arg)]
+    poem_size: Vec<usize>,
+    /// Connections reading 1 KiB every 100 ms alongside the measured ones.
+    #[arg(long, default_value_t = 0)]
+    slow_readers: usize,
+    /// How long each run measures.
+    #[arg(long, default_value = "3s", value_parser = duration_arg)]
+    duration: Duration,
+    /// Load before each load point's runs, not measured.
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    warmup: Duration,
+    /// Runs per load point (the confidence interval needs at least 2).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// A fetch unfinished after this is a timeout.
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    timeout: Duration,
+    /// Measure servers that fail their conformance cases too.
+    #[arg(long)]
+    force: bool,
+    /// Write the results as JSON (schema 1) to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a Markdown summary to this file.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+}
+
+/// Limits on the knobs: beyond them a bench measures the machine's
+/// limits, not the server.
+const MAX_CONNECTIONS: usize = 10_000;
+const MAX_RATE: f64 = 1_000_000.0;
+const MAX_RUNS: usize = 100;
+const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// `806`, `64KiB`, `1MiB`, `16MB` (MB and KB are taken as MiB and KiB).
+fn size_arg(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (like 806, 64KiB or 1MiB)"))?;
+    let by = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        other => return Err(format!("'{s}': unknown unit '{other}' (use B, KiB or MiB)")),
+    };
+    let bytes = n
+        .checked_mul(by)
+        .filter(|b| *b <= poem::MAX_POEM_SIZE)
+        .ok_or_else(|| format!("'{s}' is over the largest poem, 64 MiB"))?;
+    Ok(bytes)
+}
+
+fn check(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(c) = args
+        .connections
+        .iter()
+        .find(|c| !(1..=MAX_CONNECTIONS).contains(*c))
+    {
+        anyhow::bail!("--connections '{c}' must be between 1 and {MAX_CONNECTIONS}");
+    }
+    if let Some(r) = args
+        .rate
+        .iter()
+        .find(|r| !(r.is_finite() && **r > 0.0 && **r <= MAX_RATE))
+    {
+        anyhow::bail!("--rate '{r}' must be above 0 and at most {MAX_RATE} poems/s");
+    }
+    if !(1..=MAX_RUNS).contains(&args.runs) {
+        anyhow::bail!("--runs '{}' must be between 1 and {MAX_RUNS}", args.runs);
+    }
+    for (flag, d) in [("--duration", args.duration), ("--timeout", args.timeout)] {
+        if d.is_zero() || d > MAX_DURATION {
+            anyhow::bail!("{flag} must be above 0 and at most an hour");
+        }
+    }
+    if args.warmup > MAX_DURATION {
+        anyhow::bail!("--warmup must be at most an hour");
+    }
+    if args.slow_readers > MAX_CONNECTIONS {
+        anyhow::bail!(
+            "--slow-readers '{}' must be at most {MAX_CONNECTIONS}",
+            args.slow_readers
+        );
+    }
+    if args.poem_size.contains(&0) {
+        anyhow::bail!(
+            "--poem-size 0: an empty poem measures only connect and close; give at least 1 byte"
+        );
+    }
+    for (flag, path) in [("--json", &args.json), ("--markdown", &args.markdown)] {
+        if let Some(path) = path {
+            crate::report::check_writable(flag, path).map_err(anyhow::Error::msg)?;
+        }
+    }
+    Ok(())
+}
+
+/// A server to bench: a name and a live subject.
+struct Server {
+    name: String,
+    subject: LiveSubject,
+}
+
+fn servers(args: &BenchArgs) -> anyhow::Result<Vec<Server>> {
+    let mut out = Vec::new();
+    let reference = args.reference || (args.cmd.is_empty() && args.manifest.is_empty());
+    if reference {
+        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let programs =
+            live::reference_programs::ReferencePrograms::new(exe).map_err(anyhow::Error::msg)?;
+        out.push(Server {
+            name: "reference".into(),
+            subject: LiveSubject::new(Role::Server, programs.command(Role::Server, None)),
+        });
+    }
+    for (i, cmd) in args.cmd.iter().enumerate() {
+        template::check(cmd).map_err(|e| anyhow::anyhow!("--cmd '{cmd}': {e}"))?;
+        let exit_127_unsupported =
+            live::launch::probe_command(cmd).map_err(|e| anyhow::anyhow!("--cmd '{cmd}': {e}"))?;
+        out.push(Server {
+            name: format!("cmd {}", i + 1),
+            subject: LiveSubject {
+                exit_127_unsupported,
+                ..LiveSubject::new(Role::Server, cmd.clone())
+            },
+        });
+    }
+    for path in &args.manifest {
+        let m = Manifest::load(path).map_err(anyhow::Error::msg)?;
+        let Some(rc) = m.role(Role::Server) else {
+            anyhow::bail!(
+                "{}: declares no [server] to bench (bench measures poetry servers)",
+                path.display()
+            );
+        };
+        let exit_127_unsupported = live::launch::probe_command(&rc.command)
+            .map_err(|e| anyhow::anyhow!("{}: [server] command: {e}", path.display()))?;
+        let mut lacks = m.lacks.clone();
+        lacks.extend(rc.lacks.iter().cloned());
+        out.push(Server {
+            name: m.name.clone(),
+            subject: LiveSubject {
+                exit_127_unsupported,
+                lacks,
+                startup_timeout: Duration::from_secs_f64(rc.startup_timeout.clamp(0.1, 3600.0)),
+                time_scale: m.time_scale.unwrap_or(live::DEFAULT_TIME_SCALE),
+                ..LiveSubject::new(Role::Server, rc.command.clone())
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the catalog's server cases against `server`.
+fn verify(server: &Server) -> anyhow::Result<Verified> {
+    let catalog = crate::catalog::Catalog::builtin()?;
+    let cases: Vec<&crate::case::Case> = catalog
+        .cases
+        .iter()
+        .filter(|c| c.role == Role::Server)
+        .collect();
+    let mut roles = IndexMap::new();
+    roles.insert(Role::Server, server.subject.clone());
+    let target = LiveTarget {
+        name: server.name.clone(),
+        lacks: server.subject.lacks.clone(),
+        roles,
+        profile: None,
+    };
+    let opts = EngineOptions::default();
+    let results = engine::run_all_live(&cases, &target, &opts, &|_| {});
+    let mut v = Verified::default();
+    for r in &results {
+        // A failure is run once more: a loaded machine can break a time
+        // bound once; a bug breaks it again.
+        let again = (r.label() == "FAIL").then(|| engine::run_case_live(&r.case, &target, &opts));
+        if again.as_ref().is_some_and(|a| a.label() == "PASS") {
+            v.passed += 1;
+            v.passed_on_retry.push(r.case.id.clone());
+            continue;
+        }
+        match r.label() {
+            "PASS" => v.passed += 1,
+            "UNSUPPORTED" => v.unsupported += 1,
+            _ => {
+                v.failed.push(r.case.id.clone());
+                v.reasons.push(r.verdict.reason.clone());
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// A running server program, killed on drop.
+struct Running {
+    program: process::Program,
+    addr: std::net::SocketAddr,
+    _poem_file: tempfile::NamedTempFile,
+}
+
+async fn start(server: &Server, poem: &[u8]) -> anyhow::Result<Running> {
+    let poem_file = tempfile::NamedTempFile::new()?;
+    std::fs::write(poem_file.path(), poem)?;
+    let port = process::free_port()?;
+    let mut values: IndexMap<&str, String> = IndexMap::new();
+    values.insert("port", port.to_string());
+    values.insert(
+        "poem",
+        template::shell_quote(&poem_file.path().display().to_string()),
+    );
+    // The whole poem in one write, no pause: as fast as it can.
+    values.insert("num_bytes", poem.len().max(1).to_string());
+    values.insert("delay", "0".into());
+    let command =
+        template::expand(&server.subject.command, &values, false).map_err(anyhow::Error::msg)?;
+    let env = [
+        ("POETRY_CASE".to_string(), "bench".to_string()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+    ];
+    let mut program = process::Program::spawn(&command, &env)
+        .with_context(|| format!("cannot start '{command}'"))?;
+    if live::wait_ready(&mut program, port, server.subject.startup_timeout, true)
+        .await
+        .is_none()
+    {
+        program.kill();
+        anyhow::bail!(
+            "'{command}' neither printed a line naming port {port} nor accepted on it within {}",
+            crate::transcript::secs(server.subject.startup_timeout)
+        );
+    }
+    Ok(Running {
+        program,
+        addr: ([127, 0, 0, 1], port).into(),
+        _poem_file: poem_file,
+    })
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.program.kill();
+    }
+}
+
+/// The poems to serve: the sizes asked for, or "The Tyger".
+fn poems(args: &BenchArgs) -> Vec<Arc<[u8]>> {
+    if args.poem_size.is_empty() {
+        let tyger = poem::fixture(poem::DEFAULT_POEM).unwrap_or(b"Tyger Tyger, burning bright\n");
+        return vec![Arc::from(tyger)];
+    }
+    args.poem_size
+        .iter()
+        .map(|n| Arc::from(&poem::generated(*n)[..]))
+        .collect()
+}
+
+fn modes(args: &BenchArgs) -> Vec<Mode> {
+    if args.rate.is_empty() {
+        args.connections
+            .iter()
+            .map(|&connections| Mode::Closed { connections })
+            .collect()
+    } else {
+        args.rate.iter().map(|&rate| Mode::Open { rate }).collect()
+    }
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
+    process::install_interrupt_handler();
+    check(&args)?;
+    let servers = servers(&args)?;
+    let rt = super::runtime()?;
+    let mut bench = Bench {
+        schema: report::SCHEMA,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        warmup_s: args.warmup.as_secs_f64(),
+        runs: args.runs,
+        servers: Vec::new(),
+    };
+    let mut refused = false;
+    for server in &servers {
+        eprintln!(
+            "{}: checking its conformance (the catalog's server cases)",
+            server.name
+        );
+        let mut verified = verify(server)?;
+        let mut result = ServerResult {
+            name: server.name.clone(),
+            command: server.subject.command.clone(),
+            verified: Verified::default(),
+            skipped: None,
+            points: Vec::new(),
+        };
+        if !verified.failed.is_empty() {
+            if args.force {
+                verified.forced = true;
+            } else {
+                refused = true;
+                result.skipped = Some(format!(
+                    "it failed {} conformance case(s): {} (run them with `poetry-harness run --role server --cmd ...`; --force measures it anyway)",
+                    verified.failed.len(),
+                    verified.failed.join(", ")
+                ));
+            }
+        }
+        result.verified = verified;
+        if result.skipped.is_none() {
+            for poem in poems(&args) {
+                if process::interrupted_by().is_some() {
+                    break;
+                }
+                rt.block_on(measure_server(server, &poem, &args, &mut result))?;
+            }
+        }
+        bench.servers.push(result);
+    }
+    print!("{}", report::table(&bench));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&bench)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, report::markdown(&bench))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    process::kill_orphans();
+    if let Some(signal) = process::interrupted_by() {
+        std::process::exit(process::exit_status_for(signal));
+    }
+    Ok(if refused { Exit::Failed } else { Exit::Ok })
+}
+
+async fn measure_server(
+    server: &Server,
+    poem: &Arc<[u8]>,
+    args: &BenchArgs,
+    result: &mut ServerResult,
+) -> anyhow::Result<()> {
+    let running = match start(server, poem).await {
+        Ok(r) => r,
+        Err(e) => {
+            result.skipped = Some(format!("{e:#}"));
+            return Ok(());
+        }
+    };
+    for mode in modes(args) {
+        let load = Load {
+            mode,
+            duration: args.duration,
+            timeout: args.timeout,
+            slow_readers: args.slow_readers,
+        };
+        eprintln!(
+            "{}: {}, {}-byte poem",
+            server.name,
+            mode.describe(),
+            poem.len()
+        );
+        if !args.warmup.is_zero() {
+            let _ = load::measure(
+                running.addr,
+                poem.clone(),
+                Load {
+                    duration: args.warmup,
+                    ..load
+                },
+            )
+            .await;
+        }
+        let mut runs = Vec::new();
+        for _ in 0..args.runs {
+            if process::interrupted_by().is_some() {
+                break;
+            }
+            runs.push(load::measure(running.addr, poem.clone(), load).await);
+        }
+        if !runs.is_empty() {
+            result.points.push(Point::of(load, poem.len(), &runs));
+        }
+    }
+    drop(running);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(size_arg("806"), Ok(806));
+        assert_eq!(size_arg("64KiB"), Ok(64 * 1024));
+        assert_eq!(size_arg("1MB"), Ok(1024 * 1024));
+        assert!(size_arg("65MiB").unwrap_err().contains("64 MiB"));
+        assert!(size_arg("1GB").unwrap_err().contains("unknown unit"));
+        assert!(size_arg("lots").unwrap_err().contains("not a size"));
+        assert!(size_arg("99999999999999999999").is_err());
+    }
+}
