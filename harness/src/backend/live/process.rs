@@ -133,7 +133,7 @@ pub fn become_subreaper() -> bool {
 /// (once), as Go's runtime does: the peers of parallel cases hold a socket
 /// per connection, and a program that opens many connections should not
 /// starve another case's peers. Programs get their own lower limit
-/// ([`NOFILE`]). Returns the soft limit now in force.
+/// (1024). Returns the soft limit now in force.
 pub fn raise_open_file_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     static DONE: OnceLock<u64> = OnceLock::new();
