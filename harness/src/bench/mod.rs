@@ -11,6 +11,7 @@
 //! side by side, with each server as a ratio of the first, and writes JSON
 //! and Markdown.
 
+pub mod client;
 pub mod load;
 pub mod report;
 pub mod stats;
