@@ -6,6 +6,7 @@
 //! time_scale = 0.05                   # the harness's default when absent
 //! max_manifest_time_scale = 0.2       # absent: a manifest may not set time_scale
 //! allowed_lacks = ["extra-transforms"] # features a student may declare lacking
+//! allowed_env = ["JAVA_OPTS"]         # variables a manifest's `env` may name
 //! cases = ["client.", "server."]      # ID prefixes, as `run`'s arguments (default: all)
 //! exclude = ["client.huge-poem"]      # ID prefixes left out of those
 //!
@@ -26,7 +27,9 @@
 //! - a lack (top-level or per role) not in `allowed_lacks`;
 //! - a `time_scale` when the policy sets no `max_manifest_time_scale`,
 //!   or one above it;
-//! - a role's `startup_timeout` above the policy's maximum for it.
+//! - a role's `startup_timeout` above the policy's maximum for it;
+//! - an `env` name (top-level or per role) not in `allowed_env`: the
+//!   harness's environment may hold the teacher's secrets.
 //!
 //! The score ([`Score`]) counts each selected case's points as possible,
 //! except a case left UNSUPPORTED by something the student is excused
@@ -72,6 +75,8 @@ struct PolicyFile {
     #[serde(default)]
     allowed_lacks: Vec<Feature>,
     #[serde(default)]
+    allowed_env: Vec<Spanned<String>>,
+    #[serde(default)]
     cases: Vec<Spanned<String>>,
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
@@ -113,6 +118,8 @@ pub struct Policy {
     pub max_manifest_time_scale: Option<f64>,
     /// Features a manifest may declare lacking.
     pub allowed_lacks: Vec<Feature>,
+    /// Variables a manifest's `env` may pass from the harness's environment.
+    pub allowed_env: Vec<String>,
     /// Longest `startup_timeout` a manifest may give each role, in seconds.
     pub max_startup_timeout: IndexMap<Role, f64>,
     /// The cases graded: ID prefixes (all cases when empty).
@@ -215,6 +222,14 @@ impl Policy {
                 })
                 .collect()
         };
+        for name in &raw.allowed_env {
+            crate::backend::live::manifest::check_env_name(name.get_ref()).map_err(|e| {
+                format!(
+                    "{file}:{}: allowed_env: {e}",
+                    line_of(text, name.span().start)
+                )
+            })?;
+        }
         let mut weights = Vec::new();
         for (key, points) in &raw.weights {
             let x = ranged(points, "weights", 0.0, MAX_POINTS, false)?;
@@ -232,6 +247,11 @@ impl Policy {
             time_scale,
             max_manifest_time_scale,
             allowed_lacks: raw.allowed_lacks,
+            allowed_env: raw
+                .allowed_env
+                .iter()
+                .map(|n| n.get_ref().clone())
+                .collect(),
             max_startup_timeout,
             cases: patterns(&raw.cases),
             exclude: patterns(&raw.exclude),
@@ -357,6 +377,23 @@ impl Policy {
         if let Some(f) = m.lacks.iter().find(|f| !self.allowed_lacks.contains(f)) {
             return Err(refuse_lack(*f, key_line(text, None, "lacks"), "lacks"));
         }
+        let refuse_env = |name: &str, line: Option<usize>, field: &str| {
+            let allowed = if self.allowed_env.is_empty() {
+                "none".to_string()
+            } else {
+                self.allowed_env.join(", ")
+            };
+            format!(
+                "{file}{}: {field}: the grading policy ({}) does not pass '{}' to programs \
+                 (allowed_env: {allowed})",
+                at(line),
+                self.file,
+                name.escape_debug()
+            )
+        };
+        if let Some(n) = m.env.iter().find(|n| !self.allowed_env.contains(n)) {
+            return Err(refuse_env(n, key_line(text, None, "env"), "env"));
+        }
         for role in Role::ALL {
             let Some(rc) = m.role(role) else { continue };
             let t = table(role);
@@ -365,6 +402,13 @@ impl Policy {
                     *f,
                     key_line(text, Some(t), "lacks"),
                     &format!("[{t}] lacks"),
+                ));
+            }
+            if let Some(n) = rc.env.iter().find(|n| !self.allowed_env.contains(n)) {
+                return Err(refuse_env(
+                    n,
+                    key_line(text, Some(t), "env"),
+                    &format!("[{t}] env"),
                 ));
             }
             let max = self
@@ -559,6 +603,10 @@ mod tests {
                 "p.toml:2: invalid type",
             ),
             ("cases = \"client.\"\n", "p.toml:1: invalid type"),
+            (
+                "allowed_env = [\"A\",\n\"B=1\"]\n",
+                "p.toml:2: allowed_env: 'B=1' holds '='",
+            ),
         ] {
             let err = Policy::parse("p.toml", text).unwrap_err();
             assert!(err.starts_with(want), "{text:?}: {err}\nwanted: {want}");
@@ -653,6 +701,24 @@ mod tests {
         );
         let p = Policy::parse("p.toml", policy).unwrap();
         let m = format!("lacks = [\"extra-transforms\"]\n{CLIENT}");
+        assert_eq!(p.check_manifest(&manifest(&m), "m.toml", &m), Ok(()));
+    }
+
+    #[test]
+    fn a_manifest_passes_only_allowed_variables() {
+        let policy = "allowed_env = [\"JAVA_OPTS\"]\n";
+        refuses(
+            policy,
+            &format!("env = [\"JAVA_OPTS\", \"AWS_SECRET_ACCESS_KEY\"]\n{CLIENT}"),
+            "m.toml:1: env: the grading policy (p.toml) does not pass 'AWS_SECRET_ACCESS_KEY' to programs (allowed_env: JAVA_OPTS)",
+        );
+        refuses(
+            "",
+            &format!("{CLIENT}env = [\"GITHUB_TOKEN\"]\n"),
+            "m.toml:4: [client] env: the grading policy (p.toml) does not pass 'GITHUB_TOKEN' to programs (allowed_env: none)",
+        );
+        let p = Policy::parse("p.toml", policy).unwrap();
+        let m = format!("env = [\"JAVA_OPTS\"]\n{CLIENT}");
         assert_eq!(p.check_manifest(&manifest(&m), "m.toml", &m), Ok(()));
     }
 

@@ -205,6 +205,12 @@ const CLIENT: &str = "[client]\ncommand = \"exit 127\"\n";
     &[],
     "m.toml:2: time_scale: the grading policy (",
 )]
+#[case::manifest_env_not_allowed(
+    "allowed_env = [\"JAVA_OPTS\"]\n",
+    "name = \"a\"\nenv = [\"GITHUB_TOKEN\"]\n",
+    &[],
+    "m.toml:2: env: the grading policy (",
+)]
 #[case::cli_profile("", "name = \"a\"\n", &["--profile", "tutorial"], "--profile 'tutorial': the grading policy")]
 #[case::cli_time_scale("", "name = \"a\"\n", &["--time-scale", "1"], "--time-scale '1': the grading policy")]
 #[case::cli_lacks("", "name = \"a\"\n", &["--lacks", "timeouts"], "--lacks: with a grading policy")]
