@@ -314,3 +314,47 @@ fn the_example_policy_parses_and_selects_cases() {
     );
     assert!(!policy.weights.is_empty(), "the example shows weights");
 }
+
+#[test]
+fn a_graded_matrix_scores_each_implementation_under_the_policy() {
+    let dir = Dir::new();
+    let policy = dir.file(
+        "policy.toml",
+        "cases = [\"client.empty-poem\", \"client.fast-poem\"]\n[weights]\n\"client.fast-poem\" = 3\n",
+    );
+    // Programs that decline every case (exit 127, the probe agrees).
+    let a = dir.file(
+        "a.toml",
+        "name = \"alpha\"\n[client]\ncommand = \"exit 127\"\n",
+    );
+    let b = dir.file(
+        "b.toml",
+        "name = \"beta\"\n[server]\ncommand = \"exit 127\"\n",
+    );
+    let got = run(
+        &dir.0,
+        &[
+            "run",
+            "--policy",
+            &policy,
+            "--manifest",
+            &a,
+            "--manifest",
+            &b,
+        ],
+        &[],
+    );
+    assert_eq!(got.code, Some(0), "{}\n{}", got.stdout, got.stderr);
+    // Declining a case, or leaving its role out, scores 0 of its points.
+    assert!(
+        got.stdout
+            .contains("\nalpha: score: 0 of 4 points (0.0%)\n"),
+        "{}",
+        got.stdout
+    );
+    assert!(
+        got.stdout.contains("\nbeta: score: 0 of 4 points (0.0%)\n"),
+        "{}",
+        got.stdout
+    );
+}
