@@ -40,6 +40,7 @@ pub mod faultproxy;
 pub mod mutants;
 pub mod net;
 pub mod peers;
+pub mod policy;
 pub mod protocol;
 pub mod reference;
 pub mod report;

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use indexmap::IndexMap;
 
 use crate::engine::{CaseResult, Status};
+use crate::policy::Scoring;
 use crate::transcript::{sanitise, sanitise_lines};
 use crate::verdict::{Kind, Profile};
 
@@ -112,6 +113,19 @@ pub fn table(
     transcripts: bool,
     colour_on: bool,
 ) -> String {
+    table_scored(results, impl_name, profile, transcripts, colour_on, None)
+}
+
+/// [`table`], its footer ending in the score when a grading policy
+/// scores the run.
+pub fn table_scored(
+    results: &[CaseResult],
+    impl_name: &str,
+    profile: Profile,
+    transcripts: bool,
+    colour_on: bool,
+    scoring: Option<&Scoring>,
+) -> String {
     let mut out = String::new();
     let width = results.iter().map(|r| r.case.id.len()).max().unwrap_or(10);
     for r in results {
@@ -173,6 +187,9 @@ pub fn table(
         summary.join(", ")
     );
     let _ = writeln!(out, "{}", Summary::of(results, profile));
+    if let Some(scoring) = scoring {
+        let _ = writeln!(out, "{}", scoring.score(results, profile));
+    }
     out
 }
 
@@ -202,7 +219,7 @@ fn sanitised_check(c: &crate::verdict::Check) -> crate::verdict::Check {
 
 /// The JSON report of a finished run.
 pub fn json(results: &[CaseResult], impl_name: &str, profile: Profile) -> String {
-    json_with(results, impl_name, profile, &RunState::Complete)
+    json_with(results, impl_name, profile, &RunState::Complete, None)
 }
 
 /// How far a run got when a report was written.
@@ -220,12 +237,15 @@ pub enum RunState {
 }
 
 /// The JSON report, saying how far the run got (`complete`, `running`
-/// with the number of cases, or `interrupted` with the signal).
+/// with the number of cases, or `interrupted` with the signal), with a
+/// `score` (`earned`, `possible`, `not_counted`) when a grading policy
+/// scores the run.
 pub fn json_with(
     results: &[CaseResult],
     impl_name: &str,
     profile: Profile,
     state: &RunState,
+    scoring: Option<&Scoring>,
 ) -> String {
     let cases: Vec<JsonCase<'_>> = results
         .iter()
@@ -251,7 +271,7 @@ pub fn json_with(
             serde_json::json!({ "state": "interrupted", "signal": signal })
         }
     };
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "implementation": sanitise(impl_name),
         "profile": profile,
         "run": run,
@@ -259,6 +279,9 @@ pub fn json_with(
         "totals": Summary::of(results, profile),
         "cases": cases,
     });
+    if let Some(scoring) = scoring {
+        doc["score"] = serde_json::json!(scoring.score(results, profile));
+    }
     serde_json::to_string_pretty(&doc).expect("report serialises")
 }
 
@@ -420,6 +443,8 @@ pub struct Sink {
     /// Taken by whoever writes the final reports (the run's end, or an
     /// interrupt's watchdog), so they are written once.
     final_written: Mutex<bool>,
+    /// The grading policy's scoring, when there is one.
+    scoring: Option<Scoring>,
 }
 
 impl Sink {
@@ -447,7 +472,14 @@ impl Sink {
             done: Mutex::new(vec![None; cases.len()]),
             stream,
             final_written: Mutex::new(false),
+            scoring: None,
         }
+    }
+
+    /// The JSON report scored as `scoring` says (a grading policy's).
+    pub fn with_scoring(mut self, scoring: Option<Scoring>) -> Self {
+        self.scoring = scoring;
+        self
     }
 
     /// Checks, before the run, that every report path can be written:
@@ -523,8 +555,17 @@ impl Sink {
                 .map_err(|e| format!("cannot write JUnit report '{}': {e}", path.display()))?;
         }
         if let Some(path) = &self.json {
-            write_atomic(path, &json_with(results, &self.name, self.profile, state))
-                .map_err(|e| format!("cannot write JSON report '{}': {e}", path.display()))?;
+            write_atomic(
+                path,
+                &json_with(
+                    results,
+                    &self.name,
+                    self.profile,
+                    state,
+                    self.scoring.as_ref(),
+                ),
+            )
+            .map_err(|e| format!("cannot write JSON report '{}': {e}", path.display()))?;
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! No suite or manifest text panics its parser: a seeded loop of mutated
+//! No suite, manifest or grading policy text panics its parser: a seeded loop of mutated
 //! copies of the shipped files (truncated, bytes flipped, numbers and
 //! strings replaced by extreme values) must each parse or give an error.
 //!
@@ -9,12 +9,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use poetry_harness::backend::live::manifest::Manifest;
+use poetry_harness::catalog::Catalog;
+use poetry_harness::policy::Policy;
 
 /// Mutated inputs tried per suite file (five files of a few hundred lines)
 /// and per manifest (three short files): about 2,000 in all, which keeps
 /// the test to a few seconds in a debug build.
 const SUITE_TRIES: usize = 150;
 const MANIFEST_TRIES: usize = 400;
+/// Mutated inputs tried of the example grading policy.
+const POLICY_TRIES: usize = 400;
 
 /// The seed of the whole run; change it to explore, keep it to reproduce.
 const SEED: u64 = 0x5eed_0fb4_d1a9_u64;
@@ -187,8 +191,8 @@ fn no_mutated_manifest_panics_the_manifest_parser() {
     let mut files = toml_files(&root().join("fixtures/python"));
     files.push((
         "every-field.toml".into(),
-        "name = \"x\"\nprofile = \"tutorial\"\nlacks = [\"timeouts\"]\ntime_scale = 0.05\n\
-         [client]\ncommand = \"prog {addrs}\"\ncontract = \"contains\"\nstartup_timeout = 5\nlacks = []\n"
+        "name = \"x\"\nprofile = \"tutorial\"\nlacks = [\"timeouts\"]\ntime_scale = 0.05\nenv = [\"A\"]\n\
+         [client]\ncommand = \"prog {addrs}\"\ncontract = \"contains\"\nstartup_timeout = 5\nlacks = []\nenv = [\"B\"]\n"
             .into(),
     ));
     assert!(
@@ -198,4 +202,28 @@ fn no_mutated_manifest_panics_the_manifest_parser() {
     no_mutation_panics(&files, MANIFEST_TRIES, |name, text| {
         let _ = Manifest::parse(name, text);
     });
+}
+
+#[test]
+fn no_mutated_policy_panics_the_policy_parser_or_its_checks() {
+    let path = root().join("ci/policy.example.toml");
+    let text = std::fs::read_to_string(&path).expect("the example policy");
+    let catalog = Catalog::builtin().expect("the built-in catalog");
+    let manifest = Manifest::parse(
+        "m.toml",
+        "name = \"x\"\nlacks = [\"timeouts\"]\ntime_scale = 0.1\nenv = [\"A\"]\n[client]\ncommand = \"p\"\nstartup_timeout = 30\n",
+    )
+    .expect("the manifest checked against mutated policies");
+    assert!(Policy::parse("policy.example.toml", &text).is_ok());
+    no_mutation_panics(
+        &[("policy.example.toml".into(), text)],
+        POLICY_TRIES,
+        |name, text| {
+            if let Ok(p) = Policy::parse(name, text) {
+                let _ = p.select(&catalog);
+                let _ = p.check_manifest(&manifest, "m.toml", "");
+                let _ = p.points("client.x");
+            }
+        },
+    );
 }

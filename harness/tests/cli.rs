@@ -500,6 +500,7 @@ fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
 #[case::serve_slow(&["serve", "slow", "--help"], "poetry-harness serve slow ")]
 #[case::get(&["get", "--help"], "poetry-harness get ")]
 #[case::run(&["run", "--help"], "poetry-harness run ")]
+#[case::run_policy(&["run", "--help"], "poetry-harness run --policy ")]
 #[case::replay(&["replay", "--help"], "poetry-harness replay ")]
 #[case::list(&["list", "--help"], "poetry-harness list ")]
 #[case::explain(&["explain", "--help"], "poetry-harness explain ")]

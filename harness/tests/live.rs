@@ -38,6 +38,7 @@ fn subject(role: Role, command: String) -> LiveSubject {
         startup_timeout: Duration::from_secs(10),
         time_scale: TIME_SCALE,
         lacks: Vec::new(),
+        env: Vec::new(),
     }
 }
 

@@ -40,6 +40,7 @@ fn client(prog: &str, contract: Contract) -> LiveTarget {
         startup_timeout: Duration::from_secs(10),
         time_scale: TIME_SCALE,
         lacks: Vec::new(),
+        env: Vec::new(),
     };
     let mut roles = IndexMap::new();
     roles.insert(Role::Client, subject);

@@ -31,7 +31,7 @@ fn repo() -> PathBuf {
 fn target(role: Role) -> LiveTarget {
     let path = repo().join("fixtures/python/tutorial.toml");
     let manifest = Manifest::load(&path).expect("the tutorial manifest loads");
-    assert_eq!(manifest.profile, Profile::Tutorial);
+    assert_eq!(manifest.profile(), Profile::Tutorial);
     let rc = manifest
         .role(role)
         .unwrap_or_else(|| panic!("the tutorial manifest has no {role}"));
@@ -53,7 +53,7 @@ fn target(role: Role) -> LiveTarget {
         name: manifest.name,
         lacks: manifest.lacks,
         roles,
-        profile: Some(manifest.profile),
+        profile: Some(manifest.profile.unwrap_or_default()),
     }
 }
 

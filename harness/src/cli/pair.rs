@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Exit;
-use crate::backend::live::launch::probe_command;
+use crate::backend::live::launch::probe_command_with;
 use crate::backend::live::manifest::Manifest;
 use crate::backend::live::pair::{self, SCENARIOS};
 use crate::backend::live::{process, LiveSubject};
@@ -56,18 +56,21 @@ pub fn run(args: PairArgs) -> anyhow::Result<Exit> {
             contract: rc.contract,
             startup_timeout: Duration::from_secs_f64(rc.startup_timeout),
             time_scale: scale,
-            exit_127_unsupported: probe_command(&rc.command).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: [{}] command: {e}",
-                    args.manifest.display(),
-                    crate::backend::live::manifest::table(role)
-                )
-            })?,
+            exit_127_unsupported: probe_command_with(&rc.command, &m.env_of(role)).map_err(
+                |e| {
+                    anyhow::anyhow!(
+                        "{}: [{}] command: {e}",
+                        args.manifest.display(),
+                        crate::backend::live::manifest::table(role)
+                    )
+                },
+            )?,
             lacks: rc.lacks.clone(),
+            env: m.env_of(role),
         })
     };
     let (server, client) = (subject(Role::Server)?, subject(Role::Client)?);
-    let profile = args.profile.unwrap_or(m.profile);
+    let profile = args.profile.unwrap_or(m.profile());
     process::install_interrupt_handler();
     let mut out = std::io::stdout().lock();
     let mut failed = 0;

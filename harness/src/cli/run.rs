@@ -13,8 +13,10 @@ use crate::backend::live::process;
 use crate::backend::sim::RunOptions;
 use crate::catalog::Catalog;
 use crate::engine::{self, EngineOptions};
+use crate::policy::{Policy, Scoring};
 use crate::report;
 use crate::roles::Implementation;
+use crate::transcript::sanitise;
 use crate::verdict::Profile;
 
 /// Run conformance cases and print a verdict per case
@@ -37,6 +39,12 @@ use crate::verdict::Profile;
 /// {timeout} {num_bytes} {delay}. The program sees the case ID in POETRY_CASE;
 /// exit status 127 declares a case unsupported, if a probe shows the program
 /// follows that convention.
+///
+/// Graded runs: the teacher's grading policy decides the profile, time
+/// scale, cases and points; the student's manifest can only narrow it:
+///   poetry-harness run --policy policy.toml --manifest poetry.toml
+/// (see ci/policy.example.toml; --profile, --time-scale, --lacks and case
+/// arguments are refused with --policy)
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
@@ -46,6 +54,11 @@ pub struct RunArgs {
     /// manifest's, else strict).
     #[arg(long)]
     profile: Option<Profile>,
+    /// A teacher's grading policy (TOML): its profile, time scale, cases
+    /// and points hold, a manifest may not relax them, and the run
+    /// reports a score (points earned of points possible).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Seed the run and re-chunk every server peer's writes from it
     /// (what --explore prints for a failing seed).
     #[arg(long)]
@@ -88,9 +101,10 @@ pub struct RunArgs {
     /// here (HTML if the name ends in .html, else Markdown).
     #[arg(long, value_name = "FILE")]
     matrix: Option<PathBuf>,
-    /// Live backend: multiply every delay and timeout of the cases by this.
-    #[arg(long, default_value_t = crate::backend::live::DEFAULT_TIME_SCALE)]
-    time_scale: f64,
+    /// Live backend: multiply every delay and timeout of the cases by this
+    /// (default: the manifest's, else 0.05).
+    #[arg(long)]
+    time_scale: Option<f64>,
 }
 
 /// Smallest time scale: below it every pause rounds to the 1 ms floor and
@@ -127,8 +141,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if args.jobs == Some(0) {
         anyhow::bail!("--jobs '0' must be at least 1");
     }
+    let policy = match &args.policy {
+        Some(path) => Some(load_policy(&args, path)?),
+        None => None,
+    };
     let catalog = load_catalog(args.suites.as_ref())?;
-    let cases = catalog.select(&args.cases);
+    let cases = match &policy {
+        Some(p) => p.select(&catalog).map_err(anyhow::Error::msg)?,
+        None => catalog.select(&args.cases),
+    };
     if cases.is_empty() {
         anyhow::bail!("no case matches {}", args.cases.join(" "));
     }
@@ -142,15 +163,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             report::check_writable(flag, path).map_err(anyhow::Error::msg)?;
         }
     }
-    let mut targets = live_targets(&args)?;
+    let mut targets = live_targets(&args, policy.as_ref())?;
     if targets.len() > 1 {
-        return run_matrix(&args, &cases, &targets);
+        return run_matrix(&args, policy.as_ref(), &cases, &targets);
     }
     let live = targets.pop();
-    let profile = args
-        .profile
-        .or(live.as_ref().and_then(|t| t.profile))
-        .unwrap_or_default();
+    let profile = match &policy {
+        Some(p) => p.profile,
+        None => args
+            .profile
+            .or(live.as_ref().and_then(|t| t.profile))
+            .unwrap_or_default(),
+    };
+    let scoring = policy.as_ref().map(|p| p.scoring(&cases, live.as_ref()));
     let imp = Implementation::reference();
     let mut opts = EngineOptions {
         profile,
@@ -170,24 +195,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
     // Reports stream to disk as live cases finish (a simulated catalog
     // takes a fraction of a second: written at the end).
-    let sink = Arc::new(report::Sink::new(
-        args.junit.clone(),
-        args.json.clone(),
-        name.clone(),
-        profile,
-        &cases,
-        live.is_some(),
-    ));
+    let sink = Arc::new(
+        report::Sink::new(
+            args.junit.clone(),
+            args.json.clone(),
+            name.clone(),
+            profile,
+            &cases,
+            live.is_some(),
+        )
+        .with_scoring(scoring.clone()),
+    );
     {
         let sink = sink.clone();
         let transcripts = args.transcripts;
         let name = name.clone();
+        let scoring = scoring.clone();
         interrupt_then(move |signal| {
             let results = sink.so_far();
             if let Ok(true) =
                 sink.write_final(&results, &report::RunState::Interrupted(signal.to_string()))
             {
-                print_interrupted(&results, &name, profile, transcripts, signal);
+                let scoring = scoring.as_ref();
+                print_interrupted(&results, &name, profile, transcripts, scoring, signal);
                 std::process::exit(process::exit_status_for(signal));
             }
         });
@@ -229,7 +259,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .map_err(anyhow::Error::msg)?
         {
             process::kill_orphans();
-            print_interrupted(&results, &name, profile, args.transcripts, signal);
+            print_interrupted(
+                &results,
+                &name,
+                profile,
+                args.transcripts,
+                scoring.as_ref(),
+                signal,
+            );
             std::process::exit(process::exit_status_for(signal));
         }
         // Wait for the watchdog to exit the process.
@@ -243,12 +280,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .map_err(anyhow::Error::msg)?;
     let mut out = std::io::stdout().lock();
     out.write_all(
-        report::table(
+        report::table_scored(
             &results,
             &name,
             profile,
             args.transcripts,
             report::use_colour(),
+            scoring.as_ref(),
         )
         .as_bytes(),
     )?;
@@ -308,6 +346,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
     run(RunArgs {
         cases: vec![args.case],
         profile: Some(args.profile),
+        policy: None,
         seed: Some(args.seed),
         explore: 0,
         suites: args.suites,
@@ -321,7 +360,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         lacks: Vec::new(),
         manifest: Vec::new(),
         matrix: None,
-        time_scale: crate::backend::live::DEFAULT_TIME_SCALE,
+        time_scale: None,
     })
 }
 
@@ -329,6 +368,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
 /// implementations by cases.
 fn run_matrix(
     args: &RunArgs,
+    policy: Option<&Policy>,
     cases: &[&crate::case::Case],
     targets: &[engine::LiveTarget],
 ) -> anyhow::Result<Exit> {
@@ -339,9 +379,13 @@ fn run_matrix(
     }
     interrupt_then(|_| {});
     let mut columns = Vec::new();
+    let mut scores = Vec::new();
     let mut failed = false;
     for target in targets {
-        let profile = args.profile.or(target.profile).unwrap_or_default();
+        let profile = match policy {
+            Some(p) => p.profile,
+            None => args.profile.or(target.profile).unwrap_or_default(),
+        };
         let mut opts = EngineOptions {
             profile,
             ..EngineOptions::default()
@@ -351,6 +395,10 @@ fn run_matrix(
         }
         let results = engine::run_all_live(cases, target, &opts, &|_| {});
         failed |= results.iter().any(|r| r.verdict.kind.fails(profile));
+        if let Some(p) = policy {
+            let score = p.scoring(cases, Some(target)).score(&results, profile);
+            scores.push(format!("{}: {score}\n", sanitise(&target.name)));
+        }
         columns.push((target.name.clone(), profile, results));
         if process::interrupted_by().is_some() {
             break;
@@ -371,6 +419,11 @@ fn run_matrix(
             .with_context(|| format!("cannot write matrix '{}'", path.display()))?;
     }
     std::io::stdout().lock().write_all(markdown.as_bytes())?;
+    if !scores.is_empty() {
+        std::io::stdout()
+            .lock()
+            .write_all(format!("\n{}", scores.concat()).as_bytes())?;
+    }
     process::kill_orphans();
     if let Some(signal) = process::interrupted_by() {
         std::io::stdout().lock().flush()?;
@@ -409,10 +462,18 @@ fn print_interrupted(
     name: &str,
     profile: Profile,
     transcripts: bool,
+    scoring: Option<&Scoring>,
     signal: process::Signal,
 ) {
     let mut out = std::io::stdout().lock();
-    let table = report::table(results, name, profile, transcripts, report::use_colour());
+    let table = report::table_scored(
+        results,
+        name,
+        profile,
+        transcripts,
+        report::use_colour(),
+        scoring,
+    );
     let _ = out.write_all(table.as_bytes());
     let finished = results
         .iter()
@@ -428,30 +489,79 @@ fn print_interrupted(
 
 /// The programs under test, from --role/--cmd or each --manifest; none for
 /// the simulator.
-fn live_targets(args: &RunArgs) -> anyhow::Result<Vec<engine::LiveTarget>> {
+fn live_targets(
+    args: &RunArgs,
+    policy: Option<&Policy>,
+) -> anyhow::Result<Vec<engine::LiveTarget>> {
     let mut targets = Vec::new();
     if args.cmd.is_some() {
-        targets.extend(live_target(args, None)?);
+        targets.extend(live_target(args, policy, None)?);
     }
     for path in &args.manifest {
-        targets.extend(live_target(args, Some(path))?);
+        targets.extend(live_target(args, policy, Some(path))?);
     }
     Ok(targets)
+}
+
+/// Reads the grading policy, refusing the flags it decides instead.
+fn load_policy(args: &RunArgs, path: &std::path::Path) -> anyhow::Result<Policy> {
+    let policy = Policy::load(path).map_err(anyhow::Error::msg)?;
+    let file = path.display();
+    if let Some(p) = args.profile {
+        anyhow::bail!(
+            "--profile '{}': the grading policy '{file}' sets the profile ({}); drop --profile",
+            profile_name(p),
+            profile_name(policy.profile)
+        );
+    }
+    if let Some(s) = args.time_scale {
+        anyhow::bail!(
+            "--time-scale '{}': the grading policy '{file}' sets the time scale ({}); drop --time-scale",
+            number(s),
+            number(policy.time_scale)
+        );
+    }
+    if !args.lacks.is_empty() {
+        anyhow::bail!(
+            "--lacks: with a grading policy, lacks are declared in the manifest and checked against the policy's allowed_lacks ('{file}'); drop --lacks"
+        );
+    }
+    if !args.cases.is_empty() {
+        anyhow::bail!(
+            "case arguments ({}): the grading policy '{file}' selects the cases (its `cases` and `exclude`); drop them, or run without --policy to try a few cases",
+            sanitise(&args.cases.join(" "))
+        );
+    }
+    Ok(policy)
+}
+
+fn profile_name(p: Profile) -> &'static str {
+    match p {
+        Profile::Strict => "strict",
+        Profile::Tutorial => "tutorial",
+    }
 }
 
 /// One program (from --role/--cmd) or one manifest's programs.
 fn live_target(
     args: &RunArgs,
+    policy: Option<&Policy>,
     manifest: Option<&PathBuf>,
 ) -> anyhow::Result<Option<engine::LiveTarget>> {
-    use crate::backend::live::{launch::probe_command, manifest::Manifest, template, LiveSubject};
+    use crate::backend::live::{
+        launch::probe_command_with,
+        manifest::{key_line, Manifest},
+        template, LiveSubject, DEFAULT_TIME_SCALE,
+    };
     use crate::case::{Feature, Role};
     use std::time::Duration;
-    if !(MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&args.time_scale) {
-        anyhow::bail!(
-            "--time-scale '{}' must be between {MIN_TIME_SCALE} and {MAX_TIME_SCALE}",
-            number(args.time_scale)
-        );
+    if let Some(s) = args.time_scale {
+        if !(MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&s) {
+            anyhow::bail!(
+                "--time-scale '{}' must be between {MIN_TIME_SCALE} and {MAX_TIME_SCALE}",
+                number(s)
+            );
+        }
     }
     let parse_lacks = |names: &[String]| -> anyhow::Result<Vec<Feature>> {
         names
@@ -476,6 +586,7 @@ fn live_target(
                    startup: f64,
                    scale: f64,
                    lacks: Vec<Feature>,
+                   env: Vec<String>,
                    place: &dyn Fn(&str) -> String|
      -> anyhow::Result<LiveSubject> {
         if !(startup.is_finite() && startup > 0.0 && startup <= MAX_STARTUP_SECS) {
@@ -485,8 +596,8 @@ fn live_target(
                 number(startup)
             );
         }
-        let exit_127_unsupported =
-            probe_command(command).map_err(|e| anyhow::anyhow!("{}: {e}", place("command")))?;
+        let exit_127_unsupported = probe_command_with(command, &env)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", place("command")))?;
         Ok(LiveSubject {
             role,
             command: command.to_string(),
@@ -495,20 +606,30 @@ fn live_target(
             time_scale: scale,
             exit_127_unsupported,
             lacks,
+            env,
         })
     };
     if let (None, Some(role), Some(cmd)) = (manifest, args.role, &args.cmd) {
         template::check(cmd).map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
         let mut roles = indexmap::IndexMap::new();
         let place = |_: &str| "--cmd".to_string();
+        // Under a policy: its time scale, and no longer a start-up than
+        // it allows.
+        let startup = policy
+            .and_then(|p| p.max_startup_timeout.get(&role).copied())
+            .map_or(10.0, |max| max.min(10.0));
+        let scale = policy.map_or(args.time_scale.unwrap_or(DEFAULT_TIME_SCALE), |p| {
+            p.time_scale_for(None)
+        });
         roles.insert(
             role,
             subject(
                 role,
                 cmd,
                 args.contract,
-                10.0,
-                args.time_scale,
+                startup,
+                scale,
+                Vec::new(),
                 Vec::new(),
                 &place,
             )?,
@@ -524,7 +645,18 @@ fn live_target(
         return Ok(None);
     };
     let m = Manifest::load(path).map_err(|e| anyhow::anyhow!(e))?;
-    let scale = m.time_scale.unwrap_or(args.time_scale);
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if let Some(p) = policy {
+        p.check_manifest(&m, &path.display().to_string(), &text)
+            .map_err(anyhow::Error::msg)?;
+    }
+    let scale = match policy {
+        Some(p) => p.time_scale_for(Some(&m)),
+        None => args
+            .time_scale
+            .or(m.time_scale)
+            .unwrap_or(DEFAULT_TIME_SCALE),
+    };
     if !(MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&scale) {
         anyhow::bail!(
             "{}: time_scale '{}' must be between {MIN_TIME_SCALE} and {MAX_TIME_SCALE}",
@@ -533,12 +665,11 @@ fn live_target(
         );
     }
     let mut roles = indexmap::IndexMap::new();
-    let text = std::fs::read_to_string(path).unwrap_or_default();
     for role in Role::ALL {
         if let Some(rc) = m.role(role) {
             let table = crate::backend::live::manifest::table(role);
             let place = |key: &str| {
-                let line = key_line(&text, table, key)
+                let line = key_line(&text, Some(table), key)
                     .map(|l| format!(":{l}"))
                     .unwrap_or_default();
                 format!("{}{line}: [{table}] {key}", path.display())
@@ -552,6 +683,7 @@ fn live_target(
                     rc.startup_timeout,
                     scale,
                     rc.lacks.clone(),
+                    m.env_of(role),
                     &place,
                 )?,
             );
@@ -561,26 +693,6 @@ fn live_target(
         name: m.name.clone(),
         lacks: m.lacks.clone(),
         roles,
-        profile: Some(m.profile),
+        profile: Some(m.profile()),
     }))
-}
-
-/// The line (from 1) of `key` in a manifest's `[table]`, for error
-/// messages.
-fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
-    let header = format!("[{table}]");
-    let mut inside = false;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            inside = line == header;
-        } else if inside
-            && line
-                .strip_prefix(key)
-                .is_some_and(|r| r.trim_start().starts_with('='))
-        {
-            return Some(i + 1);
-        }
-    }
-    None
 }

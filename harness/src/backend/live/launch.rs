@@ -455,6 +455,12 @@ pub fn shell_cannot_run(status: Option<i32>, stderr: &str) -> Option<String> {
 /// exit 127 at once, and is that the program's answer rather than the
 /// shell's? `Ok(true)` when the program follows the convention.
 pub fn probe_command(template: &str) -> Result<bool, CommandError> {
+    probe_command_with(template, &[])
+}
+
+/// [`probe_command`], the program also given the harness's values of the
+/// variables `env` names (a manifest's `env`), as in its cases.
+pub fn probe_command_with(template: &str, env: &[String]) -> Result<bool, CommandError> {
     let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     check_command(template, &base)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -464,7 +470,8 @@ pub fn probe_command(template: &str) -> Result<bool, CommandError> {
     let cmd =
         template::expand(template, &IndexMap::new(), false).map_err(CommandError::Template)?;
     rt.block_on(async {
-        let env = [("POETRY_CASE".to_string(), PROBE_CASE.to_string())];
+        let mut env = super::process::pass_through(env);
+        env.push(("POETRY_CASE".to_string(), PROBE_CASE.to_string()));
         let Ok(mut p) = Program::spawn(&cmd, &env) else {
             return Ok(false);
         };

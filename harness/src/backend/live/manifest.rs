@@ -5,6 +5,7 @@
 //! name = "alice"
 //! profile = "tutorial"            # strict (default) or tutorial
 //! lacks = ["timeouts"]            # features the programs do not have
+//! env = ["JAVA_OPTS"]             # extra variables the programs are given
 //!
 //! [client]
 //! command = "python3 get_poetry.py {addrs}"
@@ -13,6 +14,12 @@
 //! [server]
 //! command = "python3 poetry_server.py --port {port} --num-bytes {num_bytes} --delay {delay} {poem}"
 //! ```
+//!
+//! Run under a grading policy (`run --policy`), a manifest can only narrow
+//! what it claims: the policy's profile, time scale and case selection
+//! hold, and a manifest asking for more (another profile, a lack the
+//! policy does not allow, a longer start-up) is refused; see
+//! [`crate::policy`].
 
 use std::path::Path;
 
@@ -38,6 +45,10 @@ pub struct RoleCommand {
     /// Features this role's program lacks (added to the manifest's `lacks`).
     #[serde(default)]
     pub lacks: Vec<Feature>,
+    /// Variables passed from the harness's environment to this role's
+    /// program (added to the manifest's `env`).
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 fn default_startup() -> f64 {
@@ -50,12 +61,16 @@ fn default_startup() -> f64 {
 pub struct Manifest {
     /// Shown in reports.
     pub name: String,
-    /// Profile to judge against.
+    /// Profile to judge against (strict when it names none).
     #[serde(default)]
-    pub profile: Profile,
+    pub profile: Option<Profile>,
     /// Features the programs lack.
     #[serde(default)]
     pub lacks: Vec<Feature>,
+    /// Variables passed from the harness's environment to every program,
+    /// beyond the allowlist (`process::ENV_ALLOWLIST`): names, not values.
+    #[serde(default)]
+    pub env: Vec<String>,
     /// Delays and timeouts of the cases are multiplied by this.
     #[serde(default)]
     pub time_scale: Option<f64>,
@@ -94,10 +109,23 @@ impl Manifest {
                 e.message().trim()
             )
         })?;
+        for name in &m.env {
+            check_env_name(name)
+                .map_err(|e| format!("{file}{}: env: {e}", at(key_line(text, None, "env"))))?;
+        }
         for role in Role::ALL {
             if let Some(rc) = m.role(role) {
                 template::check(&rc.command)
                     .map_err(|e| format!("{file}: [{}] command: {e}", table(role)))?;
+                for name in &rc.env {
+                    check_env_name(name).map_err(|e| {
+                        format!(
+                            "{file}{}: [{}] env: {e}",
+                            at(key_line(text, Some(table(role)), "env")),
+                            table(role)
+                        )
+                    })?;
+                }
             }
         }
         if Role::ALL.iter().all(|r| m.role(*r).is_none()) {
@@ -113,6 +141,23 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The profile the manifest asks for: strict when it names none.
+    pub fn profile(&self) -> Profile {
+        self.profile.unwrap_or_default()
+    }
+
+    /// The variables a role's program is given from the harness's
+    /// environment: the manifest's `env`, then the role's.
+    pub fn env_of(&self, role: Role) -> Vec<String> {
+        let mut names = self.env.clone();
+        for n in self.role(role).map(|rc| rc.env.as_slice()).unwrap_or(&[]) {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        names
+    }
+
     /// The command of a role, if the manifest declares it.
     pub fn role(&self, role: Role) -> Option<&RoleCommand> {
         match role {
@@ -123,6 +168,48 @@ impl Manifest {
             Role::Proxy => self.proxy.as_ref(),
         }
     }
+}
+
+/// Checks a variable name of an `env` list: not empty, no `=`, no NUL
+/// (none of them can be passed to a program).
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("a variable name is empty".into())
+    } else if name.contains('=') {
+        Err(format!(
+            "'{}' holds '=': list names, not NAME=value (the value comes from the harness's environment)",
+            name.escape_debug()
+        ))
+    } else if name.contains('\0') {
+        Err(format!("'{}' holds a NUL byte", name.escape_debug()))
+    } else {
+        Ok(())
+    }
+}
+
+/// `:LINE` when there is a line, for `file:line: ...` messages.
+pub fn at(line: Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+/// The line (from 1) of `key` in a TOML file's `[table]`, or among its
+/// top-level keys when `table` is `None`, for error messages.
+pub fn key_line(text: &str, table: Option<&str>, key: &str) -> Option<usize> {
+    let header = table.map(|t| format!("[{t}]"));
+    let mut inside = header.is_none();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = header.as_deref() == Some(line);
+        } else if inside
+            && line
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// The manifest table name of a role.
@@ -147,8 +234,49 @@ mod tests {
             "name = \"a\"\n[client]\ncommand = \"prog {addrs}\"\n",
         )
         .unwrap();
-        assert_eq!(m.client.unwrap().contract, Contract::Exact);
-        assert_eq!(m.profile, Profile::Strict);
+        assert_eq!(m.client.as_ref().unwrap().contract, Contract::Exact);
+        assert_eq!(m.profile(), Profile::Strict);
+        assert_eq!(m.profile, None);
+    }
+
+    #[test]
+    fn env_names_are_merged_per_role() {
+        let m = Manifest::parse(
+            "m.toml",
+            "name = \"a\"\nenv = [\"A\", \"B\"]\n[client]\ncommand = \"p\"\nenv = [\"B\", \"C\"]\n[server]\ncommand = \"s\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.env_of(Role::Client), ["A", "B", "C"]);
+        assert_eq!(m.env_of(Role::Server), ["A", "B"]);
+    }
+
+    #[test]
+    fn bad_env_names_name_the_line() {
+        for (text, want) in [
+            (
+                "name = \"a\"\nenv = [\"\"]\n[client]\ncommand = \"p\"\n",
+                "m.toml:2: env: a variable name is empty",
+            ),
+            (
+                "name = \"a\"\nenv = [\"A=1\"]\n[client]\ncommand = \"p\"\n",
+                "m.toml:2: env: 'A=1' holds '='",
+            ),
+            (
+                "name = \"a\"\n[client]\ncommand = \"p\"\nenv = [\"A\\u0000B\"]\n",
+                "m.toml:4: [client] env: 'A\\0B' holds a NUL byte",
+            ),
+        ] {
+            let err = Manifest::parse("m.toml", text).unwrap_err();
+            assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn key_line_finds_top_level_and_table_keys() {
+        let text = "name = \"a\"\nenv = []\n[client]\nenv = []\n";
+        assert_eq!(key_line(text, None, "env"), Some(2));
+        assert_eq!(key_line(text, Some("client"), "env"), Some(4));
+        assert_eq!(key_line(text, Some("server"), "env"), None);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct LiveSubject {
     pub exit_127_unsupported: bool,
     /// Features this program lacks.
     pub lacks: Vec<crate::case::Feature>,
+    /// Extra variables passed from the harness's environment to the
+    /// program, beyond [`process::ENV_ALLOWLIST`] (a manifest's `env`).
+    pub env: Vec<String>,
 }
 
 impl LiveSubject {
@@ -67,6 +70,7 @@ impl LiveSubject {
             time_scale: DEFAULT_TIME_SCALE,
             exit_127_unsupported: false,
             lacks: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -297,10 +301,9 @@ async fn drive(
     values.insert("num_bytes", s.num_bytes.unwrap_or(unpaced).to_string());
     values.insert("delay", seconds(s.delay.map_or(Duration::ZERO, |d| d.0)));
     let command = template::expand(&subject.command, &values, false)?;
-    let env = [
-        ("POETRY_CASE".to_string(), case.id.clone()),
-        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
-    ];
+    let mut env = process::pass_through(&subject.env);
+    env.push(("POETRY_CASE".to_string(), case.id.clone()));
+    env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
     rec.log("subject", format!("start: {command}"));
     let mut program = Program::spawn(&command, &env).map_err(|e| {
         let why = format!("the harness could not start '{command}': {e}");

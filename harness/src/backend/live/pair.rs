@@ -11,7 +11,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use super::contract;
-use super::process::{free_port, Program};
+use super::process::{self, free_port, Program};
 use super::{template, LiveSubject};
 use crate::faultproxy::{self, Faults};
 use crate::net::Net;
@@ -183,13 +183,17 @@ async fn drive(
     );
     values.insert("num_bytes", (usize::MAX / 2).to_string());
     values.insert("delay", "0".into());
-    let env = [
-        ("POETRY_CASE".to_string(), sc.id.to_string()),
-        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
-    ];
+    // Each program gets its own manifest's extra variables.
+    let env_of = |subject: &LiveSubject| {
+        let mut env = process::pass_through(&subject.env);
+        env.push(("POETRY_CASE".to_string(), sc.id.to_string()));
+        env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
+        env
+    };
     let cmd = template::expand(&server.command, &values, false)?;
     log.push(format!("server: start: {cmd}"));
-    let mut srv = Program::spawn(&cmd, &env).map_err(|e| format!("cannot start '{cmd}': {e}"))?;
+    let mut srv =
+        Program::spawn(&cmd, &env_of(server)).map_err(|e| format!("cannot start '{cmd}': {e}"))?;
     if super::wait_ready(&mut srv, port, server.startup_timeout, true)
         .await
         .is_none()
@@ -221,7 +225,8 @@ async fn drive(
     );
     let cmd = template::expand(&client.command, &values, false)?;
     log.push(format!("client: start: {cmd}"));
-    let mut cli = Program::spawn(&cmd, &env).map_err(|e| format!("cannot start '{cmd}': {e}"))?;
+    let mut cli =
+        Program::spawn(&cmd, &env_of(client)).map_err(|e| format!("cannot start '{cmd}': {e}"))?;
     let status = cli.wait(Duration::from_secs(20)).await;
     let stdout = cli.stdout().bytes;
     let stderr = String::from_utf8_lossy(&cli.stderr().bytes).into_owned();
