@@ -48,7 +48,10 @@ impl Scenario {
 
     /// The ideal: the slowest server alone.
     pub fn ideal(&self) -> Duration {
-        (0..self.poems.len()).map(|i| self.alone(i)).max().unwrap_or_default()
+        (0..self.poems.len())
+            .map(|i| self.alone(i))
+            .max()
+            .unwrap_or_default()
     }
 
     /// One server after another.
@@ -116,11 +119,7 @@ pub async fn run_once(client: &LiveSubject, scenario: &Scenario) -> anyhow::Resu
     values.insert("idle_timeout", t(scenario.timeout));
     values.insert("connect_timeout", t(scenario.timeout));
     let command = template::expand(&client.command, &values, false).map_err(anyhow::Error::msg)?;
-    let env = [
-        ("POETRY_CASE".to_string(), "bench".to_string()),
-        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
-    ];
-    let mut program = process::Program::spawn(&command, &env)
+    let mut program = process::Program::spawn(&command, &super::program_env(client))
         .map_err(|e| anyhow::anyhow!("cannot start '{command}': {e}"))?;
     let status = program.wait(scenario.timeout).await;
     program.kill();
@@ -251,8 +250,16 @@ mod tests {
         let run = ClientRun {
             total: Duration::from_millis(100),
             bars: vec![
-                Bar { server: 0, start_ms: 0.0, end_ms: 50.0 },
-                Bar { server: 1, start_ms: 50.0, end_ms: 100.0 },
+                Bar {
+                    server: 0,
+                    start_ms: 0.0,
+                    end_ms: 50.0,
+                },
+                Bar {
+                    server: 1,
+                    start_ms: 50.0,
+                    end_ms: 100.0,
+                },
             ],
             failure: None,
         };

@@ -15,3 +15,12 @@ pub mod client;
 pub mod load;
 pub mod report;
 pub mod stats;
+
+/// A benched program's environment beyond the allowlist: its manifest's
+/// `env`, and the case name `bench`.
+pub fn program_env(subject: &crate::backend::live::LiveSubject) -> Vec<(String, String)> {
+    let mut env = crate::backend::live::process::pass_through(&subject.env);
+    env.push(("POETRY_CASE".to_string(), "bench".to_string()));
+    env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
+    env
+}

@@ -111,6 +111,25 @@ pub struct ServerResult {
     pub points: Vec<Point>,
 }
 
+/// One client's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientResult {
+    /// Its name in reports.
+    pub name: String,
+    /// Its command template.
+    pub command: String,
+    /// Its conformance check.
+    pub verified: Verified,
+    /// Why it was not measured, if it was not.
+    pub skipped: Option<String>,
+    /// Total time over the runs that fetched every poem, in seconds.
+    pub total_s: Estimate,
+    /// Runs that failed (a poem missing or wrong, or too slow).
+    pub failed_runs: usize,
+    /// Every run, with its download bars.
+    pub runs: Vec<super::client::ClientRun>,
+}
+
 /// A whole bench.
 #[derive(Debug, Clone, Serialize)]
 pub struct Bench {
@@ -122,8 +141,109 @@ pub struct Bench {
     pub warmup_s: f64,
     /// Runs per load point.
     pub runs: usize,
-    /// The servers, in the order given.
+    /// The servers, in the order given (a server bench).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<ServerResult>,
+    /// The client scenario (a client bench).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<ClientScenario>,
+    /// The clients, in the order given (a client bench).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientResult>,
+}
+
+/// A client bench's servers, and what their timing allows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientScenario {
+    /// The servers' pacing.
+    #[serde(flatten)]
+    pub scenario: super::client::Scenario,
+    /// Each server's poem size, in argument order.
+    pub poem_bytes: Vec<usize>,
+    /// The slowest server alone, in seconds.
+    pub ideal_s: f64,
+    /// Every server one after another, in seconds.
+    pub serial_s: f64,
+}
+
+/// The client bench's table and timelines, for a terminal.
+pub fn client_table(b: &Bench) -> String {
+    let Some(sc) = &b.scenario else {
+        return String::new();
+    };
+    let mut out = format!(
+        "\n{} slow servers ({} bytes every {:.0} ms; poems of {} bytes): ideal {:.0} ms (the slowest alone), serial {:.0} ms (the sum); {} run(s) after a warm-up\n",
+        sc.poem_bytes.len(),
+        sc.scenario.num_bytes,
+        sc.scenario.delay.as_secs_f64() * 1e3,
+        sc.poem_bytes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
+        sc.ideal_s * 1e3,
+        sc.serial_s * 1e3,
+        b.runs,
+    );
+    let mut rows = vec![[
+        "client".to_string(),
+        "total ms (95% CI)".into(),
+        "x ideal".into(),
+        "x serial".into(),
+        "failed runs".into(),
+    ]];
+    for c in &b.clients {
+        let t = c.total_s;
+        let ms = Estimate {
+            mean: t.mean * 1e3,
+            ci95: t.ci95 * 1e3,
+            runs: t.runs,
+        };
+        let ratio = |to: f64| {
+            if t.runs > 0 && to > 0.0 {
+                format!("{:.2}", t.mean / to)
+            } else {
+                "-".into()
+            }
+        };
+        let mut name = c.name.clone();
+        if c.verified.forced {
+            name.push_str(" (failed conformance)");
+        }
+        rows.push([
+            name,
+            if t.runs > 0 { ms.show() } else { "-".into() },
+            ratio(sc.ideal_s),
+            ratio(sc.serial_s),
+            c.failed_runs.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for c in &b.clients {
+        if let Some(why) = &c.skipped {
+            out.push_str(&format!("\n{}: not measured: {why}\n", c.name));
+            continue;
+        }
+        if let Some(run) = c.runs.last() {
+            out.push_str(&format!(
+                "\n{}, last run ({:.0} ms):\n",
+                c.name,
+                run.total.as_secs_f64() * 1e3
+            ));
+            out.push_str(&super::client::timeline(run, 50));
+            if let Some(f) = &run.failure {
+                out.push_str(&format!("  failed: {f}\n"));
+            }
+        }
+    }
+    out
 }
 
 fn mib(bytes_per_s: f64) -> String {
@@ -267,10 +387,30 @@ pub fn table(b: &Bench) -> String {
             }
         }
     }
-    out.push_str(
-        "\nratio: poems/s against the first server of each table; gen CPU: the load generator's own CPU, share of one core\n",
-    );
+    if !b.servers.is_empty() {
+        out.push_str(
+            "\nratio: poems/s against the first server of each table; gen CPU: the load generator's own CPU, share of one core\n",
+        );
+    }
     out
+}
+
+/// How a program fared against its conformance cases, in words.
+fn verdict(v: &Verified) -> String {
+    if v.failed.is_empty() {
+        format!("passed {} conformance case(s)", v.passed)
+    } else {
+        format!(
+            "failed {} conformance case(s) ({}){}",
+            v.failed.len(),
+            v.failed.join(", "),
+            if v.forced {
+                ", measured with --force"
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 /// The Markdown summary.
@@ -280,27 +420,32 @@ pub fn markdown(b: &Bench) -> String {
         b.cores
     );
     for s in &b.servers {
-        let v = &s.verified;
-        let verdict = if v.failed.is_empty() {
-            format!("passed {} conformance case(s)", v.passed)
-        } else {
-            format!(
-                "failed {} conformance case(s) ({}){}",
-                v.failed.len(),
-                v.failed.join(", "),
-                if v.forced {
-                    ", measured with --force"
-                } else {
-                    ""
-                }
-            )
-        };
-        out.push_str(&format!("\n- **{}**: {verdict}; `{}`", s.name, s.command));
+        out.push_str(&format!(
+            "\n- **{}**: {}; `{}`",
+            s.name,
+            verdict(&s.verified),
+            s.command
+        ));
         if let Some(why) = &s.skipped {
             out.push_str(&format!("; not measured: {why}"));
         }
     }
+    for c in &b.clients {
+        out.push_str(&format!(
+            "\n- **{}**: {}; `{}`",
+            c.name,
+            verdict(&c.verified),
+            c.command
+        ));
+        if let Some(why) = &c.skipped {
+            out.push_str(&format!("; not measured: {why}"));
+        }
+    }
     out.push('\n');
+    let clients = client_table(b);
+    if !clients.is_empty() {
+        out.push_str(&format!("\n## Clients\n\n```\n{}\n```\n", clients.trim()));
+    }
     for key in keys(b) {
         out.push_str(&format!("\n## {}\n\n", title(b, &key)));
         out.push_str(&format!("| {} | gen CPU |\n", HEADER.join(" | ")));

@@ -9,8 +9,10 @@ use indexmap::IndexMap;
 
 use super::{duration_arg, Exit};
 use crate::backend::live::{self, manifest::Manifest, process, template, LiveSubject};
+use crate::bench::client;
 use crate::bench::load::{self, Load, Mode};
-use crate::bench::report::{self, Bench, Point, ServerResult, Verified};
+use crate::bench::report::{self, Bench, ClientResult, Point, ServerResult, Verified};
+use crate::bench::stats::Estimate;
 use crate::case::{poem, Role};
 use crate::engine::{self, EngineOptions, LiveTarget};
 
@@ -50,15 +52,28 @@ use crate::engine::{self, EngineOptions, LiveTarget};
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct BenchArgs {
-    /// Bench the built-in reference server (the default with no other).
+    /// What to bench: poetry servers under load, or poetry clients
+    /// fetching from slow servers.
+    #[arg(long, value_enum, default_value = "server")]
+    role: BenchRole,
+    /// Bench the built-in reference (the default with no other).
     #[arg(long)]
     reference: bool,
-    /// A server's command template (repeatable).
+    /// A program's command template (repeatable).
     #[arg(long, value_name = "TEMPLATE")]
     cmd: Vec<String>,
-    /// A manifest whose [server] to bench (repeatable).
+    /// A manifest whose [server] (or [client]) to bench (repeatable).
     #[arg(long, value_name = "FILE")]
     manifest: Vec<PathBuf>,
+    /// Clients: how many slow servers to fetch from at once.
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// Clients: bytes each slow server writes at a time.
+    #[arg(long, default_value_t = 100)]
+    num_bytes: usize,
+    /// Clients: pause between a slow server's writes.
+    #[arg(long, default_value = "50ms", value_parser = duration_arg)]
+    delay: Duration,
     /// Closed loop: fetchers, a list sweeps (1 to 10000).
     #[arg(long, value_delimiter = ',', default_value = "32")]
     connections: Vec<usize>,
@@ -95,12 +110,31 @@ pub struct BenchArgs {
     markdown: Option<PathBuf>,
 }
 
+/// The role `bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchRole {
+    /// Poetry servers, under load.
+    Server,
+    /// Poetry clients, fetching from slow servers.
+    Client,
+}
+
+impl BenchRole {
+    fn role(self) -> Role {
+        match self {
+            BenchRole::Server => Role::Server,
+            BenchRole::Client => Role::Client,
+        }
+    }
+}
+
 /// Limits on the knobs: beyond them a bench measures the machine's
 /// limits, not the server.
 const MAX_CONNECTIONS: usize = 10_000;
 const MAX_RATE: f64 = 1_000_000.0;
 const MAX_RUNS: usize = 100;
 const MAX_DURATION: Duration = Duration::from_secs(3600);
+const MAX_CLIENT_SERVERS: usize = 100;
 
 /// `806`, `64KiB`, `1MiB`, `16MB` (MB and KB are taken as MiB and KiB).
 fn size_arg(s: &str) -> Result<usize, String> {
@@ -155,6 +189,18 @@ fn check(args: &BenchArgs) -> anyhow::Result<()> {
             args.slow_readers
         );
     }
+    if !(1..=MAX_CLIENT_SERVERS).contains(&args.servers) {
+        anyhow::bail!(
+            "--servers '{}' must be between 1 and {MAX_CLIENT_SERVERS}",
+            args.servers
+        );
+    }
+    if args.num_bytes == 0 {
+        anyhow::bail!("--num-bytes '0' must be at least 1");
+    }
+    if args.delay > MAX_DURATION {
+        anyhow::bail!("--delay must be at most an hour");
+    }
     if args.poem_size.contains(&0) {
         anyhow::bail!(
             "--poem-size 0: an empty poem measures only connect and close; give at least 1 byte"
@@ -168,13 +214,17 @@ fn check(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A server to bench: a name and a live subject.
+/// A program to bench: a name and a live subject.
 struct Server {
     name: String,
     subject: LiveSubject,
 }
 
-fn servers(args: &BenchArgs) -> anyhow::Result<Vec<Server>> {
+/// The programs to bench, in the order given: the reference first if
+/// asked for (or if nothing else is), then each --cmd, then each manifest.
+fn subjects(args: &BenchArgs) -> anyhow::Result<Vec<Server>> {
+    let role = args.role.role();
+    let table = live::manifest::table(role);
     let mut out = Vec::new();
     let reference = args.reference || (args.cmd.is_empty() && args.manifest.is_empty());
     if reference {
@@ -183,7 +233,7 @@ fn servers(args: &BenchArgs) -> anyhow::Result<Vec<Server>> {
             live::reference_programs::ReferencePrograms::new(exe).map_err(anyhow::Error::msg)?;
         out.push(Server {
             name: "reference".into(),
-            subject: LiveSubject::new(Role::Server, programs.command(Role::Server, None)),
+            subject: LiveSubject::new(role, programs.command(role, None)),
         });
     }
     for (i, cmd) in args.cmd.iter().enumerate() {
@@ -194,46 +244,47 @@ fn servers(args: &BenchArgs) -> anyhow::Result<Vec<Server>> {
             name: format!("cmd {}", i + 1),
             subject: LiveSubject {
                 exit_127_unsupported,
-                ..LiveSubject::new(Role::Server, cmd.clone())
+                ..LiveSubject::new(role, cmd.clone())
             },
         });
     }
     for path in &args.manifest {
         let m = Manifest::load(path).map_err(anyhow::Error::msg)?;
-        let Some(rc) = m.role(Role::Server) else {
+        let Some(rc) = m.role(role) else {
             anyhow::bail!(
-                "{}: declares no [server] to bench (bench measures poetry servers)",
+                "{}: declares no [{table}] to bench (--role {table})",
                 path.display()
             );
         };
         let exit_127_unsupported = live::launch::probe_command(&rc.command)
-            .map_err(|e| anyhow::anyhow!("{}: [server] command: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("{}: [{table}] command: {e}", path.display()))?;
         let mut lacks = m.lacks.clone();
         lacks.extend(rc.lacks.iter().cloned());
+        let mut env = m.env.clone();
+        env.extend(rc.env.iter().cloned());
         out.push(Server {
             name: m.name.clone(),
             subject: LiveSubject {
                 exit_127_unsupported,
                 lacks,
+                env,
+                contract: rc.contract,
                 startup_timeout: Duration::from_secs_f64(rc.startup_timeout.clamp(0.1, 3600.0)),
                 time_scale: m.time_scale.unwrap_or(live::DEFAULT_TIME_SCALE),
-                ..LiveSubject::new(Role::Server, rc.command.clone())
+                ..LiveSubject::new(role, rc.command.clone())
             },
         });
     }
     Ok(out)
 }
 
-/// Runs the catalog's server cases against `server`.
+/// Runs the catalog's cases of its role against `server`.
 fn verify(server: &Server) -> anyhow::Result<Verified> {
     let catalog = crate::catalog::Catalog::builtin()?;
-    let cases: Vec<&crate::case::Case> = catalog
-        .cases
-        .iter()
-        .filter(|c| c.role == Role::Server)
-        .collect();
+    let role = server.subject.role;
+    let cases: Vec<&crate::case::Case> = catalog.cases.iter().filter(|c| c.role == role).collect();
     let mut roles = IndexMap::new();
-    roles.insert(Role::Server, server.subject.clone());
+    roles.insert(role, server.subject.clone());
     let target = LiveTarget {
         name: server.name.clone(),
         lacks: server.subject.lacks.clone(),
@@ -286,12 +337,9 @@ async fn start(server: &Server, poem: &[u8]) -> anyhow::Result<Running> {
     values.insert("delay", "0".into());
     let command =
         template::expand(&server.subject.command, &values, false).map_err(anyhow::Error::msg)?;
-    let env = [
-        ("POETRY_CASE".to_string(), "bench".to_string()),
-        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
-    ];
-    let mut program = process::Program::spawn(&command, &env)
-        .with_context(|| format!("cannot start '{command}'"))?;
+    let mut program =
+        process::Program::spawn(&command, &crate::bench::program_env(&server.subject))
+            .with_context(|| format!("cannot start '{command}'"))?;
     if live::wait_ready(&mut program, port, server.subject.startup_timeout, true)
         .await
         .is_none()
@@ -341,7 +389,7 @@ fn modes(args: &BenchArgs) -> Vec<Mode> {
 pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     process::install_interrupt_handler();
     check(&args)?;
-    let servers = servers(&args)?;
+    let subjects = subjects(&args)?;
     let rt = super::runtime()?;
     let mut bench = Bench {
         schema: report::SCHEMA,
@@ -349,45 +397,80 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         warmup_s: args.warmup.as_secs_f64(),
         runs: args.runs,
         servers: Vec::new(),
+        scenario: None,
+        clients: Vec::new(),
     };
+    let scenario = client_scenario(&args);
+    if args.role == BenchRole::Client {
+        bench.scenario = Some(report::ClientScenario {
+            poem_bytes: scenario.poems.iter().map(|p| p.len()).collect(),
+            ideal_s: scenario.ideal().as_secs_f64(),
+            serial_s: scenario.serial().as_secs_f64(),
+            scenario: scenario.clone(),
+        });
+    }
     let mut refused = false;
-    for server in &servers {
+    for subject in &subjects {
+        if process::interrupted_by().is_some() {
+            break;
+        }
         eprintln!(
-            "{}: checking its conformance (the catalog's server cases)",
-            server.name
+            "{}: checking its conformance (the catalog's {} cases)",
+            subject.name, subject.subject.role
         );
-        let mut verified = verify(server)?;
-        let mut result = ServerResult {
-            name: server.name.clone(),
-            command: server.subject.command.clone(),
-            verified: Verified::default(),
-            skipped: None,
-            points: Vec::new(),
-        };
+        let mut verified = verify(subject)?;
+        let mut skipped = None;
         if !verified.failed.is_empty() {
             if args.force {
                 verified.forced = true;
             } else {
                 refused = true;
-                result.skipped = Some(format!(
-                    "it failed {} conformance case(s): {} (run them with `poetry-harness run --role server --cmd ...`; --force measures it anyway)",
+                skipped = Some(format!(
+                    "it failed {} conformance case(s): {} (see them with `poetry-harness run --role {} --cmd ...`; --force measures it anyway)",
                     verified.failed.len(),
-                    verified.failed.join(", ")
+                    verified.failed.join(", "),
+                    subject.subject.role
                 ));
             }
         }
-        result.verified = verified;
-        if result.skipped.is_none() {
-            for poem in poems(&args) {
-                if process::interrupted_by().is_some() {
-                    break;
+        match args.role {
+            BenchRole::Server => {
+                let mut result = ServerResult {
+                    name: subject.name.clone(),
+                    command: subject.subject.command.clone(),
+                    verified,
+                    skipped,
+                    points: Vec::new(),
+                };
+                if result.skipped.is_none() {
+                    for poem in poems(&args) {
+                        if process::interrupted_by().is_some() {
+                            break;
+                        }
+                        rt.block_on(measure_server(subject, &poem, &args, &mut result))?;
+                    }
                 }
-                rt.block_on(measure_server(server, &poem, &args, &mut result))?;
+                bench.servers.push(result);
+            }
+            BenchRole::Client => {
+                let mut result = ClientResult {
+                    name: subject.name.clone(),
+                    command: subject.subject.command.clone(),
+                    verified,
+                    skipped,
+                    total_s: Estimate::default(),
+                    failed_runs: 0,
+                    runs: Vec::new(),
+                };
+                if result.skipped.is_none() {
+                    rt.block_on(measure_client(subject, &scenario, &args, &mut result))?;
+                }
+                bench.clients.push(result);
             }
         }
-        bench.servers.push(result);
     }
     print!("{}", report::table(&bench));
+    print!("{}", report::client_table(&bench));
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&bench)?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -401,6 +484,59 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         std::process::exit(process::exit_status_for(signal));
     }
     Ok(if refused { Exit::Failed } else { Exit::Ok })
+}
+
+/// The client bench's servers: the series' poems in turn, paced.
+fn client_scenario(args: &BenchArgs) -> client::Scenario {
+    const POEMS: [&str; 3] = ["tyger", "science", "loreley"];
+    let poems = (0..args.servers)
+        .map(
+            |i| match args.poem_size.get(i % args.poem_size.len().max(1)) {
+                Some(n) => poem::generated(*n),
+                None => bytes::Bytes::from_static(
+                    poem::fixture(POEMS[i % POEMS.len()]).unwrap_or(b"a poem\n"),
+                ),
+            },
+        )
+        .collect();
+    client::Scenario {
+        poems,
+        num_bytes: args.num_bytes,
+        delay: args.delay,
+        timeout: args.timeout,
+    }
+}
+
+async fn measure_client(
+    subject: &Server,
+    scenario: &client::Scenario,
+    args: &BenchArgs,
+    result: &mut ClientResult,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "{}: fetching from {} slow servers",
+        subject.name,
+        scenario.poems.len()
+    );
+    if !args.warmup.is_zero() {
+        // One unmeasured run: caches warm, interpreters compiled.
+        let _ = client::run_once(&subject.subject, scenario).await?;
+    }
+    let mut totals = Vec::new();
+    for _ in 0..args.runs {
+        if process::interrupted_by().is_some() {
+            break;
+        }
+        let run = client::run_once(&subject.subject, scenario).await?;
+        if run.failure.is_some() {
+            result.failed_runs += 1;
+        } else {
+            totals.push(run.total.as_secs_f64());
+        }
+        result.runs.push(run);
+    }
+    result.total_s = Estimate::of(&totals);
+    Ok(())
 }
 
 async fn measure_server(
