@@ -33,6 +33,7 @@ use crate::verdict::Profile;
 /// Any program, in any language, on real loopback sockets (live backend):
 ///   poetry-harness run --role client --cmd 'python3 get_poetry.py {addrs}'
 ///   poetry-harness run --manifest impl.toml
+///   poetry-harness run --manifest impl.toml --sandbox   # only loopback, own PIDs
 /// Placeholders: {port} {addr} {addrs} {poem} {upstream} {xform} {transform}
 /// {timeout} {num_bytes} {delay}. The program sees the case ID in POETRY_CASE;
 /// exit status 127 declares a case unsupported, if a probe shows the program
@@ -91,6 +92,12 @@ pub struct RunArgs {
     /// Live backend: multiply every delay and timeout of the cases by this.
     #[arg(long, default_value_t = crate::backend::live::DEFAULT_TIME_SCALE)]
     time_scale: f64,
+    /// Run in new user, mount, network and PID namespaces with only a
+    /// loopback of their own: programs cannot reach the network or the
+    /// host's processes, and nothing they start outlives the run. An error
+    /// (exit 2) where the kernel does not allow it.
+    #[arg(long)]
+    pub(super) sandbox: bool,
 }
 
 /// Smallest time scale: below it every pause rounds to the 1 ms floor and
@@ -322,6 +329,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         manifest: Vec::new(),
         matrix: None,
         time_scale: crate::backend::live::DEFAULT_TIME_SCALE,
+        sandbox: false,
     })
 }
 

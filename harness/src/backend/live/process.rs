@@ -378,13 +378,18 @@ pub fn pass_through(names: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The number every token of this run starts with: the harness's PID, or
+/// under `--sandbox` the PID of the outer process as the host sees it
+/// (fixed by the first call, which [`super::sandbox::enter`] makes before
+/// it forks), so that tokens read from the host name this run.
+pub fn run_id() -> u32 {
+    static ID: OnceLock<u32> = OnceLock::new();
+    *ID.get_or_init(std::process::id)
+}
+
 fn next_token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}-{}", run_id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn allowed(name: &str) -> bool {
