@@ -5,7 +5,8 @@
 //! - only loopback: a program sees no interface but `lo`, cannot reach a
 //!   non-loopback address (not even the host's own) nor a service on the
 //!   host's loopback, cannot see or signal the test process, and cannot
-//!   SIGKILL the harness (PID 1 of its namespace);
+//!   stop the harness (PID 1 of its namespace) with SIGKILL, SIGTERM,
+//!   SIGINT or SIGHUP;
 //! - nothing survives the harness: after a SIGKILL of the harness inside
 //!   the namespace, or of the outer process, no process started for a
 //!   program is left, not even one that cleared its environment and left
@@ -17,6 +18,7 @@
 //! (`unshare -Ur true`), and says on stderr that it was skipped if not.
 //! Every wait is bounded.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
@@ -80,6 +82,8 @@ impl Harness {
             .arg("--json")
             .arg(dir.path().join("r.json"))
             .current_dir(repo())
+            // A process group of its own, as a shell gives a command.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -198,9 +202,9 @@ fn a_normal_client_and_server_pass_under_the_sandbox() {
         "--sandbox",
     ]);
     let status = h.wait();
-    let json = h.json();
     let (out, err) = h.output();
     assert_eq!(status.code(), Some(0), "{out}\n{err}");
+    let json = h.json();
     assert_eq!(json["cases"][0]["verdict"], "PASS", "{json:#}");
     let mut h = Harness::start(&[
         "run",
@@ -210,9 +214,9 @@ fn a_normal_client_and_server_pass_under_the_sandbox() {
         "--sandbox",
     ]);
     let status = h.wait();
-    let json = h.json();
     let (out, err) = h.output();
     assert_eq!(status.code(), Some(0), "{out}\n{err}");
+    let json = h.json();
     assert_eq!(json["cases"][0]["verdict"], "PASS", "{json:#}");
 }
 
@@ -259,8 +263,9 @@ for p in os.listdir("/proc"):
             pass
 lines.append("sees_test=%s" % any(test_name in c for c in seen))
 lines.append("pid1=" + open("/proc/1/cmdline", "rb").read().split(b"\0")[0].decode())
-os.kill(1, signal.SIGKILL)
-lines.append("killed_pid1=tried")
+for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    os.kill(1, sig)
+lines.append("signalled_pid1=tried")
 with open(out, "w") as f:
     f.write("\n".join(lines) + "\n")
 "#;
@@ -312,18 +317,19 @@ fn a_program_reaches_only_its_own_loopback_and_sees_no_host_process() {
         "--sandbox",
     ]);
     let status = h.wait();
-    let json = h.json();
     let (out, err) = h.output();
     let found = std::fs::read_to_string(&found).unwrap_or_default();
-    // The program tried to SIGKILL PID 1, the harness: it ran on.
+    // The program sent SIGKILL, SIGTERM, SIGINT and SIGHUP to PID 1, the
+    // harness: it ran on.
     assert_eq!(status.code(), Some(0), "{found}\n{out}\n{err}");
+    let json = h.json();
     assert_eq!(json["cases"][0]["verdict"], "PASS", "{json:#}");
     let mut want = vec![
         "interfaces=lo",
         "far=ENETUNREACH",
         "signal_test=ESRCH",
         "sees_test=False",
-        "killed_pid1=tried",
+        "signalled_pid1=tried",
     ];
     let host_line = format!("host={}", "ENETUNREACH");
     if host != "none" {
@@ -464,22 +470,38 @@ fn a_sigkill_of_the_outer_harness_leaves_nothing_running() {
     );
 }
 
-#[test]
-fn a_sigterm_stops_the_run_and_the_reports_are_written() {
-    if !user_namespaces("a_sigterm_stops_the_run_and_the_reports_are_written") {
+/// An interrupt of the outer process, or of its process group (as a
+/// Ctrl-C at a terminal sends), reaches the harness inside once: the run
+/// stops, writes its reports and exits 128 + the signal, and nothing is
+/// left running.
+#[rstest::rstest]
+#[case::sigterm_to_the_process(nix::sys::signal::Signal::SIGTERM, false)]
+#[case::sigint_to_the_process_group(nix::sys::signal::Signal::SIGINT, true)]
+fn an_interrupt_stops_the_run_and_the_reports_are_written(
+    #[case] signal: nix::sys::signal::Signal,
+    #[case] to_group: bool,
+) {
+    if !user_namespaces("an_interrupt_stops_the_run_and_the_reports_are_written") {
         return;
     }
     let marker = marker();
     let (mut h, _dir) = harness_with_escapees(&marker);
-    let outer = h.pid();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(outer as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
+    let outer = nix::unistd::Pid::from_raw(h.pid() as i32);
+    if to_group {
+        nix::sys::signal::killpg(outer, signal).expect("signal the group");
+    } else {
+        nix::sys::signal::kill(outer, signal).expect("signal");
+    }
     let status = h.wait();
-    assert_eq!(status.code(), Some(143), "{status:?}");
-    assert_eq!(h.json()["cases"][0]["verdict"], "INTERRUPTED");
+    let (out, err) = h.output();
+    assert_eq!(
+        status.code(),
+        Some(128 + signal as i32),
+        "{status:?}\n{out}\n{err}"
+    );
+    assert_eq!(h.json()["cases"][0]["verdict"], "INTERRUPTED", "{out}");
+    assert!(out.contains("interrupted by"), "{out}");
+    let outer = h.pid();
     assert!(
         eventually(|| left_behind(outer, &marker).is_empty()),
         "left running: {:?}",

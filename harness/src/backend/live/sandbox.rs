@@ -25,14 +25,17 @@
 //!   or 128 + the signal that killed it. The child is in a process group of
 //!   its own, so a Ctrl-C at a terminal or a signal to the parent's group
 //!   reaches it once, through the parent, and a second Ctrl-C still means
-//!   "stop at once".
+//!   "stop at once". (So it is a background group of the terminal: Ctrl-Z
+//!   stops only the parent, and under `stty tostop` its output would stop
+//!   it.)
 //! - The **child** is PID 1 of the new PID namespace. It asks for SIGKILL
 //!   when the parent dies (`PR_SET_PDEATHSIG`, checked against the race
 //!   with a pipe the parent holds open), makes every mount private, mounts
 //!   a fresh `/proc` (so the harness's `/proc` sweep sees the namespace's
 //!   PIDs), brings up `lo` (`SIOCSIFFLAGS`), installs the interrupt handler
-//!   (a PID 1 drops signals it has no handler for), and returns to run the
-//!   command as usual.
+//!   (a PID 1 drops signals it has no handler for) set to ignore signals
+//!   sent from inside the namespace, and returns to run the command as
+//!   usual.
 //!
 //! # What it guarantees
 //!
@@ -45,15 +48,18 @@
 //!   services listening on the host's loopback (`connect` fails at once,
 //!   `ENETUNREACH` or `ECONNREFUSED`).
 //! - A program cannot see or signal processes outside the namespace (not
-//!   even the outer harness), cannot SIGKILL the harness (PID 1 of its
-//!   namespace), and `kill -9 -1` reaches only the namespace.
+//!   even the outer harness), and cannot stop the harness: PID 1 of its
+//!   namespace, it gets no SIGKILL or SIGSTOP from inside, and ignores the
+//!   SIGINT, SIGTERM and SIGHUP that come from inside. `kill -9 -1`
+//!   reaches only the namespace's other processes (other cases' programs
+//!   with `--jobs` above 1).
 //!
 //! It does not guarantee: a read-only filesystem (files the user can
-//! write stay writable), memory limits (cgroup v2 is not used: run the
+//! write stay writable: making the rest read-only would break the caches
+//! and build folders that interpreters and compilers write to, which
+//! differ by language), memory limits (cgroup v2 is not used: run the
 //! harness in a container, or under `systemd-run --user --scope -p
-//! MemoryMax=...`), or that a program cannot interrupt the run with
-//! SIGTERM, SIGINT or SIGHUP to PID 1 (the run stops and writes its
-//! reports, as on any interrupt).
+//! MemoryMax=...` where cgroup v2 is there).
 //!
 //! Where the kernel refuses a step (user namespaces disabled, a container's
 //! seccomp or AppArmor profile, a `/proc` that may not be mounted again),
@@ -185,6 +191,7 @@ pub fn enter() -> Result<(), SandboxError> {
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None)
                 .map_err(SandboxError::at(SIGNALS))?;
             inside()?;
+            super::process::from_outside_only();
             super::process::install_interrupt_handler();
             Ok(())
         }
