@@ -27,7 +27,7 @@ fn repo() -> PathBuf {
 fn target(strategy: &str, role: Role) -> LiveTarget {
     let path = repo().join(format!("fixtures/strategies/{strategy}.toml"));
     let manifest = Manifest::load(&path).expect("the manifest loads");
-    assert_eq!(manifest.profile, Profile::Strict, "{strategy}");
+    assert_eq!(manifest.profile(), Profile::Strict, "{strategy}");
     let rc = manifest
         .role(role)
         .unwrap_or_else(|| panic!("{strategy}.toml has no {role}"));
@@ -46,7 +46,7 @@ fn target(strategy: &str, role: Role) -> LiveTarget {
     let mut target = LiveTarget {
         name: manifest.name,
         lacks: manifest.lacks,
-        profile: Some(manifest.profile),
+        profile: manifest.profile,
         ..LiveTarget::default()
     };
     target.roles.insert(role, subject);

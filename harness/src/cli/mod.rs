@@ -72,10 +72,30 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+impl Command {
+    /// Whether the command asks for `--sandbox`.
+    fn sandboxed(&self) -> bool {
+        match self {
+            Command::Run(args) => args.sandbox,
+            Command::Mutants(args) => args.sandbox,
+            Command::Pair(args) => args.sandbox,
+            _ => false,
+        }
+    }
+}
+
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 /// Errors are printed as one line, never as a panic or a backtrace.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything starts a thread: the whole run moves into the
+    // sandbox (the outer process waits there and exits with its status).
+    if cli.command.sandboxed() {
+        if let Err(e) = crate::backend::live::sandbox::enter() {
+            eprintln!("poetry-harness: error: {e}");
+            return Exit::Error.into();
+        }
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Get(args) => get::run(args),

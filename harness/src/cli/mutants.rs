@@ -42,6 +42,12 @@ pub struct MutantsArgs {
     /// it lists.
     #[arg(long, requires = "live")]
     all_cases: bool,
+    /// With --live: run in new user, mount, network and PID namespaces with only a
+    /// loopback of their own: programs cannot reach the network or the
+    /// host's processes, and nothing they start outlives the run. An error
+    /// (exit 2) where the kernel does not allow it.
+    #[arg(long, requires = "live")]
+    pub(super) sandbox: bool,
 }
 
 const AFTER_HELP: &str = "\

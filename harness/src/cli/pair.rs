@@ -34,6 +34,12 @@ pub struct PairArgs {
     /// Multiply delays by this (default: the manifest's, else 0.05).
     #[arg(long)]
     time_scale: Option<f64>,
+    /// Run in new user, mount, network and PID namespaces with only a
+    /// loopback of their own: programs cannot reach the network or the
+    /// host's processes, and nothing they start outlives the run. An error
+    /// (exit 2) where the kernel does not allow it.
+    #[arg(long)]
+    pub(super) sandbox: bool,
 }
 
 pub fn run(args: PairArgs) -> anyhow::Result<Exit> {

@@ -35,6 +35,7 @@ use crate::verdict::Profile;
 /// Any program, in any language, on real loopback sockets (live backend):
 ///   poetry-harness run --role client --cmd 'python3 get_poetry.py {addrs}'
 ///   poetry-harness run --manifest impl.toml
+///   poetry-harness run --manifest impl.toml --sandbox   # only loopback, own PIDs
 /// Placeholders: {port} {addr} {addrs} {poem} {upstream} {xform} {transform}
 /// {timeout} {num_bytes} {delay}. The program sees the case ID in POETRY_CASE;
 /// exit status 127 declares a case unsupported, if a probe shows the program
@@ -105,6 +106,12 @@ pub struct RunArgs {
     /// (default: the manifest's, else 0.05).
     #[arg(long)]
     time_scale: Option<f64>,
+    /// Run in new user, mount, network and PID namespaces with only a
+    /// loopback of their own: programs cannot reach the network or the
+    /// host's processes, and nothing they start outlives the run. An error
+    /// (exit 2) where the kernel does not allow it.
+    #[arg(long)]
+    pub(super) sandbox: bool,
 }
 
 /// Smallest time scale: below it every pause rounds to the 1 ms floor and
@@ -361,6 +368,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         manifest: Vec::new(),
         matrix: None,
         time_scale: None,
+        sandbox: false,
     })
 }
 

@@ -17,6 +17,7 @@ pub mod pair;
 pub mod process;
 pub mod reasons;
 pub mod reference_programs;
+pub mod sandbox;
 pub mod template;
 pub mod timing;
 

@@ -177,9 +177,34 @@ pub fn exit_status_for(signal: Signal) -> i32 {
 /// (-1 until installed).
 static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
+/// Set under `--sandbox`, where the harness is PID 1 of its PID
+/// namespace and every other process in it was started for a program:
+/// only signals sent from outside the namespace (the outer process, which
+/// forwards them; a terminal) interrupt the run. See [`from_outside_only`].
+static FROM_OUTSIDE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, an interrupt sent by a process of this PID namespace is
+/// ignored (its sender's PID reads as 0 only from outside): a program
+/// cannot stop the run. For `--sandbox`, where nothing but programs runs
+/// inside.
+pub fn from_outside_only() {
+    FROM_OUTSIDE_ONLY.store(true, Ordering::SeqCst);
+}
+
 /// The signal handler: writes the signal's number to the pipe, which is
 /// all a handler may safely do; the signal thread does the rest.
-extern "C" fn note_signal(signal: nix::libc::c_int) {
+extern "C" fn note_signal(
+    signal: nix::libc::c_int,
+    info: *mut nix::libc::siginfo_t,
+    _context: *mut nix::libc::c_void,
+) {
+    if FROM_OUTSIDE_ONLY.load(Ordering::Relaxed) && !info.is_null() {
+        // SAFETY: an SA_SIGINFO handler gets a valid siginfo_t; `si_pid`
+        // is 0 unless a process of this PID namespace sent the signal.
+        if unsafe { (*info).si_pid() } != 0 {
+            return;
+        }
+    }
     let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
         // SAFETY: the write end is never closed once installed.
@@ -245,8 +270,8 @@ pub fn install_interrupt_handler() {
             return;
         }
         let action = SigAction::new(
-            SigHandler::Handler(note_signal),
-            SaFlags::SA_RESTART,
+            SigHandler::SigAction(note_signal),
+            SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
             SigSet::empty(),
         );
         for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
@@ -399,13 +424,18 @@ pub fn pass_through(names: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The number every token of this run starts with: the harness's PID, or
+/// under `--sandbox` the PID of the outer process as the host sees it
+/// (fixed by the first call, which [`super::sandbox::enter`] makes before
+/// it forks), so that tokens read from the host name this run.
+pub fn run_id() -> u32 {
+    static ID: OnceLock<u32> = OnceLock::new();
+    *ID.get_or_init(std::process::id)
+}
+
 fn next_token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}-{}", run_id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn allowed(name: &str) -> bool {
