@@ -10,8 +10,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_poetry-harness");
 /// Runs `bench` with short runs plus `args`: its exit code and JSON.
 fn bench(args: &[&str]) -> (Option<i32>, serde_json::Value) {
     let dir = tempfile::tempdir().expect("a throwaway directory");
+    bench_in(&dir, &[&["--connections", "4"], args].concat())
+}
+
+/// [`bench`] without a default load, writing into `dir`.
+fn bench_in(dir: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, serde_json::Value) {
     let json = dir.path().join("bench.json");
+    // From the project's root, where manifests' relative paths point.
     let status = Command::new(BIN)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args([
             "bench",
             "--duration",
@@ -21,7 +28,7 @@ fn bench(args: &[&str]) -> (Option<i32>, serde_json::Value) {
             "--runs",
             "2",
         ])
-        .args(["--connections", "4", "--json"])
+        .arg("--json")
         .arg(&json)
         .args(args)
         .stdin(Stdio::null())
@@ -119,4 +126,97 @@ fn bad_knobs_are_usage_errors() {
         let flag = args[1].split('=').next().unwrap_or_default();
         assert!(err.contains(flag), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_sweep_draws_throughput_and_latency_plots() {
+    let dir = tempfile::tempdir().expect("a throwaway directory");
+    let plots = dir.path().join("plots");
+    let plots_arg = plots.display().to_string();
+    let (code, json) = bench_in(&dir, &["--connections", "1,4", "--plots", &plots_arg]);
+    assert_eq!(code, Some(0), "{json:#}");
+    let points = json["servers"][0]["points"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(points.len(), 2, "{json:#}");
+    for name in ["throughput-806B.svg", "latency-806B.svg"] {
+        let svg = std::fs::read_to_string(plots.join(name)).expect(name);
+        assert!(
+            svg.starts_with("<svg") && svg.contains("reference"),
+            "{name}"
+        );
+    }
+}
+
+/// Each client's download bars, `(start, end)` in ms, in server order.
+fn bars(client: &serde_json::Value) -> Vec<(f64, f64)> {
+    let run = &client["runs"][0];
+    run["bars"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            (
+                b["start_ms"].as_f64().unwrap_or(-1.0),
+                b["end_ms"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn client_timelines_show_the_strategy() {
+    // The blocking client fails the concurrency case (so --force), and
+    // downloads one poem after another; the threaded one overlaps them.
+    let strategies = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/strategies");
+    let blocking = format!("{strategies}/blocking.toml");
+    let threads = format!("{strategies}/threads.toml");
+    let dir = tempfile::tempdir().expect("a throwaway directory");
+    let (code, json) = bench_in(
+        &dir,
+        &[
+            "--role",
+            "client",
+            "--force",
+            "--runs",
+            "1",
+            "--num-bytes",
+            "200",
+            "--delay",
+            "20ms",
+            "--manifest",
+            &blocking,
+            "--manifest",
+            &threads,
+        ],
+    );
+    assert_eq!(code, Some(0), "{json:#}");
+    let scenario = &json["scenario"];
+    assert_eq!(scenario["poem_bytes"], serde_json::json!([806, 674, 279]));
+    // 806 bytes in 5 writes, 20 ms apart: the slowest alone takes 80 ms;
+    // the sum is 80 + 60 + 20.
+    assert!((scenario["ideal_s"].as_f64().unwrap_or(0.0) - 0.08).abs() < 1e-9);
+    assert!((scenario["serial_s"].as_f64().unwrap_or(0.0) - 0.16).abs() < 1e-9);
+    let (blocking, threads) = (&json["clients"][0], &json["clients"][1]);
+    assert_eq!(blocking["verified"]["forced"], true, "{blocking:#}");
+    assert_eq!(
+        threads["verified"]["failed"],
+        serde_json::json!([]),
+        "{threads:#}"
+    );
+    for c in [blocking, threads] {
+        assert_eq!(c["failed_runs"], 0, "{c:#}");
+        assert_eq!(bars(c).len(), 3, "{c:#}");
+    }
+    let b = bars(blocking);
+    assert!(
+        b.windows(2).all(|w| w[1].0 >= w[0].1),
+        "blocking downloads overlap: {b:?}"
+    );
+    let t = bars(threads);
+    assert!(
+        t.iter().all(|bar| bar.0 < t[0].1),
+        "threaded downloads do not overlap: {t:?}"
+    );
 }

@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod load;
+pub mod plot;
 pub mod report;
 pub mod stats;
 

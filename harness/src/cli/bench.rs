@@ -50,7 +50,8 @@ use crate::engine::{self, EngineOptions, LiveTarget};
 ///   poetry-harness bench --reference --manifest fixtures/python/asyncio.toml --connections 1,32
 ///   poetry-harness bench --rate 2000 --duration 5s --json bench.json --markdown bench.md
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+// The last of a repeated flag wins (`--runs 2 ... --runs 5`).
+#[command(verbatim_doc_comment, args_override_self = true)]
 pub struct BenchArgs {
     /// What to bench: poetry servers under load, or poetry clients
     /// fetching from slow servers.
@@ -108,6 +109,10 @@ pub struct BenchArgs {
     /// Write a Markdown summary to this file.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// Write SVG plots into this folder (created if need be): throughput
+    /// and latency against the load, and the clients' download timelines.
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
 }
 
 /// The role `bench` measures.
@@ -478,6 +483,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     if let Some(path) = &args.markdown {
         std::fs::write(path, report::markdown(&bench))
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let plots = crate::bench::plot::plots(&bench)
+            .map_err(|e| anyhow::anyhow!("cannot draw the plots: {e}"))?;
+        for p in plots {
+            let path = dir.join(&p.name);
+            std::fs::write(&path, p.svg)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("plot: {}", path.display());
+        }
     }
     process::kill_orphans();
     if let Some(signal) = process::interrupted_by() {
