@@ -220,3 +220,53 @@ fn client_timelines_show_the_strategy() {
         "threaded downloads do not overlap: {t:?}"
     );
 }
+
+/// Poems fetched at the first load point of server `i`.
+fn poems_fetched(json: &serde_json::Value, i: usize) -> f64 {
+    let p = &json["servers"][i]["points"][0];
+    p["poems_per_s"]["mean"].as_f64().unwrap_or(-1.0)
+        * p["load"]["duration_s"].as_f64().unwrap_or(0.0)
+}
+
+#[test]
+fn one_slow_reader_holds_up_a_blocking_server_and_shows_in_its_numbers() {
+    // A slow reader takes 1 KiB every 100 ms of a 4 MiB poem: a server
+    // that serves one client at a time waits on it, a threaded one does
+    // not. Orders of magnitude apart, not a time bound.
+    let strategies = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/strategies");
+    let blocking = format!("{strategies}/blocking.toml");
+    let threads = format!("{strategies}/threads.toml");
+    let dir = tempfile::tempdir().expect("a throwaway directory");
+    let (code, json) = bench_in(
+        &dir,
+        &[
+            "--force",
+            "--runs",
+            "1",
+            "--duration",
+            "1s",
+            "--timeout",
+            "3s",
+            "--connections",
+            "2",
+            "--poem-size",
+            "4MiB",
+            "--slow-readers",
+            "1",
+            "--manifest",
+            &blocking,
+            "--manifest",
+            &threads,
+        ],
+    );
+    assert_eq!(code, Some(0), "{json:#}");
+    let (held, free) = (poems_fetched(&json, 0), poems_fetched(&json, 1));
+    assert!(
+        free >= 10.0,
+        "the threaded server fetched {free} poems: {json:#}"
+    );
+    assert!(
+        free >= 5.0 * held.max(1.0),
+        "blocking {held} poems against threaded {free}: {json:#}"
+    );
+}

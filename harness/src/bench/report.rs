@@ -318,15 +318,24 @@ fn rows(b: &Bench, key: &(Load, usize)) -> Vec<[String; 10]> {
                 "-".into()
             },
             mib(p.bytes_per_s.mean),
-            show_us(l.p50),
-            show_us(l.p99),
-            show_us(l.p999),
-            show_us(l.max),
+            us_or_dash(l.count, l.p50),
+            us_or_dash(l.count, l.p99),
+            us_or_dash(l.count, l.p999),
+            us_or_dash(l.count, l.max),
             errors(p),
             format!("{:.0}%", p.generator_cpu * 100.0),
         ]);
     }
     rows
+}
+
+/// A latency, or `-` when no fetch finished.
+fn us_or_dash(count: u64, us: u64) -> String {
+    if count == 0 {
+        "-".into()
+    } else {
+        show_us(us)
+    }
 }
 
 fn title(b: &Bench, key: &(Load, usize)) -> String {
@@ -374,6 +383,14 @@ pub fn table(b: &Bench) -> String {
             out.push_str(&format!("\n{}: not measured: {why}\n", s.name));
         }
         for p in &s.points {
+            if p.latency_us.last_byte.count == 0 && p.failed() == 0 {
+                out.push_str(&format!(
+                    "{}: no fetch finished within the {:.1}s window ({}): the server is held up\n",
+                    s.name,
+                    p.load.duration.as_secs_f64(),
+                    p.load.mode.describe()
+                ));
+            }
             if p.late > 0 {
                 out.push_str(&format!(
                     "{}: the generator started {} fetch(es) late ({}): latencies count from the intended start\n",
