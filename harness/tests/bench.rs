@@ -270,3 +270,66 @@ fn one_slow_reader_holds_up_a_blocking_server_and_shows_in_its_numbers() {
         "blocking {held} poems against threaded {free}: {json:#}"
     );
 }
+
+#[test]
+fn an_interrupted_bench_writes_what_it_has_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("a throwaway directory");
+    let json = dir.path().join("bench.json");
+    let mut child = Command::new(BIN)
+        .args([
+            "bench",
+            "--connections",
+            "1,2",
+            "--duration",
+            "2s",
+            "--runs",
+            "5",
+        ])
+        .args(["--warmup", "0s", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn poetry-harness bench");
+    // Interrupt once the load has started (its progress line on stderr).
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("closed loop, 1 connections"));
+    assert!(started, "the load never started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("signal");
+    // Drain stderr so the bench never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bench still running 60 s after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let text = std::fs::read_to_string(&json).expect("the JSON report");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(report["interrupted"], "SIGINT");
+    let server = &report["servers"][0];
+    assert!(
+        server["verified"]["passed"].as_u64() > Some(10),
+        "{server:#}"
+    );
+    // Only whole runs count: fewer than asked for, never a partial one.
+    for p in server["points"].as_array().into_iter().flatten() {
+        assert!(p["poems_per_s"]["runs"].as_u64() < Some(5), "{p:#}");
+    }
+}

@@ -328,7 +328,7 @@ async fn closed(
             tokio::spawn(async move {
                 let mut tally = Tally::default();
                 let mut buf = vec![0u8; READ_BUF];
-                while Instant::now() < end {
+                while Instant::now() < end && !stopped() {
                     let start = Instant::now();
                     let r = fetch(addr, &poem, start, timeout, &mut buf).await;
                     tally.count(r, end);
@@ -362,7 +362,7 @@ async fn open(
     let mut i: u32 = 0;
     loop {
         let intended = start + interval * i;
-        if intended >= end {
+        if intended >= end || stopped() {
             break;
         }
         i = i.saturating_add(1);
@@ -388,7 +388,9 @@ async fn open(
         });
     }
     // Fetches still running at the end of the window do not count.
-    tokio::time::sleep_until(end).await;
+    if !stopped() {
+        tokio::time::sleep_until(end).await;
+    }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     let t = shared.lock().expect("tally lock").clone();
@@ -411,6 +413,11 @@ async fn slow_reader(addr: SocketAddr, end: Instant) {
             tokio::time::sleep(SLOW_PAUSE).await;
         }
     }
+}
+
+/// Whether the run was interrupted (a signal): no new fetch starts.
+fn stopped() -> bool {
+    crate::backend::live::process::interrupted_by().is_some()
 }
 
 /// CPU time (user and system) this process has used.

@@ -150,6 +150,8 @@ pub struct Bench {
     /// The clients, in the order given (a client bench).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientResult>,
+    /// The signal that interrupted the bench: its results are those so far.
+    pub interrupted: Option<String>,
 }
 
 /// A client bench's servers, and what their timing allows.
@@ -344,11 +346,20 @@ fn title(b: &Bench, key: &(Load, usize)) -> String {
         0 => String::new(),
         n => format!(", {n} slow reader(s)"),
     };
+    // The runs made, which an interrupt can leave short of those asked.
+    let runs = b
+        .servers
+        .iter()
+        .flat_map(|s| &s.points)
+        .filter(|p| (p.load, p.poem_bytes) == *key)
+        .map(|p| p.poems_per_s.runs)
+        .max()
+        .unwrap_or(b.runs);
     format!(
         "{}, {} poem{slow}: {} run(s) of {:.1}s after {:.1}s warm-up",
         load.mode.describe(),
         size(*poem),
-        b.runs,
+        runs,
         load.duration.as_secs_f64(),
         b.warmup_s
     )

@@ -391,8 +391,23 @@ fn modes(args: &BenchArgs) -> Vec<Mode> {
     }
 }
 
+/// After an interrupt, how long the bench may take to stop its runs and
+/// write what it has before it exits regardless.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(30);
+
 pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     process::install_interrupt_handler();
+    // An interrupt stops the verification and the load (no new fetch
+    // starts; the programs are killed), then the results so far are
+    // printed and written, the run cut short left out.
+    process::on_interrupt(|signal| {
+        engine::request_stop();
+        std::thread::spawn(move || {
+            std::thread::sleep(INTERRUPT_GRACE);
+            process::kill_all();
+            std::process::exit(process::exit_status_for(signal));
+        });
+    });
     check(&args)?;
     let subjects = subjects(&args)?;
     let rt = super::runtime()?;
@@ -404,6 +419,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         servers: Vec::new(),
         scenario: None,
         clients: Vec::new(),
+        interrupted: None,
     };
     let scenario = client_scenario(&args);
     if args.role == BenchRole::Client {
@@ -473,6 +489,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
                 bench.clients.push(result);
             }
         }
+    }
+    bench.interrupted = process::interrupted_by().map(|s| s.to_string());
+    if let Some(signal) = &bench.interrupted {
+        println!("interrupted by {signal}: the results so far");
     }
     print!("{}", report::table(&bench));
     print!("{}", report::client_table(&bench));
@@ -544,6 +564,9 @@ async fn measure_client(
             break;
         }
         let run = client::run_once(&subject.subject, scenario).await?;
+        if process::interrupted_by().is_some() {
+            break;
+        }
         if run.failure.is_some() {
             result.failed_runs += 1;
         } else {
@@ -569,6 +592,9 @@ async fn measure_server(
         }
     };
     for mode in modes(args) {
+        if process::interrupted_by().is_some() {
+            break;
+        }
         let load = Load {
             mode,
             duration: args.duration,
@@ -594,10 +620,12 @@ async fn measure_server(
         }
         let mut runs = Vec::new();
         for _ in 0..args.runs {
+            let tally = load::measure(running.addr, poem.clone(), load).await;
+            // A run cut short by an interrupt would understate the rate.
             if process::interrupted_by().is_some() {
                 break;
             }
-            runs.push(load::measure(running.addr, poem.clone(), load).await);
+            runs.push(tally);
         }
         if !runs.is_empty() {
             result.points.push(Point::of(load, poem.len(), &runs));
