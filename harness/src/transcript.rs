@@ -17,6 +17,21 @@ pub struct Event {
     pub who: String,
     /// What, in words (`send 10 bytes "Tyger Tyg"`).
     pub what: String,
+    /// Set when this event stands for a folded run of alike events
+    /// ([`Transcript::compact`]): `what` is then the first of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Run>,
+}
+
+/// A run of alike `send`/`recv` events folded into one ([`Transcript::compact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Run {
+    /// Events in the run.
+    pub count: usize,
+    /// Bytes they sent or received in all.
+    pub bytes: usize,
+    /// The time of the last of them.
+    pub until: Duration,
 }
 
 /// Events a run keeps. Far above any case of the catalog; past it a flood
@@ -30,6 +45,18 @@ struct Log {
     kept: Vec<Event>,
     dropped: usize,
     last_at: Duration,
+}
+
+impl Log {
+    /// `N more events not kept`, past [`MAX_EVENTS`].
+    fn dropped_note(&self) -> Option<Event> {
+        (self.dropped > 0).then(|| Event {
+            at: self.last_at,
+            who: "harness".to_string(),
+            what: format!("{} more events not kept", self.dropped),
+            run: None,
+        })
+    }
 }
 
 /// A shared, append-only event log for one run.
@@ -76,6 +103,7 @@ impl Recorder {
                 at,
                 who: who.to_string(),
                 what: what.into(),
+                run: None,
             });
         } else {
             log.dropped += 1;
@@ -88,14 +116,33 @@ impl Recorder {
     pub fn events(&self) -> Vec<Event> {
         let log = self.events.lock().expect("recorder lock");
         let mut events = log.kept.clone();
-        if log.dropped > 0 {
-            events.push(Event {
-                at: log.last_at,
-                who: "harness".to_string(),
-                what: format!("{} more events not kept", log.dropped),
-            });
-        }
+        events.extend(log.dropped_note());
         events
+    }
+
+    /// What [`Recorder::events`] returns, moved out instead of copied: for
+    /// the end of a run, so a flood's transcript (up to [`MAX_EVENTS`]) is
+    /// never in memory twice. The log is empty afterwards.
+    pub fn take_events(&self) -> Vec<Event> {
+        let mut log = self.events.lock().expect("recorder lock");
+        let note = log.dropped_note();
+        let mut events = std::mem::take(&mut log.kept);
+        events.extend(note);
+        events
+    }
+
+    /// The time of the latest event `f` accepts, without copying the log
+    /// (the `N more events not kept` note is the harness's, at the time of
+    /// the last event dropped).
+    pub fn latest(&self, f: impl Fn(&Event) -> bool) -> Option<Duration> {
+        let log = self.events.lock().expect("recorder lock");
+        let note = log.dropped_note();
+        log.kept
+            .iter()
+            .chain(note.as_ref())
+            .filter(|e| f(e))
+            .map(|e| e.at)
+            .max()
     }
 }
 
@@ -123,6 +170,76 @@ impl Transcript {
         self
     }
 
+    /// The runs of at least [`FOLD_RUNS_OF`] alike events, as `(start,
+    /// end)` index ranges, in order: what [`Transcript::render`] folds.
+    fn runs(&self) -> Vec<(usize, usize)> {
+        let ev = &self.events;
+        let mut runs = Vec::new();
+        let mut i = 0;
+        while i < ev.len() {
+            let kind = kind_of(&ev[i]);
+            let mut j = i + 1;
+            while kind.is_some()
+                && j < ev.len()
+                && ev[j].who == ev[i].who
+                && kind_of(&ev[j]) == kind
+            {
+                j += 1;
+            }
+            if j - i >= FOLD_RUNS_OF {
+                runs.push((i, j));
+            }
+            i = j;
+        }
+        runs
+    }
+
+    /// Folds every run [`Transcript::render`] would fold into one event,
+    /// rendered the same: a flood's tens of thousands of `recv` events
+    /// then cost one event wherever the transcript is kept or copied.
+    pub fn compact(&mut self) {
+        let runs = self.runs();
+        if runs.is_empty() {
+            return;
+        }
+        let old = std::mem::take(&mut self.events);
+        let mut runs = runs.into_iter().peekable();
+        let mut events = Vec::new();
+        let mut folded: Option<Event> = None;
+        for (k, e) in old.into_iter().enumerate() {
+            match runs.peek() {
+                Some(&(i, j)) if (i..j).contains(&k) => {
+                    let bytes = bytes_of(&e.what).unwrap_or(0);
+                    match &mut folded {
+                        None => {
+                            folded = Some(Event {
+                                run: Some(Run {
+                                    count: 1,
+                                    bytes,
+                                    until: e.at,
+                                }),
+                                ..e
+                            })
+                        }
+                        Some(f) => {
+                            if let Some(r) = &mut f.run {
+                                r.count += 1;
+                                r.bytes += bytes;
+                                r.until = e.at;
+                            }
+                        }
+                    }
+                    if k + 1 == j {
+                        events.extend(folded.take());
+                        runs.next();
+                    }
+                }
+                _ => events.push(e),
+            }
+        }
+        self.events = events;
+    }
+
     /// The text form: one line per event (runs folded), times in seconds
     /// with millisecond precision.
     pub fn render(&self) -> String {
@@ -130,32 +247,46 @@ impl Transcript {
         let ev = &self.events;
         let mut i = 0;
         while i < ev.len() {
-            let kind = kind_of(&ev[i].what);
+            let kind = kind_of(&ev[i]);
             let mut j = i + 1;
-            while j < ev.len()
+            // A folded run (compacted) is never merged with neighbours.
+            while ev[i].run.is_none()
+                && j < ev.len()
+                && ev[j].run.is_none()
                 && ev[j].who == ev[i].who
-                && kind_of(&ev[j].what) == kind
+                && kind_of(&ev[j]) == kind
                 && kind.is_some()
             {
                 j += 1;
             }
-            if j - i >= FOLD_RUNS_OF {
-                let bytes: usize = ev[i..j].iter().filter_map(|e| bytes_of(&e.what)).sum();
+            let run = match ev[i].run {
+                Some(r) => Some((r, i + 1)),
+                None if j - i >= FOLD_RUNS_OF => Some((
+                    Run {
+                        count: j - i,
+                        bytes: ev[i..j].iter().filter_map(|e| bytes_of(&e.what)).sum(),
+                        until: ev[j - 1].at,
+                    },
+                    j,
+                )),
+                None => None,
+            };
+            if let Some((r, next)) = run {
                 let until = if self.untimed {
                     String::new()
                 } else {
-                    format!(" until {}", self.time(ev[j - 1].at))
+                    format!(" until {}", self.time(r.until))
                 };
                 let _ = writeln!(
                     out,
                     "{}{:<10} {} x{}{until} ({} bytes in all)",
                     self.stamp(ev[i].at),
                     ev[i].who,
-                    kind.unwrap_or_default(),
-                    j - i,
-                    bytes
+                    kind_of(&ev[i]).unwrap_or_default(),
+                    r.count,
+                    r.bytes
                 );
-                i = j;
+                i = next;
                 continue;
             }
             let _ = writeln!(
@@ -189,7 +320,8 @@ impl Transcript {
 }
 
 /// `send`/`recv` events fold; everything else stands alone.
-fn kind_of(what: &str) -> Option<&'static str> {
+fn kind_of(e: &Event) -> Option<&'static str> {
+    let what = &e.what;
     if what.starts_with("send ") {
         Some("send")
     } else if what.starts_with("recv ") {
@@ -350,6 +482,64 @@ mod tests {
         let last = events.last().unwrap();
         assert_eq!(last.what, "5 more events not kept");
         assert_eq!(last.at, Duration::from_millis((MAX_EVENTS + 4) as u64));
+        // The latest event by anyone but c1 is the note, at the last drop.
+        assert_eq!(rec.latest(|e| e.who != "c1"), Some(last.at));
+        assert_eq!(
+            rec.latest(|e| e.who == "c1"),
+            Some(Duration::from_millis(MAX_EVENTS as u64 - 1))
+        );
+        // Taken: the same events, moved out.
+        assert_eq!(rec.take_events(), events);
+        assert!(rec.take_events().len() <= 1);
+    }
+
+    #[test]
+    fn a_compacted_transcript_renders_the_same() {
+        let rec = Recorder::live();
+        let mut t = 0;
+        let mut at = |who: &str, what: &str| {
+            t += 7;
+            rec.log_at(Duration::from_millis(t), who, what.to_string());
+        };
+        at("subject", "start: x");
+        for _ in 0..10 {
+            at("s1", "recv 3 bytes \"abc\"");
+        }
+        at("s2", "recv 1 bytes \"a\"");
+        for _ in 0..3 {
+            at("s1", "send 2 bytes \"ab\"");
+        }
+        for _ in 0..5 {
+            at("s1", "send 4 bytes \"abcd\"");
+        }
+        at("s1", "recv 1 bytes \"z\"");
+        at("s1", "close FIN");
+        for _ in 0..4 {
+            at("s2", "recv 1 bytes \"a\"");
+        }
+        let whole = Transcript {
+            events: rec.events(),
+            untimed: false,
+            origin: Duration::from_millis(3),
+        };
+        let mut compact = whole.clone();
+        compact.compact();
+        // 10 recv, 1, 8 send (3 + 5 alike), 1, 1, 4 recv: 1 + 1 + 1 + 1 + 1 + 1 + 1.
+        assert_eq!(compact.events.len(), 7, "{:#?}", compact.events);
+        assert_eq!(compact.render(), whole.render());
+        assert!(
+            whole.render().contains("s1         recv x10 until"),
+            "{}",
+            whole.render()
+        );
+        assert_eq!(
+            compact.clone().untimed().render(),
+            whole.clone().untimed().render()
+        );
+        // Compacting twice changes nothing.
+        let mut twice = compact.clone();
+        twice.compact();
+        assert_eq!(twice, compact);
     }
 
     #[test]

@@ -177,10 +177,15 @@ async fn run_async(
     let latency = case.net.latency.0.mul_f64(subject.time_scale);
     outcome.tolerance = Some(jitter.tolerance(shortest_pause(case), latency));
     outcome.transcript = Transcript {
-        events: rec.events(),
+        // Moved, not copied: a flood's transcript is large.
+        events: rec.take_events(),
         untimed: false,
         origin: outcome.timed_from,
     };
+    // Runs folded now, not only when rendered: a flood's tens of thousands
+    // of `recv` events become one before the result is kept and copied
+    // into the reports for the rest of the run.
+    outcome.transcript.compact();
     outcome
 }
 
@@ -320,12 +325,7 @@ async fn drive(
                 outcome.timed_from = first;
                 outcome.startup = Some((first, subject.startup_timeout));
             }
-            let last_seen = rec
-                .events()
-                .iter()
-                .filter(|e| e.who != "subject" && e.at <= exited)
-                .map(|e| e.at)
-                .max();
+            let last_seen = rec.latest(|e| e.who != "subject" && e.at <= exited);
             let done = last_seen.unwrap_or(exited);
             outcome.subject_done = Some(done.saturating_sub(outcome.timed_from));
             outcome.exit_status = status.code();
