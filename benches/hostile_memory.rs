@@ -11,7 +11,9 @@
 //! `POETRY_HARNESS_BIN=path` measures another binary instead (a
 //! `cargo build --release` one, for example). Needs `sh`, `head`, `tr`,
 //! `yes` and `python3`. About a minute: the endless server runs until the
-//! case's time limit (6 s at the default time scale, plus 5 s of grace).
+//! case's time limit (6 s at the default time scale, plus 5 s of grace),
+//! twice. A filter argument runs only the kinds whose name holds it
+//! (`cargo bench --bench hostile_memory -- endless`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +27,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 struct Kind {
     name: &'static str,
+    /// The cases run: an ID, or a prefix selecting several.
     case: &'static str,
     role: &'static str,
     /// `DIR/` stands for `fixtures/hostile/`.
@@ -55,6 +58,18 @@ const KINDS: &[Kind] = &[
         case: "server.one-client-fast",
         role: "server",
         command: "python3 DIR/endless-server.py {port}",
+    },
+    Kind {
+        name: "endless server, 50 clients at once",
+        case: "server.fifty-connections-at-once",
+        role: "server",
+        command: "python3 DIR/endless-server.py {port}",
+    },
+    Kind {
+        name: "stdout flood, every client case (20)",
+        case: "client.",
+        role: "client",
+        command: "sh DIR/flood-no-newline.sh {addrs}",
     },
     Kind {
         name: "junk client (64 MiB sent)",
@@ -126,16 +141,35 @@ fn measure(bin: &Path, fixtures: &Path, kind: &Kind) -> Measured {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     Measured {
-        verdict: json
-            .as_ref()
-            .and_then(|j| j["cases"][0]["verdict"].as_str().map(String::from))
-            .unwrap_or_else(|| "(no report)".into()),
+        verdict: json.as_ref().map_or_else(|| "(no report)".into(), verdicts),
         exit: status.and_then(|s| s.code()),
         peak_kib: json
             .as_ref()
             .and_then(|j| j["run"]["peak_rss_kib"].as_u64()),
         wall,
     }
+}
+
+/// The verdict of a one-case run; the counts of a longer one
+/// (`18 FAIL, 2 UNSUPPORTED`).
+fn verdicts(json: &serde_json::Value) -> String {
+    let cases = json["cases"].as_array().map_or(0, Vec::len);
+    if cases == 1 {
+        return json["cases"][0]["verdict"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+    }
+    json["summary"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, n)| n.as_u64().is_some_and(|n| n > 0))
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 fn main() {

@@ -48,6 +48,48 @@ struct Log {
 }
 
 impl Log {
+    /// Folds a `send`/`recv` event into the run it continues: the folded
+    /// run at the end of the log, or the last [`FOLD_RUNS_OF`] - 1 alike
+    /// events, which become a run with it. Whether it did.
+    fn fold(&mut self, at: Duration, who: &str, what: &str) -> bool {
+        let Some(kind) = kind_of_what(what) else {
+            return false;
+        };
+        let alike = |e: &Event| e.who == who && kind_of_what(&e.what) == Some(kind);
+        let bytes = bytes_of(what).unwrap_or(0);
+        if let Some(last) = self.kept.last_mut() {
+            if alike(last) {
+                if let Some(r) = &mut last.run {
+                    r.count += 1;
+                    r.bytes += bytes;
+                    r.until = at;
+                    return true;
+                }
+            }
+        }
+        let before = FOLD_RUNS_OF - 1;
+        let n = self.kept.len();
+        if n < before
+            || !self.kept[n - before..]
+                .iter()
+                .all(|e| e.run.is_none() && alike(e))
+        {
+            return false;
+        }
+        let mut run: Vec<Event> = self.kept.drain(n - before..).collect();
+        let bytes = run.iter().filter_map(|e| bytes_of(&e.what)).sum::<usize>() + bytes;
+        let first = run.swap_remove(0);
+        self.kept.push(Event {
+            run: Some(Run {
+                count: FOLD_RUNS_OF,
+                bytes,
+                until: at,
+            }),
+            ..first
+        });
+        true
+    }
+
     /// `N more events not kept`, past [`MAX_EVENTS`].
     fn dropped_note(&self) -> Option<Event> {
         (self.dropped > 0).then(|| Event {
@@ -95,14 +137,20 @@ impl Recorder {
     }
 
     /// Appends an event at a given time (past [`MAX_EVENTS`], only
-    /// counts it).
+    /// counts it). A `send`/`recv` alike to the events before it is folded
+    /// into their run at once, as [`Transcript::render`] shows it: a flood
+    /// of reads costs one event, not one per read.
     pub fn log_at(&self, at: Duration, who: &str, what: impl Into<String>) {
+        let what = what.into();
         let mut log = self.events.lock().expect("recorder lock");
+        if log.fold(at, who, &what) {
+            return;
+        }
         if log.kept.len() < MAX_EVENTS {
             log.kept.push(Event {
                 at,
                 who: who.to_string(),
-                what: what.into(),
+                what,
                 run: None,
             });
         } else {
@@ -141,7 +189,7 @@ impl Recorder {
             .iter()
             .chain(note.as_ref())
             .filter(|e| f(e))
-            .map(|e| e.at)
+            .map(|e| e.run.map_or(e.at, |r| r.until))
             .max()
     }
 }
@@ -180,7 +228,9 @@ impl Transcript {
             let kind = kind_of(&ev[i]);
             let mut j = i + 1;
             while kind.is_some()
+                && ev[i].run.is_none()
                 && j < ev.len()
+                && ev[j].run.is_none()
                 && ev[j].who == ev[i].who
                 && kind_of(&ev[j]) == kind
             {
@@ -321,7 +371,11 @@ impl Transcript {
 
 /// `send`/`recv` events fold; everything else stands alone.
 fn kind_of(e: &Event) -> Option<&'static str> {
-    let what = &e.what;
+    kind_of_what(&e.what)
+}
+
+/// [`kind_of`] an event's words.
+fn kind_of_what(what: &str) -> Option<&'static str> {
     if what.starts_with("send ") {
         Some("send")
     } else if what.starts_with("recv ") {
@@ -475,7 +529,8 @@ mod tests {
     fn events_past_the_cap_are_counted_in_one_line() {
         let rec = Recorder::new();
         for i in 0..MAX_EVENTS + 5 {
-            rec.log_at(Duration::from_millis(i as u64), "c1", "recv 1 bytes \"x\"");
+            // Events that do not fold.
+            rec.log_at(Duration::from_millis(i as u64), "c1", format!("event {i}"));
         }
         let events = rec.events();
         assert_eq!(events.len(), MAX_EVENTS + 1);
@@ -494,12 +549,51 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_alike_events_is_one_event_as_it_is_logged() {
+        let rec = Recorder::new();
+        for i in 0..MAX_EVENTS + 5 {
+            rec.log_at(Duration::from_millis(i as u64), "c1", "recv 2 bytes \"xy\"");
+        }
+        rec.log_at(Duration::from_secs(500), "c1", "close FIN");
+        let events = rec.events();
+        assert_eq!(events.len(), 2, "{:?}", &events[..3.min(events.len())]);
+        assert_eq!(
+            rec.latest(|e| e.what.starts_with("recv")),
+            Some(Duration::from_millis((MAX_EVENTS + 4) as u64))
+        );
+        let text = Transcript {
+            events,
+            untimed: false,
+            origin: Duration::ZERO,
+        }
+        .render();
+        assert_eq!(
+            text,
+            format!(
+                "    0.000s  c1         recv x{} until 100.004s ({} bytes in all)\n  500.000s  c1         close FIN\n",
+                MAX_EVENTS + 5,
+                2 * (MAX_EVENTS + 5)
+            )
+        );
+    }
+
+    #[test]
     fn a_compacted_transcript_renders_the_same() {
+        // The same events logged one by one (folded as they come) and kept
+        // plain (folded only when rendered, or compacted).
         let rec = Recorder::live();
+        let plain = std::cell::RefCell::new(Vec::new());
         let mut t = 0;
         let mut at = |who: &str, what: &str| {
             t += 7;
-            rec.log_at(Duration::from_millis(t), who, what.to_string());
+            let at = Duration::from_millis(t);
+            rec.log_at(at, who, what.to_string());
+            plain.borrow_mut().push(Event {
+                at,
+                who: who.to_string(),
+                what: what.to_string(),
+                run: None,
+            });
         };
         at("subject", "start: x");
         for _ in 0..10 {
@@ -518,12 +612,17 @@ mod tests {
             at("s2", "recv 1 bytes \"a\"");
         }
         let whole = Transcript {
-            events: rec.events(),
+            events: plain.into_inner(),
             untimed: false,
             origin: Duration::from_millis(3),
         };
+        let logged = Transcript {
+            events: rec.events(),
+            ..whole.clone()
+        };
         let mut compact = whole.clone();
         compact.compact();
+        assert_eq!(logged, compact);
         // 10 recv, 1, 8 send (3 + 5 alike), 1, 1, 4 recv: 1 + 1 + 1 + 1 + 1 + 1 + 1.
         assert_eq!(compact.events.len(), 7, "{:#?}", compact.events);
         assert_eq!(compact.render(), whole.render());
