@@ -229,7 +229,11 @@ pub fn run_case_live(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> 
             Some(outcome),
         );
     }
-    CaseResult::judged(case, &scaled, outcome)
+    let mut judged = CaseResult::judged(case, &scaled, outcome);
+    if let Some(o) = &mut judged.outcome {
+        o.shed_payload();
+    }
+    judged
 }
 
 /// The shell's own message, when a live run shows that the command could

@@ -222,6 +222,28 @@ pub fn json(results: &[CaseResult], impl_name: &str, profile: Profile) -> String
     json_with(results, impl_name, profile, &RunState::Complete, None)
 }
 
+/// The harness's own peak resident memory so far, in KiB, for the JSON
+/// report's `run.peak_rss_kib`: this process only, not the programs it
+/// runs. Read from `VmHWM` in `/proc/self/status`, the peak of this
+/// process's own memory: `getrusage(RUSAGE_SELF).ru_maxrss` also counts
+/// the memory of the process image replaced at `exec` (the parent's, for
+/// a `vfork`ed or freshly forked harness: `cargo`, a shell, a CI runner),
+/// so it is only the fallback where `/proc` is not mounted.
+pub fn peak_rss_kib() -> Option<u64> {
+    let from_proc = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        });
+    from_proc.or_else(|| {
+        let usage =
+            nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok()?;
+        // Kilobytes on Linux.
+        u64::try_from(usage.max_rss()).ok()
+    })
+}
+
 /// How far a run got when a report was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunState {
@@ -264,13 +286,16 @@ pub fn json_with(
                 .map(|o| sanitise_lines(&o.transcript.render())),
         })
         .collect();
-    let run = match state {
+    let mut run = match state {
         RunState::Complete => serde_json::json!({ "state": "complete" }),
         RunState::Running { of } => serde_json::json!({ "state": "running", "cases": of }),
         RunState::Interrupted(signal) => {
             serde_json::json!({ "state": "interrupted", "signal": signal })
         }
     };
+    if let Some(kib) = peak_rss_kib() {
+        run["peak_rss_kib"] = kib.into();
+    }
     let mut doc = serde_json::json!({
         "implementation": sanitise(impl_name),
         "profile": profile,
@@ -736,6 +761,34 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
         assert_eq!(doc["run"]["signal"], "SIGTERM");
         assert_eq!(doc["summary"]["INTERRUPTED"], 2);
+    }
+
+    /// `VmHWM` of `/proc/self/status`, in KiB: the kernel's peak RSS.
+    fn high_water_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn the_json_report_gives_the_harness_peak_memory_in_kib() {
+        // 32 MiB touched: the peak is at least that.
+        let touched = vec![1u8; 32 * 1024 * 1024];
+        assert_eq!(touched.iter().map(|&b| u64::from(b)).sum::<u64>(), 32 << 20);
+        let before = high_water_kib();
+        let doc: serde_json::Value =
+            serde_json::from_str(&json(&[], "x", Profile::Strict)).unwrap();
+        let after = high_water_kib();
+        let peak = doc["run"]["peak_rss_kib"]
+            .as_u64()
+            .expect("run.peak_rss_kib");
+        assert!(peak >= 32 * 1024, "{peak} KiB");
+        // The kernel's own peak, in the same unit.
+        assert!(
+            (before..=after).contains(&peak),
+            "{before} <= {peak} <= {after}"
+        );
+        drop(touched);
     }
 
     #[test]

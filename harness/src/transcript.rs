@@ -17,6 +17,21 @@ pub struct Event {
     pub who: String,
     /// What, in words (`send 10 bytes "Tyger Tyg"`).
     pub what: String,
+    /// Set when this event stands for a folded run of alike events
+    /// ([`Transcript::compact`]): `what` is then the first of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Run>,
+}
+
+/// A run of alike `send`/`recv` events folded into one ([`Transcript::compact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Run {
+    /// Events in the run.
+    pub count: usize,
+    /// Bytes they sent or received in all.
+    pub bytes: usize,
+    /// The time of the last of them.
+    pub until: Duration,
 }
 
 /// Events a run keeps. Far above any case of the catalog; past it a flood
@@ -30,6 +45,60 @@ struct Log {
     kept: Vec<Event>,
     dropped: usize,
     last_at: Duration,
+}
+
+impl Log {
+    /// Folds a `send`/`recv` event into the run it continues: the folded
+    /// run at the end of the log, or the last [`FOLD_RUNS_OF`] - 1 alike
+    /// events, which become a run with it. Whether it did.
+    fn fold(&mut self, at: Duration, who: &str, what: &str) -> bool {
+        let Some(kind) = kind_of_what(what) else {
+            return false;
+        };
+        let alike = |e: &Event| e.who == who && kind_of_what(&e.what) == Some(kind);
+        let bytes = bytes_of(what).unwrap_or(0);
+        if let Some(last) = self.kept.last_mut() {
+            if alike(last) {
+                if let Some(r) = &mut last.run {
+                    r.count += 1;
+                    r.bytes += bytes;
+                    r.until = at;
+                    return true;
+                }
+            }
+        }
+        let before = FOLD_RUNS_OF - 1;
+        let n = self.kept.len();
+        if n < before
+            || !self.kept[n - before..]
+                .iter()
+                .all(|e| e.run.is_none() && alike(e))
+        {
+            return false;
+        }
+        let mut run: Vec<Event> = self.kept.drain(n - before..).collect();
+        let bytes = run.iter().filter_map(|e| bytes_of(&e.what)).sum::<usize>() + bytes;
+        let first = run.swap_remove(0);
+        self.kept.push(Event {
+            run: Some(Run {
+                count: FOLD_RUNS_OF,
+                bytes,
+                until: at,
+            }),
+            ..first
+        });
+        true
+    }
+
+    /// `N more events not kept`, past [`MAX_EVENTS`].
+    fn dropped_note(&self) -> Option<Event> {
+        (self.dropped > 0).then(|| Event {
+            at: self.last_at,
+            who: "harness".to_string(),
+            what: format!("{} more events not kept", self.dropped),
+            run: None,
+        })
+    }
 }
 
 /// A shared, append-only event log for one run.
@@ -68,14 +137,21 @@ impl Recorder {
     }
 
     /// Appends an event at a given time (past [`MAX_EVENTS`], only
-    /// counts it).
+    /// counts it). A `send`/`recv` alike to the events before it is folded
+    /// into their run at once, as [`Transcript::render`] shows it: a flood
+    /// of reads costs one event, not one per read.
     pub fn log_at(&self, at: Duration, who: &str, what: impl Into<String>) {
+        let what = what.into();
         let mut log = self.events.lock().expect("recorder lock");
+        if log.fold(at, who, &what) {
+            return;
+        }
         if log.kept.len() < MAX_EVENTS {
             log.kept.push(Event {
                 at,
                 who: who.to_string(),
-                what: what.into(),
+                what,
+                run: None,
             });
         } else {
             log.dropped += 1;
@@ -88,14 +164,33 @@ impl Recorder {
     pub fn events(&self) -> Vec<Event> {
         let log = self.events.lock().expect("recorder lock");
         let mut events = log.kept.clone();
-        if log.dropped > 0 {
-            events.push(Event {
-                at: log.last_at,
-                who: "harness".to_string(),
-                what: format!("{} more events not kept", log.dropped),
-            });
-        }
+        events.extend(log.dropped_note());
         events
+    }
+
+    /// What [`Recorder::events`] returns, moved out instead of copied: for
+    /// the end of a run, so a flood's transcript (up to [`MAX_EVENTS`]) is
+    /// never in memory twice. The log is empty afterwards.
+    pub fn take_events(&self) -> Vec<Event> {
+        let mut log = self.events.lock().expect("recorder lock");
+        let note = log.dropped_note();
+        let mut events = std::mem::take(&mut log.kept);
+        events.extend(note);
+        events
+    }
+
+    /// The time of the latest event `f` accepts, without copying the log
+    /// (the `N more events not kept` note is the harness's, at the time of
+    /// the last event dropped).
+    pub fn latest(&self, f: impl Fn(&Event) -> bool) -> Option<Duration> {
+        let log = self.events.lock().expect("recorder lock");
+        let note = log.dropped_note();
+        log.kept
+            .iter()
+            .chain(note.as_ref())
+            .filter(|e| f(e))
+            .map(|e| e.run.map_or(e.at, |r| r.until))
+            .max()
     }
 }
 
@@ -123,6 +218,78 @@ impl Transcript {
         self
     }
 
+    /// The runs of at least [`FOLD_RUNS_OF`] alike events, as `(start,
+    /// end)` index ranges, in order: what [`Transcript::render`] folds.
+    fn runs(&self) -> Vec<(usize, usize)> {
+        let ev = &self.events;
+        let mut runs = Vec::new();
+        let mut i = 0;
+        while i < ev.len() {
+            let kind = kind_of(&ev[i]);
+            let mut j = i + 1;
+            while kind.is_some()
+                && ev[i].run.is_none()
+                && j < ev.len()
+                && ev[j].run.is_none()
+                && ev[j].who == ev[i].who
+                && kind_of(&ev[j]) == kind
+            {
+                j += 1;
+            }
+            if j - i >= FOLD_RUNS_OF {
+                runs.push((i, j));
+            }
+            i = j;
+        }
+        runs
+    }
+
+    /// Folds every run [`Transcript::render`] would fold into one event,
+    /// rendered the same: a flood's tens of thousands of `recv` events
+    /// then cost one event wherever the transcript is kept or copied.
+    pub fn compact(&mut self) {
+        let runs = self.runs();
+        if runs.is_empty() {
+            return;
+        }
+        let old = std::mem::take(&mut self.events);
+        let mut runs = runs.into_iter().peekable();
+        let mut events = Vec::new();
+        let mut folded: Option<Event> = None;
+        for (k, e) in old.into_iter().enumerate() {
+            match runs.peek() {
+                Some(&(i, j)) if (i..j).contains(&k) => {
+                    let bytes = bytes_of(&e.what).unwrap_or(0);
+                    match &mut folded {
+                        None => {
+                            folded = Some(Event {
+                                run: Some(Run {
+                                    count: 1,
+                                    bytes,
+                                    until: e.at,
+                                }),
+                                ..e
+                            })
+                        }
+                        Some(f) => {
+                            if let Some(r) = &mut f.run {
+                                r.count += 1;
+                                r.bytes += bytes;
+                                r.until = e.at;
+                            }
+                        }
+                    }
+                    if k + 1 == j {
+                        events.extend(folded.take());
+                        runs.next();
+                    }
+                }
+                _ => events.push(e),
+            }
+        }
+        self.events = events;
+    }
+
     /// The text form: one line per event (runs folded), times in seconds
     /// with millisecond precision.
     pub fn render(&self) -> String {
@@ -130,32 +297,46 @@ impl Transcript {
         let ev = &self.events;
         let mut i = 0;
         while i < ev.len() {
-            let kind = kind_of(&ev[i].what);
+            let kind = kind_of(&ev[i]);
             let mut j = i + 1;
-            while j < ev.len()
+            // A folded run (compacted) is never merged with neighbours.
+            while ev[i].run.is_none()
+                && j < ev.len()
+                && ev[j].run.is_none()
                 && ev[j].who == ev[i].who
-                && kind_of(&ev[j].what) == kind
+                && kind_of(&ev[j]) == kind
                 && kind.is_some()
             {
                 j += 1;
             }
-            if j - i >= FOLD_RUNS_OF {
-                let bytes: usize = ev[i..j].iter().filter_map(|e| bytes_of(&e.what)).sum();
+            let run = match ev[i].run {
+                Some(r) => Some((r, i + 1)),
+                None if j - i >= FOLD_RUNS_OF => Some((
+                    Run {
+                        count: j - i,
+                        bytes: ev[i..j].iter().filter_map(|e| bytes_of(&e.what)).sum(),
+                        until: ev[j - 1].at,
+                    },
+                    j,
+                )),
+                None => None,
+            };
+            if let Some((r, next)) = run {
                 let until = if self.untimed {
                     String::new()
                 } else {
-                    format!(" until {}", self.time(ev[j - 1].at))
+                    format!(" until {}", self.time(r.until))
                 };
                 let _ = writeln!(
                     out,
                     "{}{:<10} {} x{}{until} ({} bytes in all)",
                     self.stamp(ev[i].at),
                     ev[i].who,
-                    kind.unwrap_or_default(),
-                    j - i,
-                    bytes
+                    kind_of(&ev[i]).unwrap_or_default(),
+                    r.count,
+                    r.bytes
                 );
-                i = j;
+                i = next;
                 continue;
             }
             let _ = writeln!(
@@ -189,7 +370,12 @@ impl Transcript {
 }
 
 /// `send`/`recv` events fold; everything else stands alone.
-fn kind_of(what: &str) -> Option<&'static str> {
+fn kind_of(e: &Event) -> Option<&'static str> {
+    kind_of_what(&e.what)
+}
+
+/// [`kind_of`] an event's words.
+fn kind_of_what(what: &str) -> Option<&'static str> {
     if what.starts_with("send ") {
         Some("send")
     } else if what.starts_with("recv ") {
@@ -343,13 +529,116 @@ mod tests {
     fn events_past_the_cap_are_counted_in_one_line() {
         let rec = Recorder::new();
         for i in 0..MAX_EVENTS + 5 {
-            rec.log_at(Duration::from_millis(i as u64), "c1", "recv 1 bytes \"x\"");
+            // Events that do not fold.
+            rec.log_at(Duration::from_millis(i as u64), "c1", format!("event {i}"));
         }
         let events = rec.events();
         assert_eq!(events.len(), MAX_EVENTS + 1);
         let last = events.last().unwrap();
         assert_eq!(last.what, "5 more events not kept");
         assert_eq!(last.at, Duration::from_millis((MAX_EVENTS + 4) as u64));
+        // The latest event by anyone but c1 is the note, at the last drop.
+        assert_eq!(rec.latest(|e| e.who != "c1"), Some(last.at));
+        assert_eq!(
+            rec.latest(|e| e.who == "c1"),
+            Some(Duration::from_millis(MAX_EVENTS as u64 - 1))
+        );
+        // Taken: the same events, moved out.
+        assert_eq!(rec.take_events(), events);
+        assert!(rec.take_events().len() <= 1);
+    }
+
+    #[test]
+    fn a_flood_of_alike_events_is_one_event_as_it_is_logged() {
+        let rec = Recorder::new();
+        for i in 0..MAX_EVENTS + 5 {
+            rec.log_at(Duration::from_millis(i as u64), "c1", "recv 2 bytes \"xy\"");
+        }
+        rec.log_at(Duration::from_secs(500), "c1", "close FIN");
+        let events = rec.events();
+        assert_eq!(events.len(), 2, "{:?}", &events[..3.min(events.len())]);
+        assert_eq!(
+            rec.latest(|e| e.what.starts_with("recv")),
+            Some(Duration::from_millis((MAX_EVENTS + 4) as u64))
+        );
+        let text = Transcript {
+            events,
+            untimed: false,
+            origin: Duration::ZERO,
+        }
+        .render();
+        assert_eq!(
+            text,
+            format!(
+                "    0.000s  c1         recv x{} until 100.004s ({} bytes in all)\n  500.000s  c1         close FIN\n",
+                MAX_EVENTS + 5,
+                2 * (MAX_EVENTS + 5)
+            )
+        );
+    }
+
+    #[test]
+    fn a_compacted_transcript_renders_the_same() {
+        // The same events logged one by one (folded as they come) and kept
+        // plain (folded only when rendered, or compacted).
+        let rec = Recorder::live();
+        let plain = std::cell::RefCell::new(Vec::new());
+        let mut t = 0;
+        let mut at = |who: &str, what: &str| {
+            t += 7;
+            let at = Duration::from_millis(t);
+            rec.log_at(at, who, what.to_string());
+            plain.borrow_mut().push(Event {
+                at,
+                who: who.to_string(),
+                what: what.to_string(),
+                run: None,
+            });
+        };
+        at("subject", "start: x");
+        for _ in 0..10 {
+            at("s1", "recv 3 bytes \"abc\"");
+        }
+        at("s2", "recv 1 bytes \"a\"");
+        for _ in 0..3 {
+            at("s1", "send 2 bytes \"ab\"");
+        }
+        for _ in 0..5 {
+            at("s1", "send 4 bytes \"abcd\"");
+        }
+        at("s1", "recv 1 bytes \"z\"");
+        at("s1", "close FIN");
+        for _ in 0..4 {
+            at("s2", "recv 1 bytes \"a\"");
+        }
+        let whole = Transcript {
+            events: plain.into_inner(),
+            untimed: false,
+            origin: Duration::from_millis(3),
+        };
+        let logged = Transcript {
+            events: rec.events(),
+            ..whole.clone()
+        };
+        let mut compact = whole.clone();
+        compact.compact();
+        assert_eq!(logged, compact);
+        // 10 recv, 1, 8 send (3 + 5 alike), 1, 1, 4 recv: 1 + 1 + 1 + 1 + 1 + 1 + 1.
+        assert_eq!(compact.events.len(), 7, "{:#?}", compact.events);
+        assert_eq!(compact.render(), whole.render());
+        assert!(
+            whole.render().contains("s1         recv x10 until"),
+            "{}",
+            whole.render()
+        );
+        assert_eq!(
+            compact.clone().untimed().render(),
+            whole.clone().untimed().render()
+        );
+        // Compacting twice changes nothing.
+        let mut twice = compact.clone();
+        twice.compact();
+        assert_eq!(twice, compact);
     }
 
     #[test]

@@ -180,10 +180,18 @@ pub fn judge(case: &Case, out: &RunOutcome) -> Verdict {
     match &out.end {
         RunEnd::Crashed(why) => return Verdict::new(Kind::Fail, format!("the run crashed: {why}")),
         RunEnd::TimedOut(limit) => {
-            return Verdict::new(
-                Kind::Timeout,
-                format!("not finished after {} of simulated time", secs(*limit)),
-            )
+            // Only the simulator has a tick (at least 1 ms): a live run
+            // waits in real time, the case's limit scaled plus a grace.
+            let reason = if out.tick.is_zero() {
+                format!(
+                    "not finished within the case's time limit ({} at this time scale, plus {} of grace)",
+                    secs(*limit),
+                    secs(crate::backend::live::LIMIT_GRACE)
+                )
+            } else {
+                format!("not finished after {} of simulated time", secs(*limit))
+            };
+            return Verdict::new(Kind::Timeout, reason);
         }
         RunEnd::Unsupported(why) => return Verdict::new(Kind::Unsupported, why.clone()),
         RunEnd::Finished(_) => {}

@@ -73,3 +73,16 @@ pub struct RunOutcome {
     /// `exact` output contract (live runs).
     pub stray_output: Option<Bytes>,
 }
+
+impl RunOutcome {
+    /// Drops what only the verdict needed, once it is judged: the poems
+    /// and stray output the subject produced (up to 4 MiB per stream) and
+    /// what the peers kept of it (up to 16 MiB per peer). What reports use,
+    /// the transcript and the seed, stays: a run of many cases against a
+    /// program that floods every one keeps a fixed amount per case.
+    pub fn shed_payload(&mut self) {
+        self.result = SubjectResult::default();
+        self.stray_output = None;
+        self.seen = Observations::default();
+    }
+}

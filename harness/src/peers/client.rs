@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
     decode_hex, is_harness_shortage, is_reset, note, note_shortage, ClientSeen, Ending, Kept,
-    Recorder, Shared, KEEP_CAP,
+    Recorder, Shared,
 };
 use crate::case::{ClientPeer, Leave};
 use crate::net::Net;
@@ -154,7 +154,7 @@ pub async fn run(
     }
 
     // Read until the subject closes, or until it is time to leave.
-    let mut received = Kept::default();
+    let mut received = Kept::with_budget(note(&seen, |o| o.keep_budget.clone()));
     let mut buf = vec![0u8; spec.read_chunk.unwrap_or(64 * 1024).max(1)];
     let ending = loop {
         if time_to_leave {
@@ -229,7 +229,11 @@ pub async fn run(
     if received.truncated() {
         rec.log(
             &name,
-            format!("kept the first {KEEP_CAP} of {} bytes", received.len()),
+            format!(
+                "kept the first {} of {} bytes",
+                received.prefix().len(),
+                received.len()
+            ),
         );
     }
     let left_at = ending.is_none().then(|| rec.now());
@@ -237,7 +241,7 @@ pub async fn run(
         let c = &mut o.clients[&name];
         c.received_len = received.len();
         c.received_digest = received.digest();
-        c.received = received.prefix().to_vec();
+        c.received = received.take_prefix();
         c.ending = Some(ending.unwrap_or(Ending::Left));
         c.left_at = left_at;
     });

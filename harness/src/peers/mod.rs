@@ -41,6 +41,37 @@ pub enum Ending {
 /// floods it cannot grow the harness without bound.
 pub const KEEP_CAP: usize = 16 * 1024 * 1024;
 
+/// Bytes the client peers of one run keep together: [`KEEP_CAP`] too, so
+/// a server that sends endless poems to a case's fifty clients costs the
+/// harness 16 MiB, not fifty times that. Far above what the catalog's
+/// cases send all their clients together (a few MiB).
+pub const RUN_KEEP_CAP: usize = KEEP_CAP;
+
+/// What the client peers of one run may still keep, shared among them
+/// (see [`RUN_KEEP_CAP`]).
+#[derive(Debug, Clone)]
+pub struct KeepBudget(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Default for KeepBudget {
+    fn default() -> Self {
+        KeepBudget(Arc::new(std::sync::atomic::AtomicUsize::new(RUN_KEEP_CAP)))
+    }
+}
+
+impl KeepBudget {
+    /// Takes up to `want` bytes from the budget; returns how many it got.
+    fn take(&self, want: usize) -> usize {
+        use std::sync::atomic::Ordering;
+        match self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left - left.min(want))
+            }) {
+            Ok(left) | Err(left) => left.min(want),
+        }
+    }
+}
+
 /// What a peer keeps of a byte stream: a prefix of at most a cap, the
 /// count of every byte, and a digest of every byte.
 #[derive(Debug, Clone)]
@@ -49,6 +80,7 @@ pub struct Kept {
     len: u64,
     hasher: std::hash::DefaultHasher,
     cap: usize,
+    budget: Option<KeepBudget>,
 }
 
 impl Default for Kept {
@@ -68,14 +100,31 @@ impl Kept {
             // only compared within one process.
             hasher: std::hash::DefaultHasher::new(),
             cap,
+            budget: None,
         }
+    }
+
+    /// Keeps at most [`KEEP_CAP`], and no more than `budget` allows (what
+    /// every client peer of a run shares).
+    pub fn with_budget(budget: KeepBudget) -> Self {
+        Kept {
+            budget: Some(budget),
+            ..Kept::default()
+        }
+    }
+
+    /// The bytes kept, moved out (none are kept afterwards).
+    pub fn take_prefix(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.prefix)
     }
 
     /// Takes the next bytes of the stream.
     pub fn push(&mut self, bytes: &[u8]) {
-        let room = self.cap.saturating_sub(self.prefix.len());
-        self.prefix
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let mut room = self.cap.saturating_sub(self.prefix.len()).min(bytes.len());
+        if let Some(budget) = &self.budget {
+            room = budget.take(room);
+        }
+        self.prefix.extend_from_slice(&bytes[..room]);
         self.len += bytes.len() as u64;
         self.hasher.write(bytes);
     }
@@ -182,6 +231,9 @@ pub struct Observations {
     /// a verdict on the subject ([`is_harness_shortage`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub harness_faults: Vec<String>,
+    /// What the client peers may still keep of what the subject sends.
+    #[serde(skip)]
+    pub keep_budget: KeepBudget,
 }
 
 impl Observations {
@@ -303,6 +355,31 @@ pub fn is_reset(e: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peers_of_a_run_share_one_keep_budget() {
+        let budget = KeepBudget::default();
+        let chunk = vec![7u8; 1024 * 1024];
+        let mut peers: Vec<Kept> = (0..3).map(|_| Kept::with_budget(budget.clone())).collect();
+        // Each is sent 10 MiB: 30 MiB in all, 16 MiB kept in all.
+        for _ in 0..10 {
+            for k in &mut peers {
+                k.push(&chunk);
+            }
+        }
+        let kept: usize = peers.iter().map(|k| k.prefix().len()).sum();
+        assert_eq!(kept, RUN_KEEP_CAP);
+        let whole = vec![7u8; 10 * 1024 * 1024];
+        for k in &peers {
+            assert_eq!(k.len(), whole.len() as u64);
+            assert_eq!(k.digest(), Kept::digest_of(&whole));
+            assert!(k.prefix().len() <= KEEP_CAP);
+        }
+        // A run of its own has a budget of its own.
+        let mut other = Kept::with_budget(KeepBudget::default());
+        other.push(&chunk);
+        assert_eq!(other.prefix().len(), chunk.len());
+    }
 
     #[test]
     fn a_peer_fed_past_the_cap_keeps_a_prefix_the_count_and_the_digest() {

@@ -79,6 +79,10 @@ impl LiveSubject {
 /// Longest wait for a program to get ready, unless a manifest says otherwise.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Real time a live case may run past its (scaled) time limit before it
+/// is a timeout: a program's start-up and tear-down are not scaled.
+pub const LIMIT_GRACE: Duration = Duration::from_secs(5);
+
 /// Delays and timeouts of live runs are multiplied by this unless told
 /// otherwise: a 0.7 s pause takes 35 ms.
 pub const DEFAULT_TIME_SCALE: f64 = 0.05;
@@ -175,10 +179,15 @@ async fn run_async(
     let latency = case.net.latency.0.mul_f64(subject.time_scale);
     outcome.tolerance = Some(jitter.tolerance(shortest_pause(case), latency));
     outcome.transcript = Transcript {
-        events: rec.events(),
+        // Moved, not copied: a flood's transcript is large.
+        events: rec.take_events(),
         untimed: false,
         origin: outcome.timed_from,
     };
+    // Runs folded now, not only when rendered: a flood's tens of thousands
+    // of `recv` events become one before the result is kept and copied
+    // into the reports for the rest of the run.
+    outcome.transcript.compact();
     outcome
 }
 
@@ -311,7 +320,7 @@ async fn drive(
         note(seen, |o| o.harness_faults.push(why.clone()));
         why
     })?;
-    let limit = case.limit.0 + Duration::from_secs(5);
+    let limit = case.limit.0 + LIMIT_GRACE;
     let end = match case.role {
         Role::Client | Role::TransformClient => {
             let status = program.wait(limit).await;
@@ -345,12 +354,7 @@ async fn drive(
                 outcome.timed_from = first;
                 outcome.startup = Some((first, subject.startup_timeout));
             }
-            let last_seen = rec
-                .events()
-                .iter()
-                .filter(|e| e.who != "subject" && e.at <= exited)
-                .map(|e| e.at)
-                .max();
+            let last_seen = rec.latest(|e| e.who != "subject" && e.at <= exited);
             let done = last_seen.unwrap_or(exited);
             outcome.subject_done = Some(done.saturating_sub(outcome.timed_from));
             outcome.exit_status = status.code();
@@ -537,16 +541,57 @@ fn log_output(rec: &Recorder, stdout: &[u8], stderr: &str) {
         rec.log("subject", format!("stdout {}", preview(stdout)));
     }
     for line in stderr.lines().take(8) {
+        // A line is cut at LINE_CAP bytes: a program that floods stderr
+        // without a newline must not put megabytes into every report.
+        let (line, cut) = cut_line(line, process::LINE_CAP);
         // Escaped here too, not only by the writers: the engine reads these
         // lines back for its hints.
         let line = crate::transcript::sanitise(line);
-        rec.log("subject", format!("stderr: {line}"));
+        match cut {
+            Some(len) => rec.log("subject", format!("stderr: {line}… (cut, {len} bytes)")),
+            None => rec.log("subject", format!("stderr: {line}")),
+        }
     }
+}
+
+/// The first `cap` bytes of `line` at most (cut on a character boundary),
+/// and its whole length if it was cut.
+fn cut_line(line: &str, cap: usize) -> (&str, Option<usize>) {
+    if line.len() <= cap {
+        return (line, None);
+    }
+    let mut end = cap;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&line[..end], Some(line.len()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_stderr_lines_are_cut_on_a_character_boundary() {
+        assert_eq!(cut_line("short", 8), ("short", None));
+        let long = "é".repeat(10); // 20 bytes
+        assert_eq!(cut_line(&long, 5), ("éé", Some(20)));
+        let rec = Recorder::live();
+        log_output(&rec, b"", &format!("{}\nnext", "x".repeat(10_000)));
+        let lines: Vec<String> = rec.events().into_iter().map(|e| e.what).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].len() < process::LINE_CAP + 64,
+            "{}",
+            lines[0].len()
+        );
+        assert!(
+            lines[0].ends_with("… (cut, 10000 bytes)"),
+            "{}",
+            &lines[0][4000..]
+        );
+        assert_eq!(lines[1], "stderr: next");
+    }
 
     #[test]
     fn scaling_reaches_every_duration_that_drives_a_run() {
