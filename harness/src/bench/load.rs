@@ -243,14 +243,31 @@ struct Fetched {
     done: Instant,
 }
 
-/// Fetches the poem once; `start` is when the fetch was meant to start.
+/// What a fetch gives: a whole poem, or why not (and a message for
+/// failures of no known kind).
+type FetchResult = Result<Fetched, (FetchError, Option<String>)>;
+
+/// Fetches the poem once, for at most `timeout`; `start` is when the fetch
+/// was meant to start.
 async fn fetch(
     addr: SocketAddr,
     poem: &[u8],
     start: Instant,
     timeout: Duration,
     buf: &mut [u8],
-) -> Result<Fetched, (FetchError, Option<String>)> {
+) -> FetchResult {
+    match tokio::time::timeout_at(start + timeout, fetch_untimed(addr, poem, start, buf)).await {
+        Ok(r) => r,
+        Err(_) => Err((FetchError::Timeout, None)),
+    }
+}
+
+async fn fetch_untimed(
+    addr: SocketAddr,
+    poem: &[u8],
+    start: Instant,
+    buf: &mut [u8],
+) -> FetchResult {
     let other = |e: std::io::Error| {
         let kind = FetchError::of(&e);
         (kind, (kind == FetchError::Other).then(|| e.to_string()))
@@ -283,34 +300,85 @@ async fn fetch(
             done: Instant::now(),
         })
     };
-    match tokio::time::timeout_at(start + timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err((FetchError::Timeout, None)),
-    }
+    work.await
 }
 
 /// Buffer each fetcher reads into.
 const READ_BUF: usize = 64 * 1024;
 
 /// Offers `load` to the server at `addr`, which serves `poem`, and tallies
-/// what it saw. Runs on the current tokio runtime (a multi-threaded one,
-/// so the generator can use every core).
+/// what it saw. The generator runs one single-threaded event loop per core
+/// (as wrk does), each with its share of the connections or of the rate:
+/// no work stealing and no wake-ups across threads on the hot path.
 pub async fn measure(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
+    tokio::task::spawn_blocking(move || measure_on_threads(addr, poem, load))
+        .await
+        .unwrap_or_default()
+}
+
+/// Event loops for `load`: one per core, no more than there is work for.
+fn threads_for(load: &Load) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match load.mode {
+        Mode::Closed { connections } => cores.min(connections).max(1),
+        // A slow schedule is kept best by one loop.
+        Mode::Open { rate } if rate < 1000.0 => 1,
+        Mode::Open { .. } => cores,
+    }
+}
+
+fn measure_on_threads(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
+    let threads = threads_for(&load);
     let cpu_before = cpu_time();
     let start = Instant::now();
     let end = start + load.duration;
-    let slow: Vec<_> = (0..load.slow_readers)
-        .map(|_| tokio::spawn(slow_reader(addr, end)))
-        .collect();
-    let mut tally = match load.mode {
-        Mode::Closed { connections } => closed(addr, poem, &load, connections, end).await,
-        Mode::Open { rate } => open(addr, poem, &load, rate, start, end).await,
-    };
+    let parts: Vec<Tally> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                let poem = poem.clone();
+                scope.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    Some(rt.block_on(async move {
+                        // Slow readers load the server from the first loop.
+                        let slow: Vec<_> = (0..if k == 0 { load.slow_readers } else { 0 })
+                            .map(|_| tokio::spawn(slow_reader(addr, end)))
+                            .collect();
+                        let tally = match load.mode {
+                            Mode::Closed { connections } => {
+                                // This loop's share: they differ by one at most.
+                                let share =
+                                    connections / threads + usize::from(k < connections % threads);
+                                closed(addr, poem, &load, share, end).await
+                            }
+                            Mode::Open { rate } => {
+                                // Loop k takes every threads-th start of the
+                                // schedule, from the k-th on.
+                                let first = start + Duration::from_secs_f64(k as f64 / rate);
+                                open(addr, poem, &load, rate / threads as f64, first, end).await
+                            }
+                        };
+                        for s in slow {
+                            s.abort();
+                        }
+                        tally
+                    }))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let mut tally = Tally::default();
+    for part in &parts {
+        tally.merge(part);
+    }
     tally.window = load.duration;
     tally.generator_cpu = cpu_time().saturating_sub(cpu_before);
-    for s in slow {
-        s.abort();
-    }
     tally
 }
 
@@ -322,7 +390,7 @@ async fn closed(
     end: Instant,
 ) -> Tally {
     let timeout = load.timeout;
-    let workers: Vec<_> = (0..connections.max(1))
+    let workers: Vec<_> = (0..connections)
         .map(|_| {
             let poem = poem.clone();
             tokio::spawn(async move {

@@ -141,6 +141,9 @@ pub struct Bench {
     pub warmup_s: f64,
     /// Runs per load point.
     pub runs: usize,
+    /// The server every ratio is against (the first measured, unless
+    /// named).
+    pub baseline: Option<String>,
     /// The servers, in the order given (a server bench).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<ServerResult>,
@@ -298,7 +301,17 @@ const HEADER: [&str; 9] = [
 
 /// Rows of one load point: one per server measured at it.
 fn rows(b: &Bench, key: &(Load, usize)) -> Vec<[String; 10]> {
-    let mut base: Option<f64> = None;
+    let at_key = |s: &ServerResult| {
+        s.points
+            .iter()
+            .find(|p| (p.load, p.poem_bytes) == *key)
+            .map(|p| p.poems_per_s.mean)
+    };
+    let mut base: Option<f64> = b
+        .baseline
+        .as_ref()
+        .and_then(|name| b.servers.iter().find(|s| &s.name == name))
+        .and_then(at_key);
     let mut rows = Vec::new();
     for s in &b.servers {
         let Some(p) = s.points.iter().find(|p| (p.load, p.poem_bytes) == *key) else {
@@ -417,7 +430,7 @@ pub fn table(b: &Bench) -> String {
     }
     if !b.servers.is_empty() {
         out.push_str(
-            "\nratio: poems/s against the first server of each table; gen CPU: the load generator's own CPU, share of one core\n",
+            "\nratio: poems/s against the baseline (--baseline, else the first server of each table); gen CPU: the load generator's own CPU, share of one core\n",
         );
     }
     out

@@ -42,13 +42,15 @@ use crate::engine::{self, EngineOptions, LiveTarget};
 /// Servers: the built-in reference (--reference, the default when no
 /// other is given), --cmd TEMPLATE (placeholders {port} {poem}
 /// {num_bytes} {delay}, as in `run`), and --manifest FILE (its [server]).
-/// Each may be given several times; the first server is every table's
-/// ratio 1.00.
+/// --cmd and --manifest may be given several times. They are measured
+/// in that order (the reference, each --cmd, each --manifest), and every
+/// ratio is against the first, or the one --baseline names.
 ///
 /// Examples:
 ///   poetry-harness bench
 ///   poetry-harness bench --reference --manifest fixtures/python/asyncio.toml --connections 1,32
 ///   poetry-harness bench --rate 2000 --duration 5s --json bench.json --markdown bench.md
+///   poetry-harness bench --reference --manifest fixtures/strategies/ceiling.toml --baseline rust-ceiling
 #[derive(Debug, clap::Args)]
 // The last of a repeated flag wins (`--runs 2 ... --runs 5`).
 #[command(verbatim_doc_comment, args_override_self = true)]
@@ -103,6 +105,11 @@ pub struct BenchArgs {
     /// Measure servers that fail their conformance cases too.
     #[arg(long)]
     force: bool,
+    /// The server every ratio is against, by name (`reference`, `cmd 2`,
+    /// a manifest's name); default: the first one measured. Servers are
+    /// measured in this order: --reference, each --cmd, each --manifest.
+    #[arg(long, value_name = "NAME")]
+    baseline: Option<String>,
     /// Write the results as JSON (schema 1) to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -410,12 +417,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     });
     check(&args)?;
     let subjects = subjects(&args)?;
+    if let Some(name) = &args.baseline {
+        if !subjects.iter().any(|s| &s.name == name) {
+            let names: Vec<&str> = subjects.iter().map(|s| s.name.as_str()).collect();
+            anyhow::bail!(
+                "--baseline '{name}' names no server of this bench (its servers: {})",
+                names.join(", ")
+            );
+        }
+    }
     let rt = super::runtime()?;
     let mut bench = Bench {
         schema: report::SCHEMA,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         warmup_s: args.warmup.as_secs_f64(),
         runs: args.runs,
+        baseline: args.baseline.clone(),
         servers: Vec::new(),
         scenario: None,
         clients: Vec::new(),
