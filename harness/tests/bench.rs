@@ -231,8 +231,8 @@ fn poems_fetched(json: &serde_json::Value, i: usize) -> f64 {
 #[test]
 fn one_slow_reader_holds_up_a_blocking_server_and_shows_in_its_numbers() {
     // A slow reader takes 1 KiB every 100 ms of a 4 MiB poem: a server
-    // that serves one client at a time waits on it, a threaded one does
-    // not. Orders of magnitude apart, not a time bound.
+    // that serves one client at a time waits on it (for the whole window),
+    // a threaded one does not.
     let strategies = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/strategies");
     let blocking = format!("{strategies}/blocking.toml");
     let threads = format!("{strategies}/threads.toml");
@@ -260,14 +260,17 @@ fn one_slow_reader_holds_up_a_blocking_server_and_shows_in_its_numbers() {
         ],
     );
     assert_eq!(code, Some(0), "{json:#}");
+    // The blocking server can serve the fetchers that came before the slow
+    // reader (2 at most: one each), then nothing for the rest of the
+    // window; the threaded one keeps serving. Counts, not speeds.
     let (held, free) = (poems_fetched(&json, 0), poems_fetched(&json, 1));
     assert!(
-        free >= 10.0,
-        "the threaded server fetched {free} poems: {json:#}"
+        held <= 2.0,
+        "the blocking server fetched {held} poems: {json:#}"
     );
     assert!(
-        free >= 5.0 * held.max(1.0),
-        "blocking {held} poems against threaded {free}: {json:#}"
+        free >= 3.0,
+        "the threaded server fetched {free} poems: {json:#}"
     );
 }
 

@@ -88,6 +88,26 @@ pub const MAX_IN_FLIGHT: usize = 4096;
 /// late (the generator, not the server, fell behind).
 pub const LATE_AFTER: Duration = Duration::from_millis(5);
 
+/// Where the server is: a real address, or a simulated host's (inside a
+/// turmoil simulation, where the generator's arithmetic can be checked in
+/// exact, simulated time).
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Real sockets (tokio).
+    Real(SocketAddr),
+    /// turmoil's simulated network (`host:port`).
+    Sim(Arc<str>),
+}
+
+impl Target {
+    async fn connect(&self) -> std::io::Result<crate::net::TcpStream> {
+        match self {
+            Target::Real(a) => TcpStream::connect(*a).await.map(Into::into),
+            Target::Sim(a) => crate::net::Net::Sim.connect(a).await,
+        }
+    }
+}
+
 /// Why a fetch failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -250,20 +270,20 @@ type FetchResult = Result<Fetched, (FetchError, Option<String>)>;
 /// Fetches the poem once, for at most `timeout`; `start` is when the fetch
 /// was meant to start.
 async fn fetch(
-    addr: SocketAddr,
+    target: &Target,
     poem: &[u8],
     start: Instant,
     timeout: Duration,
     buf: &mut [u8],
 ) -> FetchResult {
-    match tokio::time::timeout_at(start + timeout, fetch_untimed(addr, poem, start, buf)).await {
+    match tokio::time::timeout_at(start + timeout, fetch_untimed(target, poem, start, buf)).await {
         Ok(r) => r,
         Err(_) => Err((FetchError::Timeout, None)),
     }
 }
 
 async fn fetch_untimed(
-    addr: SocketAddr,
+    target: &Target,
     poem: &[u8],
     start: Instant,
     buf: &mut [u8],
@@ -273,7 +293,7 @@ async fn fetch_untimed(
         (kind, (kind == FetchError::Other).then(|| e.to_string()))
     };
     let work = async {
-        let mut s = TcpStream::connect(addr).await.map_err(other)?;
+        let mut s = target.connect().await.map_err(other)?;
         let connect = start.elapsed();
         let mut first = None;
         let mut got = 0usize;
@@ -316,6 +336,25 @@ pub async fn measure(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
         .unwrap_or_default()
 }
 
+/// [`measure`] on the current runtime, in one loop: inside a turmoil
+/// simulation (a [`Target::Sim`]), where its times are simulated and exact.
+pub async fn measure_here(target: Target, poem: Arc<[u8]>, load: Load) -> Tally {
+    let start = Instant::now();
+    let end = start + load.duration;
+    let slow: Vec<_> = (0..load.slow_readers)
+        .map(|_| tokio::spawn(slow_reader(target.clone(), end)))
+        .collect();
+    let mut tally = match load.mode {
+        Mode::Closed { connections } => closed(&target, poem, &load, connections, end).await,
+        Mode::Open { rate } => open(&target, poem, &load, rate, start, end).await,
+    };
+    for s in slow {
+        s.abort();
+    }
+    tally.window = load.duration;
+    tally
+}
+
 /// Event loops for `load`: one per core, no more than there is work for.
 fn threads_for(load: &Load) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -341,23 +380,24 @@ fn measure_on_threads(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
                         .enable_all()
                         .build()
                         .ok()?;
+                    let target = Target::Real(addr);
                     Some(rt.block_on(async move {
                         // Slow readers load the server from the first loop.
                         let slow: Vec<_> = (0..if k == 0 { load.slow_readers } else { 0 })
-                            .map(|_| tokio::spawn(slow_reader(addr, end)))
+                            .map(|_| tokio::spawn(slow_reader(target.clone(), end)))
                             .collect();
                         let tally = match load.mode {
                             Mode::Closed { connections } => {
                                 // This loop's share: they differ by one at most.
                                 let share =
                                     connections / threads + usize::from(k < connections % threads);
-                                closed(addr, poem, &load, share, end).await
+                                closed(&target, poem, &load, share, end).await
                             }
                             Mode::Open { rate } => {
                                 // Loop k takes every threads-th start of the
                                 // schedule, from the k-th on.
                                 let first = start + Duration::from_secs_f64(k as f64 / rate);
-                                open(addr, poem, &load, rate / threads as f64, first, end).await
+                                open(&target, poem, &load, rate / threads as f64, first, end).await
                             }
                         };
                         for s in slow {
@@ -383,7 +423,7 @@ fn measure_on_threads(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
 }
 
 async fn closed(
-    addr: SocketAddr,
+    target: &Target,
     poem: Arc<[u8]>,
     load: &Load,
     connections: usize,
@@ -392,13 +432,13 @@ async fn closed(
     let timeout = load.timeout;
     let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let poem = poem.clone();
+            let (poem, target) = (poem.clone(), target.clone());
             tokio::spawn(async move {
                 let mut tally = Tally::default();
                 let mut buf = vec![0u8; READ_BUF];
                 while Instant::now() < end && !stopped() {
                     let start = Instant::now();
-                    let r = fetch(addr, &poem, start, timeout, &mut buf).await;
+                    let r = fetch(&target, &poem, start, timeout, &mut buf).await;
                     tally.count(r, end);
                 }
                 tally
@@ -415,7 +455,7 @@ async fn closed(
 }
 
 async fn open(
-    addr: SocketAddr,
+    target: &Target,
     poem: Arc<[u8]>,
     load: &Load,
     rate: f64,
@@ -447,10 +487,15 @@ async fn open(
         }
         drop(t);
         in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (poem, shared, in_flight) = (poem.clone(), shared.clone(), in_flight.clone());
+        let (poem, shared, in_flight, target) = (
+            poem.clone(),
+            shared.clone(),
+            in_flight.clone(),
+            target.clone(),
+        );
         tasks.spawn(async move {
             let mut buf = vec![0u8; READ_BUF.min(poem.len().max(1))];
-            let r = fetch(addr, &poem, intended, timeout, &mut buf).await;
+            let r = fetch(&target, &poem, intended, timeout, &mut buf).await;
             shared.lock().expect("tally lock").count(r, end);
             in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         });
@@ -467,10 +512,10 @@ async fn open(
 
 /// A connection that reads [`SLOW_READ`] bytes every [`SLOW_PAUSE`], and
 /// starts over when the poem ends, until `end`.
-async fn slow_reader(addr: SocketAddr, end: Instant) {
+async fn slow_reader(target: Target, end: Instant) {
     let mut buf = vec![0u8; SLOW_READ];
     while Instant::now() < end {
-        let Ok(mut s) = TcpStream::connect(addr).await else {
+        let Ok(mut s) = target.connect().await else {
             tokio::time::sleep(SLOW_PAUSE).await;
             continue;
         };
@@ -592,34 +637,6 @@ mod tests {
         // a few after the window, so fewer count, never more.
         assert!(t.poems <= 20 && t.poems > 0, "{t:?}");
         assert_eq!(t.failed(), 0, "{t:?}");
-    }
-
-    /// A server answering one connection at a time, `service` each.
-    async fn serial_server(reply: &'static [u8], service: Duration) -> SocketAddr {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                tokio::time::sleep(service).await;
-                let _ = s.write_all(reply).await;
-            }
-        });
-        addr
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn open_loop_latency_counts_the_queue_a_slow_server_builds() {
-        // 20 ms a poem, one at a time, offered 100 poems/s: twice what it
-        // can do, so fetches queue. From their intended starts, the later
-        // ones wait for the queue too: at least 100 ms (a lower bound a
-        // loaded machine only raises). A closed loop of one never queues,
-        // which is why it cannot show this.
-        let addr = serial_server(b"Tyger", Duration::from_millis(20)).await;
-        let mut open = load(Mode::Open { rate: 100.0 });
-        open.duration = Duration::from_millis(500);
-        let t = measure(addr, Arc::from(&b"Tyger"[..]), open).await;
-        assert!(t.poems > 0, "{t:?}");
-        assert!(t.last_byte.max() >= 100_000, "max {} µs", t.last_byte.max());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
