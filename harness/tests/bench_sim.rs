@@ -73,11 +73,6 @@ fn ms(d: u64) -> Duration {
     Duration::from_millis(d)
 }
 
-/// Within a millisecond (one tick), in microseconds.
-fn near(got: u64, want_ms: u64) -> bool {
-    got.abs_diff(want_ms * 1000) <= 1000
-}
-
 #[test]
 fn a_server_with_a_fixed_delay_gives_that_latency_at_every_percentile() {
     // 1 ms links, 20 ms of service: every fetch takes the same time, so
