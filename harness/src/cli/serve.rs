@@ -112,36 +112,53 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     let imp = implementation_for(role, args.mutant.as_deref())?;
     let missing = || anyhow::anyhow!("implementation '{}' has no {role}", imp.name);
     let rt = runtime()?;
+    // Poetry servers: bound here, then served by one event loop per core.
+    let poetry = match &args.server {
+        Server::Slow {
+            poem,
+            listen,
+            num_bytes,
+            delay,
+        } => {
+            let bytes = read_poem(poem)?;
+            let what = format!(
+                "slow poetry from {} ({} bytes, {} bytes every {})",
+                poem.display(),
+                bytes.len(),
+                num_bytes,
+                format_duration(*delay)
+            );
+            let pacing = Pacing {
+                num_bytes: *num_bytes,
+                delay: *delay,
+            };
+            Some((listen, bytes, Some(pacing), what))
+        }
+        Server::Fast { poem, listen } => {
+            let bytes = read_poem(poem)?;
+            let what = format!("poetry from {} ({} bytes)", poem.display(), bytes.len());
+            Some((listen, bytes, None, what))
+        }
+        _ => None,
+    };
+    if let Some((listen, bytes, pacing, what)) = poetry {
+        let server = imp.server.clone().ok_or_else(missing)?;
+        let listener = rt.block_on(listen_on(listen, &what))?.into_std()?;
+        // A mutant keeps one loop, so its bug shows as written (a server
+        // that serves one client at a time must not serve two).
+        let loops = if args.mutant.is_some() {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        serve_on_loops(listener, loops, &|l| {
+            server.serve(Net::Tokio, l, bytes.clone(), pacing)
+        })?;
+        return Ok(Exit::Ok);
+    }
     rt.block_on(async {
         match args.server {
-            Server::Slow {
-                poem,
-                listen,
-                num_bytes,
-                delay,
-            } => {
-                let server = imp.server.clone().ok_or_else(missing)?;
-                let bytes = read_poem(&poem)?;
-                let pacing = Pacing { num_bytes, delay };
-                let what = format!(
-                    "slow poetry from {} ({} bytes, {} bytes every {})",
-                    poem.display(),
-                    bytes.len(),
-                    num_bytes,
-                    format_duration(delay)
-                );
-                let listener = listen_on(&listen, &what).await?;
-                server
-                    .serve(Net::Tokio, listener, bytes, Some(pacing))
-                    .await?;
-            }
-            Server::Fast { poem, listen } => {
-                let server = imp.server.clone().ok_or_else(missing)?;
-                let bytes = read_poem(&poem)?;
-                let what = format!("poetry from {} ({} bytes)", poem.display(), bytes.len());
-                let listener = listen_on(&listen, &what).await?;
-                server.serve(Net::Tokio, listener, bytes, None).await?;
-            }
+            Server::Slow { .. } | Server::Fast { .. } => unreachable!("served above"),
             Server::Transform {
                 listen,
                 max_payload,
@@ -175,6 +192,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             }
         }
         Ok(Exit::Ok)
+    })
+}
+
+/// Serves `listener` on `loops` event loops, each a single-threaded tokio
+/// runtime on a thread of its own accepting on the same socket: no task
+/// moves between threads and no wake-up crosses one, which is what a
+/// multi-threaded runtime costs a server whose every connection is short
+/// (measured: 0.7 of the ceiling on one runtime, 0.9 on one loop per
+/// core; BENCHMARKS.md). Returns when a loop fails.
+fn serve_on_loops(
+    listener: std::net::TcpListener,
+    loops: usize,
+    serve: &(dyn Fn(TcpListener) -> crate::roles::BoxFuture<std::io::Result<()>> + Sync),
+) -> anyhow::Result<()> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..loops.max(1))
+            .map(|_| {
+                let listener = listener.try_clone();
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async move {
+                        let l = tokio::net::TcpListener::from_std(listener?)?;
+                        serve(TcpListener::from(l)).await?;
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(r) => r?,
+                Err(_) => anyhow::bail!("a serving loop panicked"),
+            }
+        }
+        Ok(())
     })
 }
 

@@ -38,6 +38,14 @@ impl std::fmt::Debug for TcpListener {
 }
 
 impl TcpListener {
+    /// The real socket, to hand to another runtime (real sockets only).
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        match self.0 {
+            Listener::Tokio(l) => l.into_std(),
+            Listener::Sim(_) => Err(io::Error::other("a simulated listener has no real socket")),
+        }
+    }
+
     /// Accepts the next connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         match &self.0 {
