@@ -428,7 +428,7 @@ pub fn table(b: &Bench) -> String {
             }
         }
     }
-    if !b.servers.is_empty() {
+    if b.servers.iter().any(|s| !s.points.is_empty()) {
         out.push_str(
             "\nratio: poems/s against the baseline (--baseline, else the first server of each table); gen CPU: the load generator's own CPU, share of one core\n",
         );
