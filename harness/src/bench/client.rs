@@ -67,14 +67,14 @@ pub struct Bar {
     pub server: usize,
     /// Accepted.
     pub start_ms: f64,
-    /// Closed (or the run's end, if never).
+    /// The server closed after the poem's last byte (or the run's end).
     pub end_ms: f64,
 }
 
 /// One run of a client.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientRun {
-    /// From the first accept to the last close the servers saw.
+    /// From the first accept to the last server's close after its poem.
     #[serde(rename = "total_s", serialize_with = "seconds")]
     pub total: Duration,
     /// The downloads.
@@ -140,11 +140,19 @@ pub async fn run_once(client: &LiveSubject, scenario: &Scenario) -> anyhow::Resu
     let mut last = Duration::ZERO;
     for i in 0..addrs.len() {
         let Some(start) = accepted(i) else { continue };
-        let closed = seen
-            .closes
-            .get(&name(i))
-            .and_then(|c| c.first())
-            .map_or(end, |(at, _)| *at);
+        // Done when the server sent its last byte and closed: the client
+        // cannot have started its next download before reading that.
+        let closed = events
+            .iter()
+            .find(|e| e.who == name(i) && e.what.starts_with("close "))
+            .map(|e| e.at)
+            .or_else(|| {
+                seen.closes
+                    .get(&name(i))
+                    .and_then(|c| c.first())
+                    .map(|c| c.0)
+            })
+            .unwrap_or(end);
         last = last.max(closed);
         let from = first.unwrap_or_default();
         let ms = |d: Duration| d.saturating_sub(from).as_secs_f64() * 1e3;
