@@ -42,7 +42,7 @@ const KINDS: &[Kind] = &[
         command: "sh DIR/flood-no-newline.sh {addrs}",
     },
     Kind {
-        name: "stdout flood, short lines (256 MiB)",
+        name: "stdout flood, short lines (64 MiB)",
         case: "client.fast-poem",
         role: "client",
         command: "sh DIR/flood-lines.sh {addrs}",
