@@ -18,7 +18,7 @@
 //! two largest N measured (cost ~ N^k) and skips an N without running it
 //! only when it says three times the limit. Large N are sampled flat (one
 //! run per sample, ten samples), so N = 500 at about 11 s per run takes
-//! about two minutes and the whole bench about three.
+//! about two minutes and the whole bench about three on an idle machine.
 //! `SIM_SCALING_CLIENTS=200` (a comma-separated list) measures only those
 //! N, for a profiler: `SIM_SCALING_CLIENTS=200 perf record -g
 //! target/release/deps/sim_scaling-HASH --bench --profile-time 10
