@@ -127,9 +127,13 @@ fn asyncio_client_follows_the_exit_127_convention() {
 }
 
 #[rstest::rstest]
+// Not `client.byte-by-byte`: live, its bytes come 0.5 ms apart, and on a
+// loaded machine the client's reads take several at once, so a character
+// is split between reads only sometimes (it failed 1 of 3 stress runs). The
+// cases below split one between writes 5 ms apart.
 #[case::decodes_per_chunk(
     "broken/client_decodes_per_chunk.py",
-    &["client.byte-by-byte", "client.utf8-split", "client.random-chunks"]
+    &["client.utf8-split", "client.random-chunks"]
 )]
 #[case::reads_once(
     "broken/client_reads_once.py",
