@@ -171,6 +171,32 @@ pub struct ClientScenario {
     pub serial_s: f64,
 }
 
+/// Rows as text columns, each as wide as its widest cell, two spaces apart.
+fn aligned<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let columns = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.as_ref().get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .as_ref()
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// The client bench's table and timelines, for a terminal.
 pub fn client_table(b: &Bench) -> String {
     let Some(sc) = &b.scenario else {
@@ -219,18 +245,7 @@ pub fn client_table(b: &Bench) -> String {
             c.failed_runs.to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
+    out.push_str(&aligned(&rows));
     for c in &b.clients {
         if let Some(why) = &c.skipped {
             out.push_str(&format!("\n{}: not measured: {why}\n", c.name));
@@ -389,18 +404,7 @@ pub fn table(b: &Bench) -> String {
             .chain(["gen CPU".to_string()])
             .collect::<Vec<_>>()];
         all.extend(rows(b, &key).into_iter().map(|r| r.to_vec()));
-        let widths: Vec<usize> = (0..all[0].len())
-            .map(|i| all.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-            .collect();
-        for r in all {
-            let line: Vec<String> = r
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-        }
+        out.push_str(&aligned(&all));
     }
     for s in &b.servers {
         if let Some(why) = &s.skipped {
