@@ -142,7 +142,7 @@ impl FetchError {
         }
     }
 
-    fn of(e: &std::io::Error) -> Self {
+    pub(super) fn of(e: &std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         match e.kind() {
             K::ConnectionRefused => FetchError::Refused,
@@ -232,7 +232,7 @@ impl Tally {
         self.generator_cpu.as_secs_f64() / self.window.as_secs_f64().max(1e-9)
     }
 
-    fn count(&mut self, result: Result<Fetched, (FetchError, Option<String>)>, end: Instant) {
+    pub(super) fn count(&mut self, result: FetchResult, end: Instant) {
         match result {
             Ok(f) if f.done <= end => {
                 stats::record(&mut self.connect, f.connect);
@@ -255,17 +255,17 @@ impl Tally {
 
 /// One whole, correct poem's timings, from the fetch's start.
 #[derive(Debug, Clone, Copy)]
-struct Fetched {
-    connect: Duration,
-    first_byte: Duration,
-    last_byte: Duration,
-    bytes: usize,
-    done: Instant,
+pub(super) struct Fetched {
+    pub(super) connect: Duration,
+    pub(super) first_byte: Duration,
+    pub(super) last_byte: Duration,
+    pub(super) bytes: usize,
+    pub(super) done: Instant,
 }
 
 /// What a fetch gives: a whole poem, or why not (and a message for
 /// failures of no known kind).
-type FetchResult = Result<Fetched, (FetchError, Option<String>)>;
+pub(super) type FetchResult = Result<Fetched, (FetchError, Option<String>)>;
 
 /// Fetches the poem once, for at most `timeout`; `start` is when the fetch
 /// was meant to start.
@@ -324,12 +324,14 @@ async fn fetch_untimed(
 }
 
 /// Buffer each fetcher reads into.
-const READ_BUF: usize = 64 * 1024;
+pub(super) const READ_BUF: usize = 64 * 1024;
 
 /// Offers `load` to the server at `addr`, which serves `poem`, and tallies
 /// what it saw. The generator runs one single-threaded event loop per core
 /// (as wrk does), each with its share of the connections or of the rate:
-/// no work stealing and no wake-ups across threads on the hot path.
+/// no work stealing and no wake-ups across threads on the hot path. The
+/// closed loop's are plain mio loops (`closed_loop.rs`),
+/// the open loop's tokio runtimes.
 pub async fn measure(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
     tokio::task::spawn_blocking(move || measure_on_threads(addr, poem, load))
         .await
@@ -372,46 +374,52 @@ fn measure_on_threads(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
     let start = Instant::now();
     let end = start + load.duration;
     let parts: Vec<Tally> = std::thread::scope(|scope| {
+        // Slow readers load the server from a loop of their own.
+        let slow = (load.slow_readers > 0).then(|| {
+            scope.spawn(move || {
+                let Ok(rt) = current_thread_runtime() else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let slow: Vec<_> = (0..load.slow_readers)
+                        .map(|_| tokio::spawn(slow_reader(Target::Real(addr), end)))
+                        .collect();
+                    tokio::time::sleep_until(end).await;
+                    for s in slow {
+                        s.abort();
+                    }
+                });
+            })
+        });
         let handles: Vec<_> = (0..threads)
             .map(|k| {
                 let poem = poem.clone();
-                scope.spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .ok()?;
-                    let target = Target::Real(addr);
-                    Some(rt.block_on(async move {
-                        // Slow readers load the server from the first loop.
-                        let slow: Vec<_> = (0..if k == 0 { load.slow_readers } else { 0 })
-                            .map(|_| tokio::spawn(slow_reader(target.clone(), end)))
-                            .collect();
-                        let tally = match load.mode {
-                            Mode::Closed { connections } => {
-                                // This loop's share: they differ by one at most.
-                                let share =
-                                    connections / threads + usize::from(k < connections % threads);
-                                closed(&target, poem, &load, share, end).await
-                            }
-                            Mode::Open { rate } => {
-                                // Loop k takes every threads-th start of the
-                                // schedule, from the k-th on.
-                                let first = start + Duration::from_secs_f64(k as f64 / rate);
-                                open(&target, poem, &load, rate / threads as f64, first, end).await
-                            }
-                        };
-                        for s in slow {
-                            s.abort();
-                        }
-                        tally
-                    }))
+                scope.spawn(move || match load.mode {
+                    Mode::Closed { connections } => {
+                        // This loop's share: they differ by one at most.
+                        let share = connections / threads + usize::from(k < connections % threads);
+                        super::closed_loop::run(addr, &poem, share, end, load.timeout, stopped).ok()
+                    }
+                    Mode::Open { rate } => {
+                        // Loop k takes every threads-th start of the
+                        // schedule, from the k-th on.
+                        let first = start + Duration::from_secs_f64(k as f64 / rate);
+                        let target = Target::Real(addr);
+                        let rate = rate / threads as f64;
+                        let rt = current_thread_runtime().ok()?;
+                        Some(rt.block_on(open(&target, poem, &load, rate, first, end)))
+                    }
                 })
             })
             .collect();
-        handles
+        let parts = handles
             .into_iter()
             .filter_map(|h| h.join().ok().flatten())
-            .collect()
+            .collect();
+        if let Some(s) = slow {
+            let _ = s.join();
+        }
+        parts
     });
     let mut tally = Tally::default();
     for part in &parts {
@@ -420,6 +428,13 @@ fn measure_on_threads(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
     tally.window = load.duration;
     tally.generator_cpu = cpu_time().saturating_sub(cpu_before);
     tally
+}
+
+/// A single-threaded runtime for one of the generator's loops.
+fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 async fn closed(
@@ -637,6 +652,50 @@ mod tests {
         // a few after the window, so fewer count, never more.
         assert!(t.poems <= 20 && t.poems > 0, "{t:?}");
         assert_eq!(t.failed(), 0, "{t:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_that_never_answers_times_out_and_one_that_resets_is_reset() {
+        // Accepts and holds every connection, writing nothing.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        let mut slow_load = load(Mode::Closed { connections: 2 });
+        // Many timeouts fit in the window even on a loaded machine.
+        slow_load.duration = Duration::from_secs(2);
+        slow_load.timeout = Duration::from_millis(50);
+        let t = measure(addr, Arc::from(&b"Tyger"[..]), slow_load).await;
+        assert_eq!(t.poems, 0, "{t:?}");
+        assert!(
+            t.errors.get(&FetchError::Timeout).is_some_and(|n| *n > 0),
+            "{t:?}"
+        );
+        // Writes part of the poem, then resets.
+        let resets = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = resets.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = resets.accept().await {
+                let _ = s.write_all(b"Ty").await;
+                let _ = s.set_zero_linger();
+                drop(s);
+            }
+        });
+        let t = measure(
+            addr,
+            Arc::from(&b"Tyger"[..]),
+            load(Mode::Closed { connections: 2 }),
+        )
+        .await;
+        assert_eq!(t.poems, 0, "{t:?}");
+        assert!(
+            t.errors.get(&FetchError::Reset).is_some_and(|n| *n > 0),
+            "{t:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

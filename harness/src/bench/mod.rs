@@ -12,6 +12,7 @@
 //! and Markdown.
 
 pub mod client;
+mod closed_loop;
 pub mod load;
 pub mod plot;
 pub mod report;
