@@ -83,7 +83,7 @@ pub(super) fn run(
             let Some(fetch) = fetches.get_mut(i).and_then(Option::as_mut) else {
                 continue;
             };
-            if let Step::Done(result) = read(fetch, poem, &mut buf) {
+            if let Step::Done(result) = read(fetch, poem, &mut buf, event.is_read_closed()) {
                 tally.count(result, end);
                 fetches[i] = start(&poll, addr, i, &mut tally, end);
             }
@@ -135,26 +135,14 @@ fn start(
     None
 }
 
-/// Reads what the socket has, checking it against `poem`.
-fn read(fetch: &mut Fetch, poem: &[u8], buf: &mut [u8]) -> Step {
+/// Reads what the socket has, checking it against `poem`. `closed`: the
+/// event said the server had closed (EPOLLRDHUP), so everything it sent
+/// was already queued, and a read that does not fill `buf` has taken the
+/// last of it: the end of the poem, without a read that returns 0.
+fn read(fetch: &mut Fetch, poem: &[u8], buf: &mut [u8], closed: bool) -> Step {
     loop {
         match fetch.stream.read(buf) {
-            Ok(0) => {
-                let last_byte = fetch.start.elapsed();
-                // An empty answer never made the connection known.
-                let connect = fetch.connect.unwrap_or(last_byte);
-                return Step::Done(if fetch.got < poem.len() {
-                    Err((FetchError::Short, None))
-                } else {
-                    Ok(Fetched {
-                        connect,
-                        first_byte: fetch.first_byte.unwrap_or(last_byte),
-                        last_byte,
-                        bytes: fetch.got,
-                        done: Instant::now(),
-                    })
-                });
-            }
+            Ok(0) => break,
             Ok(n) => {
                 let at = fetch.start.elapsed();
                 fetch.connect.get_or_insert(at);
@@ -163,6 +151,9 @@ fn read(fetch: &mut Fetch, poem: &[u8], buf: &mut [u8]) -> Step {
                     return Step::Done(Err((FetchError::Wrong, None)));
                 }
                 fetch.got += n;
+                if closed && n < buf.len() {
+                    break;
+                }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 // Woken with nothing to read: the handshake is done (or
@@ -175,6 +166,21 @@ fn read(fetch: &mut Fetch, poem: &[u8], buf: &mut [u8]) -> Step {
             Err(e) => return Step::Done(Err(failure(&e))),
         }
     }
+    // The server closed: the poem is whatever came.
+    let last_byte = fetch.start.elapsed();
+    // An empty answer never made the connection known.
+    let connect = fetch.connect.unwrap_or(last_byte);
+    Step::Done(if fetch.got < poem.len() {
+        Err((FetchError::Short, None))
+    } else {
+        Ok(Fetched {
+            connect,
+            first_byte: fetch.first_byte.unwrap_or(last_byte),
+            last_byte,
+            bytes: fetch.got,
+            done: Instant::now(),
+        })
+    })
 }
 
 /// A failed fetch's kind, and a message for kinds not otherwise named.

@@ -604,6 +604,28 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_poem_of_many_reads_is_checked_whole() {
+        // Three and a bit read buffers, every byte telling its place.
+        let poem: Vec<u8> = (0..READ_BUF * 3 + 77).map(|i| (i % 251) as u8).collect();
+        let poem: &'static [u8] = Box::leak(poem.into_boxed_slice());
+        let addr = server(poem).await;
+        let t = measure(addr, Arc::from(poem), load(Mode::Closed { connections: 2 })).await;
+        assert!(t.poems > 0, "{t:?}");
+        assert_eq!(t.failed(), 0, "{t:?}");
+        assert_eq!(t.bytes, t.poems * poem.len() as u64);
+        // One byte short of it, or one byte more, is never a poem.
+        let mut longer = poem.to_vec();
+        longer.push(0);
+        let addr = server(Box::leak(longer.into_boxed_slice())).await;
+        let t = measure(addr, Arc::from(poem), load(Mode::Closed { connections: 2 })).await;
+        assert_eq!(t.poems, 0, "{t:?}");
+        let addr = server(&poem[..poem.len() - 1]).await;
+        let t = measure(addr, Arc::from(poem), load(Mode::Closed { connections: 2 })).await;
+        assert_eq!(t.poems, 0, "{t:?}");
+        assert!(t.errors.contains_key(&FetchError::Short), "{t:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wrong_and_short_poems_are_errors_not_poems() {
         let wrong = server(b"Tyger Tyber").await;
         let t = measure(
