@@ -4,6 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::backend::live::{self, LiveSubject};
 use crate::backend::sim::{self, RunOptions};
@@ -24,6 +25,9 @@ pub struct CaseResult {
     /// Whether the verdict judges the implementation, or something else
     /// ended the case.
     pub status: Status,
+    /// Wall time the harness spent on the case (reports' durations; never
+    /// in a transcript, whose clock in the simulator is simulated).
+    pub wall: Duration,
 }
 
 /// What ended a case, besides a verdict on the implementation.
@@ -114,6 +118,7 @@ impl CaseResult {
             verdict,
             outcome: None,
             status: Status::Judged,
+            wall: Duration::ZERO,
         }
     }
 
@@ -128,6 +133,7 @@ impl CaseResult {
             },
             outcome,
             status: Status::HarnessError,
+            wall: Duration::ZERO,
         }
     }
 
@@ -142,6 +148,7 @@ impl CaseResult {
             },
             outcome: None,
             status: Status::Interrupted,
+            wall: Duration::ZERO,
         }
     }
 
@@ -169,6 +176,7 @@ impl CaseResult {
             verdict: verdict::judge(judged_as, &outcome),
             outcome: Some(outcome),
             status: Status::Judged,
+            wall: Duration::ZERO,
         }
     }
 }
@@ -178,7 +186,10 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: &EngineOptions) -> Case
     if let Some(v) = verdict::precheck(case, imp, opts.profile) {
         return CaseResult::not_run(case, v);
     }
-    CaseResult::judged(case, case, sim::run(case, imp, opts.run))
+    let started = std::time::Instant::now();
+    let mut judged = CaseResult::judged(case, case, sim::run(case, imp, opts.run));
+    judged.wall = started.elapsed();
+    judged
 }
 
 /// Runs every case on `opts.jobs` threads; results come back in the order
@@ -200,6 +211,13 @@ pub fn run_all(
 
 /// Runs and judges one case against a program (live backend).
 pub fn run_case_live(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> CaseResult {
+    let started = std::time::Instant::now();
+    let mut result = run_case_live_untimed(case, target, opts);
+    result.wall = started.elapsed();
+    result
+}
+
+fn run_case_live_untimed(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> CaseResult {
     let subject = target.roles.get(&case.role);
     let mut lacks = target.lacks.clone();
     lacks.extend(subject.map(|s| s.lacks.clone()).unwrap_or_default());

@@ -181,7 +181,7 @@ pub fn table_scored(
         .collect();
     let _ = writeln!(
         out,
-        "\n{} case(s) against {} ({profile:?} profile): {}",
+        "\n{} case(s) against {} ({profile} profile): {}",
         results.len(),
         sanitise(impl_name),
         summary.join(", ")
@@ -204,6 +204,11 @@ struct JsonCase<'a> {
     reason: String,
     failed_checks: Vec<crate::verdict::Check>,
     seed: Option<u64>,
+    /// Wall time the harness spent on the case, in seconds.
+    duration_s: f64,
+    /// The case's length on its transcript's clock, in seconds: simulated
+    /// time in the simulator (exact), wall time live.
+    transcript_span_s: Option<f64>,
     transcript: Option<String>,
 }
 
@@ -216,6 +221,10 @@ fn sanitised_check(c: &crate::verdict::Check) -> crate::verdict::Check {
         ..c.clone()
     }
 }
+
+/// The JSON report's `schema_version`: raised when a field changes
+/// meaning or goes away (new fields do not raise it).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
 
 /// The JSON report of a finished run.
 pub fn json(results: &[CaseResult], impl_name: &str, profile: Profile) -> String {
@@ -280,6 +289,11 @@ pub fn json_with(
             reason: sanitise(&r.verdict.reason).into_owned(),
             failed_checks: r.verdict.failed.iter().map(sanitised_check).collect(),
             seed: r.outcome.as_ref().map(|o| o.seed),
+            duration_s: r.wall.as_secs_f64(),
+            transcript_span_s: r
+                .outcome
+                .as_ref()
+                .map(|o| o.transcript.span().as_secs_f64()),
             transcript: r
                 .outcome
                 .as_ref()
@@ -297,6 +311,7 @@ pub fn json_with(
         run["peak_rss_kib"] = kib.into();
     }
     let mut doc = serde_json::json!({
+        "schema_version": JSON_SCHEMA_VERSION,
         "implementation": sanitise(impl_name),
         "profile": profile,
         "run": run,
@@ -310,12 +325,24 @@ pub fn json_with(
     serde_json::to_string_pretty(&doc).expect("report serialises")
 }
 
-/// The JUnit XML report: one testsuite per role, one testcase per case.
-pub fn junit(results: &[CaseResult], impl_name: &str, profile: Profile) -> String {
+/// The JUnit XML report: one testsuite per role, one testcase per case,
+/// each with its wall time (`time`), skips as `skipped` (the count too, as
+/// the common junit-10.xsd has it), and `started` as every suite's
+/// `timestamp`.
+pub fn junit(
+    results: &[CaseResult],
+    impl_name: &str,
+    profile: Profile,
+    started: std::time::SystemTime,
+) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let started = chrono::DateTime::<chrono::Utc>::from(started).fixed_offset();
     let mut report = Report::new(format!("poetry-harness: {}", sanitise(impl_name)));
+    report.set_timestamp(started);
+    report.set_time(results.iter().map(|r| r.wall).sum());
     for role in crate::case::Role::ALL {
         let mut suite = TestSuite::new(role.name());
+        suite.set_timestamp(started);
         for r in results.iter().filter(|r| r.case.role == role) {
             let v = &r.verdict;
             let status = if let Some(label) = r.status.label() {
@@ -343,8 +370,18 @@ pub fn junit(results: &[CaseResult], impl_name: &str, profile: Profile) -> Strin
             };
             let mut tc = TestCase::new(r.case.id.clone(), status);
             tc.set_classname(role.name());
+            tc.set_time(r.wall);
             suite.add_test_case(tc);
         }
+        let in_suite = || results.iter().filter(|r| r.case.role == role);
+        suite.set_time(in_suite().map(|r| r.wall).sum());
+        // The cases given `TestCaseStatus::skipped()` above.
+        let skipped = in_suite()
+            .filter(|r| r.status.label().is_none() && r.verdict.kind == Kind::Unsupported)
+            .count();
+        suite
+            .extra
+            .insert("skipped".into(), skipped.to_string().into());
         if !suite.test_cases.is_empty() {
             report.add_test_suite(suite);
         }
@@ -361,7 +398,7 @@ pub fn matrix_markdown(columns: &[Column]) -> String {
     let mut out = String::new();
     let names: Vec<String> = columns
         .iter()
-        .map(|(n, p, _)| format!("{} ({p:?})", sanitise(n).replace('|', "\\|")))
+        .map(|(n, p, _)| format!("{} ({p})", sanitise(n).replace('|', "\\|")))
         .collect();
     let _ = writeln!(out, "| case | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
@@ -393,7 +430,7 @@ pub fn matrix_html(columns: &[Column]) -> String {
     }
     let mut out = String::from("<!doctype html>\n<meta charset=\"utf-8\">\n<title>poetry-harness matrix</title>\n<style>td,th{padding:2px 8px;font-family:monospace}.PASS{background:#cfc}.FAIL,.TIMEOUT{background:#fcc}.NON-STRICT{background:#ffc}</style>\n<table>\n<tr><th>case</th>");
     for (n, p, _) in columns {
-        let _ = write!(out, "<th>{} ({p:?})</th>", esc(n));
+        let _ = write!(out, "<th>{} ({p})</th>", esc(n));
     }
     out.push_str("</tr>\n");
     if let Some((_, _, first)) = columns.first() {
@@ -470,6 +507,8 @@ pub struct Sink {
     final_written: Mutex<bool>,
     /// The grading policy's scoring, when there is one.
     scoring: Option<Scoring>,
+    /// When the run started (the JUnit report's timestamp).
+    started: std::time::SystemTime,
 }
 
 impl Sink {
@@ -498,6 +537,7 @@ impl Sink {
             stream,
             final_written: Mutex::new(false),
             scoring: None,
+            started: std::time::SystemTime::now(),
         }
     }
 
@@ -576,8 +616,11 @@ impl Sink {
 
     fn write(&self, results: &[CaseResult], state: &RunState) -> Result<(), String> {
         if let Some(path) = &self.junit {
-            write_atomic(path, &junit(results, &self.name, self.profile))
-                .map_err(|e| format!("cannot write JUnit report '{}': {e}", path.display()))?;
+            write_atomic(
+                path,
+                &junit(results, &self.name, self.profile, self.started),
+            )
+            .map_err(|e| format!("cannot write JUnit report '{}': {e}", path.display()))?;
         }
         if let Some(path) = &self.json {
             write_atomic(
@@ -670,7 +713,12 @@ mod tests {
         let results = vec![hostile_result(case)];
         let escaped = "\\r PASS \\u{1b}[32m \\u{7} \\u{0}";
         let table = table(&results, "x", Profile::Strict, true, false);
-        let junit = junit(&results, "x", Profile::Strict);
+        let junit = junit(
+            &results,
+            "x",
+            Profile::Strict,
+            std::time::SystemTime::UNIX_EPOCH,
+        );
         let json = json(&results, "x", Profile::Strict);
         let column = ("x\x1b".to_string(), Profile::Strict, results);
         let html = matrix_html(std::slice::from_ref(&column));
@@ -700,7 +748,47 @@ mod tests {
         assert!(table.contains(&format!("stderr: {escaped}")), "{table}");
         assert!(junit.contains(escaped), "{junit}");
         assert!(html.contains("\\r PASS \\u{1b}[32m"), "{html}");
-        assert!(markdown.contains("x\\u{1b} (Strict)"), "{markdown}");
+        assert!(markdown.contains("x\\u{1b} (strict)"), "{markdown}");
+    }
+
+    #[test]
+    fn junit_has_times_a_timestamp_and_skips_as_skipped_and_json_a_schema_version() {
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let cases: Vec<_> = catalog
+            .select(&[])
+            .into_iter()
+            .filter(|c| c.role == crate::case::Role::Server)
+            .take(3)
+            .collect();
+        let mut results = vec![
+            result(cases[0], Kind::Pass),
+            result(cases[1], Kind::Unsupported),
+            result(cases[2], Kind::Fail),
+        ];
+        results[0].wall = std::time::Duration::from_millis(1500);
+        results[2].wall = std::time::Duration::from_millis(250);
+        let started = std::time::UNIX_EPOCH + std::time::Duration::from_secs(86_400);
+        let xml = junit(&results, "x", Profile::Strict, started);
+        let suite = xml
+            .lines()
+            .find(|l| l.contains("<testsuite "))
+            .expect("a testsuite");
+        for attr in [
+            "tests=\"3\"",
+            "failures=\"1\"",
+            "skipped=\"1\"",
+            "time=\"1.750\"",
+            "timestamp=\"1970-01-02T00:00:00",
+        ] {
+            assert!(suite.contains(attr), "{attr} in {suite}");
+        }
+        assert!(xml.contains("time=\"1.500\""), "{xml}");
+        assert!(xml.contains("<skipped"), "{xml}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&json(&results, "x", Profile::Strict)).unwrap();
+        assert_eq!(doc["schema_version"], JSON_SCHEMA_VERSION);
+        assert_eq!(doc["cases"][0]["duration_s"], 1.5);
+        assert_eq!(doc["cases"][1]["duration_s"], 0.0);
     }
 
     #[test]

@@ -212,6 +212,16 @@ pub struct Transcript {
 }
 
 impl Transcript {
+    /// How long the run lasted on the transcript's clock: the time of its
+    /// last event (simulated time in the simulator, wall time live).
+    pub fn span(&self) -> Duration {
+        self.events
+            .iter()
+            .map(|e| e.run.map_or(e.at, |r| r.until.max(e.at)))
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The same events, to be rendered without times.
     pub fn untimed(mut self) -> Self {
         self.untimed = true;

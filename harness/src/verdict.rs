@@ -40,6 +40,16 @@ impl std::str::FromStr for Profile {
     }
 }
 
+impl std::fmt::Display for Profile {
+    /// As it is spelled on the command line and in manifests.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Profile::Strict => "strict",
+            Profile::Tutorial => "tutorial",
+        })
+    }
+}
+
 /// The kinds of verdict, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "SCREAMING-KEBAB-CASE")]
@@ -157,7 +167,7 @@ pub fn precheck_parts(
     {
         return Some(Verdict::new(
             Kind::Unsupported,
-            format!("{name} declares it lacks {f:?}"),
+            format!("{name} declares it lacks {f}"),
         ));
     }
     if profile == Profile::Tutorial {

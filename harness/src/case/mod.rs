@@ -114,6 +114,17 @@ pub enum Feature {
     Pacing,
 }
 
+impl std::fmt::Display for Feature {
+    /// As manifests spell it (`lacks = ["timeouts"]`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Feature::Timeouts => "timeouts",
+            Feature::ExtraTransforms => "extra-transforms",
+            Feature::Pacing => "pacing",
+        })
+    }
+}
+
 /// The simulated network of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
