@@ -15,6 +15,7 @@ pub mod client;
 pub mod load;
 pub mod plot;
 pub mod report;
+pub mod sim;
 pub mod stats;
 
 /// A benched program's environment beyond the allowlist: its manifest's
