@@ -154,7 +154,7 @@ pub fn check_ticks(flag: &str, d: Duration, positive: bool) -> Result<(), SetupE
     if d.as_nanos() % TICK.as_nanos() != 0 {
         return Err(SetupError(format!(
             "{flag} '{}' must be a whole number of milliseconds (the simulator's tick)",
-            crate::transcript::secs(d)
+            crate::duration::format_duration(d)
         )));
     }
     if positive && d.is_zero() {
@@ -382,11 +382,11 @@ pub fn explain(model: Model, setup: Setup, poem_bytes: usize) -> String {
     let service = format!("S = 2L + W = 2 x {l:.0} + {w:.0} = {s:.0} ms");
     match model {
         Model::Concurrent => format!(
-            "concurrent: every fetch takes {service}, whatever N; throughput N / S = N x {:.2} poems/s",
+            "concurrent: every fetch takes {service}, whatever N; throughput N / S = N x {:.2} poems/s (over a window T, N x floor(T / S) / T: only whole poems count)",
             1e3 / s
         ),
         Model::Serial => format!(
-            "serial: one poem per {service}: throughput 1 / S = {:.2} poems/s whatever N; the first N fetches take S, 2S, ..., N*S and every later one N*S, so over the M = floor(T / S) poems of the window T the mean is N*S - N(N-1)S / 2M",
+            "serial: one poem per {service}: throughput 1 / S = {:.2} poems/s whatever N (over a window T, floor(T / S) / T); the first N fetches take S, 2S, ..., N*S and every later one N*S, so over the M = floor(T / S) poems of the window T the mean is N*S - N(N-1)S / 2M",
             1e3 / s
         ),
     }
