@@ -737,7 +737,7 @@ fn sim_markdown(b: &Bench, sim: &SimInfo) -> String {
     }
     let models = sim_models(b, sim);
     if !models.is_empty() {
-        out.push_str("\n");
+        out.push('\n');
         for line in models.lines() {
             out.push_str(&format!("- {line}\n"));
         }
