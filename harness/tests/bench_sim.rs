@@ -342,6 +342,41 @@ mod comparison {
     }
 
     #[test]
+    fn open_loop_a_serial_server_queues_once_fetches_come_faster_than_one_per_service_time() {
+        // S = 20 ms. At 25/s (40 ms apart) and 50/s (20 ms) nothing waits:
+        // every fetch takes S, on both servers. At 100/s the serial server
+        // still serves one per S, so the i-th fetch takes 20 + 10i ms,
+        // while the reference gives every one 20 ms. The open loop counts
+        // only poems whole strictly before the window's end (see
+        // `sim::predict`): 1 s at 50/s is 49 poems, not 50.
+        let setup = Setup {
+            latency: ms(10),
+            pacing: None,
+        };
+        let open = |rate: f64| Load {
+            mode: Mode::Open { rate },
+            duration: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+            slow_readers: 0,
+        };
+        for rate in [25.0, 50.0, 100.0] {
+            let serial = matches_model("server-one-at-a-time", Model::Serial, setup, open(rate));
+            let concurrent = matches_model("reference", Model::Concurrent, setup, open(rate));
+            assert_eq!(concurrent.p50, concurrent.max, "{rate}/s: {concurrent:?}");
+            if rate <= 50.0 {
+                assert_eq!(serial, concurrent, "{rate}/s");
+            }
+        }
+        let p = sim::predict(Model::Serial, setup, POEM_BYTES, &open(100.0)).unwrap();
+        // Done at (i + 1) x 20 ms < 1 s: i = 0..48, latencies 20..500 ms.
+        assert_eq!(p.poems, 49);
+        assert_eq!(p.mean, ms(20 + 10 * 24));
+        // A rate whose interval is not a whole number of ticks has no
+        // prediction (the generator's starts would be rounded).
+        assert!(sim::predict(Model::Serial, setup, POEM_BYTES, &open(300.0)).is_none());
+    }
+
+    #[test]
     fn the_simulated_comparison_is_deterministic() {
         let setup = Setup {
             latency: ms(3),

@@ -42,6 +42,12 @@
 //!   queueing delay `(N - 1) * S` is Little's law with `N` fetches always
 //!   in flight.
 //!
+//! - **Open loop** at `R` fetches per second (`I = 1/R` apart): a
+//!   concurrent server gives every fetch `S`; a serial one too while
+//!   `I >= S`, and beyond it the `i`-th fetch (from 0) is accepted at
+//!   `L + i*S` and takes `S + i*(S - I)`: the queue grows by `S - I` per
+//!   fetch, and throughput stays `1 / S`.
+//!
 //! Both are exact to the simulator's tick (1 ms, which is why every
 //! duration here is a whole number of milliseconds): the tests check each
 //! fetch's latency into the histogram bucket it must fall in.
@@ -315,25 +321,34 @@ pub struct Prediction {
 }
 
 /// What `model` predicts for `load` on `setup` with a poem of
-/// `poem_bytes`: closed loop without slow readers only (an open loop's
-/// start times are rounded to the tick, and a slow reader's hold on a
-/// serial server depends on the poem's size).
+/// `poem_bytes`; `None` where the model does not reach: with slow readers
+/// (their hold on a serial server depends on the poem's size), when a
+/// fetch would time out, or in an open loop whose interval is not a whole
+/// number of ticks (its starts would be rounded) or that would reach
+/// [`load::MAX_IN_FLIGHT`].
 pub fn predict(model: Model, setup: Setup, poem_bytes: usize, load: &Load) -> Option<Prediction> {
-    let Mode::Closed { connections: n } = load.mode else {
-        return None;
-    };
-    if load.slow_readers > 0 || n == 0 {
+    if load.slow_readers > 0 {
         return None;
     }
     let s = setup.service(poem_bytes);
     if s.is_zero() || s > load.timeout {
         return None;
     }
-    let window = load.duration;
-    let rounds = (window.as_nanos() / s.as_nanos()) as u64;
-    let n = n as u64;
-    // Latencies, as (value, how many fetches).
-    let spread: Vec<(Duration, u64)> = match model {
+    let spread = match load.mode {
+        Mode::Closed { connections } => closed_spread(model, s, connections as u64, load)?,
+        Mode::Open { rate } => open_spread(model, setup, s, rate, load)?,
+    };
+    Some(finish(model, s, load.duration, &spread))
+}
+
+/// Closed loop: the latencies of the fetches within the window, as
+/// (value, how many fetches).
+fn closed_spread(model: Model, s: Duration, n: u64, load: &Load) -> Option<Vec<(Duration, u64)>> {
+    if n == 0 {
+        return None;
+    }
+    let rounds = (load.duration.as_nanos() / s.as_nanos()) as u64;
+    Some(match model {
         Model::Concurrent => vec![(s, n * rounds)],
         Model::Serial => {
             let first = rounds.min(n);
@@ -350,11 +365,73 @@ pub fn predict(model: Model, setup: Setup, poem_bytes: usize, load: &Load) -> Op
             }
             v
         }
-    };
+    })
+}
+
+/// Open loop: fetch `i` is meant to start at `i * I` (`I = 1 / rate`, as
+/// the generator computes it); its SYN arrives `L` later. A concurrent
+/// server accepts it then; a serial one when it is also done with the
+/// previous fetch (`S` after accepting it), in arrival order. The poem is
+/// whole `W + L` after the accept, and its latency counts from `i * I`.
+/// The `rate`'s interval must be a whole number of ticks, or the starts
+/// are rounded to the tick.
+fn open_spread(
+    model: Model,
+    setup: Setup,
+    s: Duration,
+    rate: f64,
+    load: &Load,
+) -> Option<Vec<(Duration, u64)>> {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+    if interval.is_zero() || interval.as_nanos() % TICK.as_nanos() != 0 {
+        return None;
+    }
+    let to_last_byte = s - setup.latency;
+    let mut spread: Vec<(Duration, u64)> = Vec::new();
+    let mut free = Duration::ZERO;
+    let mut i: u32 = 0;
+    loop {
+        let intended = interval * i;
+        if intended >= load.duration {
+            break;
+        }
+        let arrives = intended + setup.latency;
+        let accepted = match model {
+            Model::Concurrent => arrives,
+            Model::Serial => arrives.max(free),
+        };
+        free = accepted + s;
+        let done = accepted + to_last_byte;
+        let latency = done - intended;
+        if latency > load.timeout {
+            return None;
+        }
+        // Fetches still in flight at a start: at most one per interval
+        // of the longest latency so far.
+        if (latency.as_nanos() / interval.as_nanos()) as usize >= load::MAX_IN_FLIGHT {
+            return None;
+        }
+        // Strictly before the end: the open loop aborts the fetches in
+        // flight when its window ends, and one whose last byte arrives in
+        // that very tick is aborted before it is tallied (the closed loop,
+        // which waits for its fetchers, counts it).
+        if done < load.duration {
+            match spread.last_mut() {
+                Some((d, n)) if *d == latency => *n += 1,
+                _ => spread.push((latency, 1)),
+            }
+        }
+        i = i.checked_add(1)?;
+    }
+    Some(spread)
+}
+
+/// The prediction from the latencies of the fetches within `window`.
+fn finish(model: Model, s: Duration, window: Duration, spread: &[(Duration, u64)]) -> Prediction {
     let poems: u64 = spread.iter().map(|(_, c)| c).sum();
     let mut last_byte = stats::histogram();
     let mut total = 0u128;
-    for (d, count) in &spread {
+    for (d, count) in spread {
         stats::record_n(&mut last_byte, *d, *count);
         total += d.as_nanos() * *count as u128;
     }
@@ -363,14 +440,14 @@ pub fn predict(model: Model, setup: Setup, poem_bytes: usize, load: &Load) -> Op
     } else {
         Duration::from_nanos((total / poems as u128) as u64)
     };
-    Some(Prediction {
+    Prediction {
         model,
         service: s,
         poems,
         poems_per_s: poems as f64 / window.as_secs_f64(),
         mean,
         last_byte,
-    })
+    }
 }
 
 /// The model in one line, with the setup's numbers: what the report
@@ -386,7 +463,7 @@ pub fn explain(model: Model, setup: Setup, poem_bytes: usize) -> String {
             1e3 / s
         ),
         Model::Serial => format!(
-            "serial: one poem per {service}: throughput 1 / S = {:.2} poems/s whatever N (over a window T, floor(T / S) / T); the first N fetches take S, 2S, ..., N*S and every later one N*S, so over the M = floor(T / S) poems of the window T the mean is N*S - N(N-1)S / 2M",
+            "serial: one poem per {service}: throughput 1 / S = {:.2} poems/s whatever N (over a window T, floor(T / S) / T); the first N fetches take S, 2S, ..., N*S and every later one N*S, so over the M = floor(T / S) poems of the window T the mean is N*S - N(N-1)S / 2M; open loop at R poems/s: every fetch takes S while R <= 1/S, beyond it the i-th (from 0) takes S + i(S - 1/R)",
             1e3 / s
         ),
     }
