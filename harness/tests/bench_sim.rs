@@ -377,6 +377,29 @@ mod comparison {
     }
 
     #[test]
+    fn no_prediction_where_fetches_time_out_or_slow_readers_hold_the_server() {
+        let setup = Setup {
+            latency: ms(10),
+            pacing: None,
+        };
+        // 16 x 20 ms = 320 ms of queue: a 300 ms timeout fails fetches,
+        // even those that would end after the window.
+        let load = Load {
+            timeout: ms(300),
+            ..closed(16, Duration::from_secs(1))
+        };
+        assert!(sim::predict(Model::Serial, setup, POEM_BYTES, &load).is_none());
+        assert!(sim::predict(Model::Concurrent, setup, POEM_BYTES, &load).is_some());
+        let m = sim::measure(server("server-one-at-a-time"), poem(), load, setup).unwrap();
+        assert!(m.tally.failed() > 0, "{:?}", m.tally);
+        let slow = Load {
+            slow_readers: 1,
+            ..closed(4, Duration::from_secs(1))
+        };
+        assert!(sim::predict(Model::Concurrent, setup, POEM_BYTES, &slow).is_none());
+    }
+
+    #[test]
     fn the_simulated_comparison_is_deterministic() {
         let setup = Setup {
             latency: ms(3),

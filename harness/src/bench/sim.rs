@@ -359,8 +359,9 @@ fn closed_spread(model: Model, s: Duration, n: u64, load: &Load) -> Option<Vec<(
                     last.1 += rounds - n;
                 }
             }
-            // Beyond the timeout a fetch fails: no model then.
-            if v.last().is_some_and(|(d, _)| *d > load.timeout) {
+            // A fetch that waits past the timeout fails, even one that
+            // would end after the window: no model then.
+            if s.checked_mul(u32::try_from(n).ok()?)? > load.timeout {
                 return None;
             }
             v
