@@ -41,16 +41,39 @@
 //!   `N*S - N(N-1)S / (2M)` (when `M >= N`), which tends to `N * S`: the
 //!   queueing delay `(N - 1) * S` is Little's law with `N` fetches always
 //!   in flight.
-//!
 //! - **Open loop** at `R` fetches per second (`I = 1/R` apart): a
 //!   concurrent server gives every fetch `S`; a serial one too while
 //!   `I >= S`, and beyond it the `i`-th fetch (from 0) is accepted at
 //!   `L + i*S` and takes `S + i*(S - I)`: the queue grows by `S - I` per
 //!   fetch, and throughput stays `1 / S`.
 //!
-//! Both are exact to the simulator's tick (1 ms, which is why every
-//! duration here is a whole number of milliseconds): the tests check each
-//! fetch's latency into the histogram bucket it must fall in.
+//! Every prediction is exact to the simulator's tick (1 ms, which is why
+//! every duration here is a whole number of milliseconds): the tests
+//! (`harness/tests/bench_sim.rs`) check each fetch's latency into the
+//! histogram bucket it must fall in.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use poetry_harness::bench::load::{Load, Mode};
+//! use poetry_harness::bench::sim::{self, Setup};
+//!
+//! // The serial mutant, 4 fetchers, 10 ms links: S = 20 ms, 50 poems in 1 s.
+//! let serial = poetry_harness::mutants::by_name("server-one-at-a-time").unwrap();
+//! let server = (serial.build)().server.unwrap();
+//! let setup = Setup { latency: Duration::from_millis(10), pacing: None };
+//! let load = Load {
+//!     mode: Mode::Closed { connections: 4 },
+//!     duration: Duration::from_secs(1),
+//!     timeout: Duration::from_secs(10),
+//!     slow_readers: 0,
+//! };
+//! let measured = sim::measure(server, Arc::from(&b"Tyger Tyger\n"[..]), load, setup).unwrap();
+//! let model = sim::model_of("server-one-at-a-time").unwrap();
+//! let predicted = sim::predict(model, setup, 12, &load).unwrap();
+//! assert_eq!((measured.tally.poems, predicted.poems), (50, 50));
+//! assert!(measured.tally.last_byte == predicted.last_byte);
+//! ```
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
