@@ -443,3 +443,16 @@ fn bench_sim_refuses_what_it_cannot_simulate_exactly() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bench_sim_prints_the_same_report_run_after_run() {
+    // Simulated time: no noise, so two runs agree byte for byte, open
+    // loop included.
+    let args = ["--connections", "1,4", "--rate", "100", "--duration", "1s"];
+    let (code, out, err, json) = sim_bench(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, again, _, json_again) = sim_bench(&args);
+    assert_eq!(out, again);
+    assert_eq!(json, json_again);
+    assert!(out.contains("open loop, 100 poems/s"), "{out}");
+}
