@@ -336,3 +336,123 @@ fn an_interrupted_bench_writes_what_it_has_and_exits_130() {
         assert!(p["poems_per_s"]["runs"].as_u64() < Some(5), "{p:#}");
     }
 }
+
+/// Runs `bench --sim` plus `args` in a throwaway directory: its exit
+/// code, stdout, stderr, and its JSON report if it wrote one.
+fn sim_bench(args: &[&str]) -> (Option<i32>, String, String, Option<serde_json::Value>) {
+    let dir = tempfile::tempdir().expect("a throwaway directory");
+    let json = dir.path().join("bench.json");
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["bench", "--sim", "--json"])
+        .arg(&json)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run poetry-harness bench --sim");
+    let report = std::fs::read_to_string(&json)
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("valid JSON"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        report,
+    )
+}
+
+#[test]
+fn bench_sim_prints_the_serial_servers_predicted_figures_next_to_the_measured_ones() {
+    let (code, out, err, json) = sim_bench(&["--connections", "1,4", "--duration", "1s"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("SIMULATED"), "{out}");
+    assert!(out.contains("simulated time"), "{out}");
+    for column in ["poems/s", "predicted", "ratio", "last byte mean"] {
+        assert!(out.contains(column), "{column}: {out}");
+    }
+    // The default comparison: the concurrent reference and the serial
+    // mutant, each exactly as its model predicts.
+    let serial: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("server-one-at-a-time"))
+        .collect();
+    assert_eq!(serial.len(), 2, "{out}");
+    for line in &serial {
+        assert!(line.contains("serial"), "{line}");
+        assert_eq!(line.matches("1.000").count(), 2, "{line}");
+    }
+    assert!(out.contains("S = 2L + W = 2 x 10 + 0 = 20 ms"), "{out}");
+    assert!(!out.contains("gen CPU"), "{out}");
+    let json = json.expect("the JSON report");
+    assert_eq!(json["sim"]["simulated"], true);
+    assert_eq!(json["sim"]["setup"]["latency_ms"], 10.0);
+    let point = &json["servers"][1]["points"][1];
+    assert_eq!(json["servers"][1]["name"], "server-one-at-a-time");
+    assert_eq!(point["load"]["connections"], 4);
+    // 1 s over S = 20 ms: 50 poems, whatever N.
+    assert_eq!(point["sim"]["poems"], 50, "{point:#}");
+    assert_eq!(point["sim"]["predicted"]["poems"], 50, "{point:#}");
+    assert_eq!(point["sim"]["predicted"]["model"], "serial");
+}
+
+#[test]
+fn bench_sim_names_an_unknown_implementation_and_lists_the_valid_ones() {
+    for (name, why) in [
+        ("nope", "is not an implementation of the server role"),
+        (
+            "client-decodes-per-chunk",
+            "is a client mutant, not a server",
+        ),
+    ] {
+        let (code, out, err, _) = sim_bench(&["--sim-impl", name]);
+        assert_eq!(code, Some(2), "{out}\n{err}");
+        assert!(err.contains(&format!("--sim-impl '{name}' {why}")), "{err}");
+        assert!(
+            err.contains("valid: reference, server-aborts-instead-of-fin"),
+            "{err}"
+        );
+        assert!(err.contains("server-one-at-a-time"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn bench_sim_refuses_what_it_cannot_simulate_exactly() {
+    for (args, says) in [
+        (
+            &["--sim-latency", "1500us"][..],
+            "whole number of milliseconds",
+        ),
+        (&["--sim-latency", "0s"], "at least 1ms"),
+        (&["--sim-delay", "0.5ms"], "--sim-delay"),
+        (&["--role", "client"], "servers only"),
+        (
+            &["--connections", "10000", "--duration", "1h"],
+            "too many to simulate",
+        ),
+    ] {
+        let (code, out, err, _) = sim_bench(args);
+        assert_eq!(code, Some(2), "{args:?}: {out}\n{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // The --sim flags need --sim.
+    let out = Command::new(BIN)
+        .args(["bench", "--sim-impl", "reference"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bench_sim_prints_the_same_report_run_after_run() {
+    // Simulated time: no noise, so two runs agree byte for byte, open
+    // loop included.
+    let args = ["--connections", "1,4", "--rate", "100", "--duration", "1s"];
+    let (code, out, err, json) = sim_bench(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, again, _, json_again) = sim_bench(&args);
+    assert_eq!(out, again);
+    assert_eq!(json, json_again);
+    assert!(out.contains("open loop, 100 poems/s"), "{out}");
+}

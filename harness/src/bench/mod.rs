@@ -16,6 +16,7 @@ mod closed_loop;
 pub mod load;
 pub mod plot;
 pub mod report;
+pub mod sim;
 pub mod stats;
 
 /// A benched program's environment beyond the allowlist: its manifest's

@@ -179,7 +179,10 @@ fn describe(g: Group) -> (String, String) {
 pub fn plots(b: &Bench) -> Result<Vec<Plot>, Failure> {
     let mut out = Vec::new();
     for g in groups(b) {
-        let (what, tag) = describe(g);
+        let (mut what, tag) = describe(g);
+        if b.sim.is_some() {
+            what.push_str(", simulated time");
+        }
         let x_desc = if g.open {
             "offered poems/s (open loop)"
         } else {

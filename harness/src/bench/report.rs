@@ -48,6 +48,54 @@ pub struct Point {
     pub generator_cpu: f64,
     /// Messages of `other` failures, with counts.
     pub notes: std::collections::BTreeMap<String, u64>,
+    /// A simulated bench's exact figures and its model's prediction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sim: Option<SimPoint>,
+}
+
+/// A simulated load point's exact figures, and what the server's model
+/// predicts for it (`bench --sim`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SimPoint {
+    /// Whole poems within the window.
+    pub poems: u64,
+    /// The mean time to the last byte, in microseconds (from the
+    /// histogram: within its 0.1% resolution).
+    pub last_byte_mean_us: f64,
+    /// The model's prediction, if the server has a model.
+    pub predicted: Option<Predicted>,
+}
+
+/// A model's prediction for one load point.
+#[derive(Debug, Clone, Serialize)]
+pub struct Predicted {
+    /// The server's model.
+    pub model: super::sim::Model,
+    /// The service time `S = 2L + W`, in milliseconds.
+    pub service_ms: f64,
+    /// Whole poems within the window.
+    pub poems: u64,
+    /// Poems per second.
+    pub poems_per_s: f64,
+    /// The exact mean time to the last byte, in microseconds.
+    pub last_byte_mean_us: f64,
+    /// Percentiles of the predicted times to the last byte, as the
+    /// generator's histogram records them.
+    pub last_byte_us: Percentiles,
+}
+
+impl Predicted {
+    /// The report's form of `p`.
+    pub fn of(p: &super::sim::Prediction) -> Self {
+        Predicted {
+            model: p.model,
+            service_ms: p.service.as_secs_f64() * 1e3,
+            poems: p.poems,
+            poems_per_s: p.poems_per_s,
+            last_byte_mean_us: p.mean.as_secs_f64() * 1e6,
+            last_byte_us: Percentiles::of(&p.last_byte),
+        }
+    }
 }
 
 /// Percentiles of each phase of a fetch.
@@ -87,6 +135,7 @@ impl Point {
             late: all.late,
             generator_cpu: Estimate::of(&per_run(&|t| t.generator_cpu_share())).mean,
             notes: all.notes,
+            sim: None,
         }
     }
 
@@ -155,6 +204,21 @@ pub struct Bench {
     pub clients: Vec<ClientResult>,
     /// The signal that interrupted the bench: its results are those so far.
     pub interrupted: Option<String>,
+    /// A simulated bench (`--sim`): its network, and that its times are
+    /// simulated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sim: Option<SimInfo>,
+}
+
+/// What a simulated bench ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimInfo {
+    /// Always true: every time in the report is simulated (turmoil).
+    pub simulated: bool,
+    /// The simulator's tick, in milliseconds.
+    pub tick_ms: f64,
+    /// The simulated links and the server's pacing.
+    pub setup: super::sim::Setup,
 }
 
 /// A client bench's servers, and what their timing allows.
@@ -393,8 +457,12 @@ fn title(b: &Bench, key: &(Load, usize)) -> String {
     )
 }
 
-/// The side-by-side table for a terminal.
+/// The side-by-side table for a terminal (a simulated bench's, with its
+/// predictions, for `--sim`).
 pub fn table(b: &Bench) -> String {
+    if b.sim.is_some() {
+        return sim_table(b);
+    }
     let mut out = String::new();
     for key in keys(b) {
         out.push_str(&format!("\n{}\n", title(b, &key)));
@@ -406,6 +474,19 @@ pub fn table(b: &Bench) -> String {
         all.extend(rows(b, &key).into_iter().map(|r| r.to_vec()));
         out.push_str(&aligned(&all));
     }
+    out.push_str(&notes(b));
+    if b.servers.iter().any(|s| !s.points.is_empty()) {
+        out.push_str(
+            "\nratio: poems/s against the baseline (--baseline, else the first server of each table); gen CPU: the load generator's own CPU, share of one core\n",
+        );
+    }
+    out
+}
+
+/// What the tables cannot say: servers not measured, load points where
+/// nothing finished, late starts, failures of no known kind.
+fn notes(b: &Bench) -> String {
+    let mut out = String::new();
     for s in &b.servers {
         if let Some(why) = &s.skipped {
             out.push_str(&format!("\n{}: not measured: {why}\n", s.name));
@@ -432,9 +513,138 @@ pub fn table(b: &Bench) -> String {
             }
         }
     }
+    out
+}
+
+/// The simulated bench's header: what its times are.
+fn sim_header(sim: &SimInfo) -> String {
+    format!(
+        "SIMULATED (turmoil, {:.0} ms tick, {}): every time below is simulated time, exact and deterministic; one run per load point, no warm-up, no CPU cost and no bandwidth limit modelled; no conformance check (the mutants are wrong on purpose), but every poem is checked byte for byte",
+        sim.tick_ms,
+        sim.setup.describe()
+    )
+}
+
+const SIM_HEADER: [&str; 13] = [
+    "server",
+    "model",
+    "poems/s",
+    "predicted",
+    "ratio",
+    "last byte mean",
+    "predicted",
+    "ratio",
+    "p50",
+    "predicted",
+    "p99",
+    "max",
+    "errors",
+];
+
+/// A ratio of measured to predicted, or `-`.
+fn ratio(measured: f64, predicted: Option<f64>) -> String {
+    match predicted {
+        Some(p) if p > 0.0 => format!("{:.3}", measured / p),
+        _ => "-".into(),
+    }
+}
+
+/// Rows of one simulated load point: one per server measured at it.
+fn sim_rows(b: &Bench, key: &(Load, usize)) -> Vec<[String; 13]> {
+    let mut rows = Vec::new();
+    for s in &b.servers {
+        let Some(p) = s.points.iter().find(|p| (p.load, p.poem_bytes) == *key) else {
+            continue;
+        };
+        let Some(sim) = &p.sim else { continue };
+        let pred = sim.predicted.as_ref();
+        let l = p.latency_us.last_byte;
+        let mean = if l.count == 0 {
+            "-".to_string()
+        } else {
+            show_us(sim.last_byte_mean_us.round() as u64)
+        };
+        rows.push([
+            s.name.clone(),
+            pred.map_or("-".into(), |q| q.model.label().to_string()),
+            format!("{:.2}", p.poems_per_s.mean),
+            pred.map_or("-".into(), |q| format!("{:.2}", q.poems_per_s)),
+            ratio(p.poems_per_s.mean, pred.map(|q| q.poems_per_s)),
+            mean,
+            pred.map_or("-".into(), |q| show_us(q.last_byte_mean_us.round() as u64)),
+            if l.count == 0 {
+                "-".into()
+            } else {
+                ratio(sim.last_byte_mean_us, pred.map(|q| q.last_byte_mean_us))
+            },
+            us_or_dash(l.count, l.p50),
+            pred.map_or("-".into(), |q| {
+                us_or_dash(q.last_byte_us.count, q.last_byte_us.p50)
+            }),
+            us_or_dash(l.count, l.p99),
+            us_or_dash(l.count, l.max),
+            errors(p),
+        ]);
+    }
+    rows
+}
+
+fn sim_title(key: &(Load, usize)) -> String {
+    let (load, poem) = key;
+    let slow = match load.slow_readers {
+        0 => String::new(),
+        n => format!(", {n} slow reader(s)"),
+    };
+    format!(
+        "{}, {} poem{slow}: {:.1}s of simulated time",
+        load.mode.describe(),
+        size(*poem),
+        load.duration.as_secs_f64(),
+    )
+}
+
+/// The models of the servers measured, explained with the setup's
+/// numbers, once per poem size.
+fn sim_models(b: &Bench, sim: &SimInfo) -> String {
+    let mut out = String::new();
+    let mut seen: Vec<(super::sim::Model, usize)> = Vec::new();
+    for p in b.servers.iter().flat_map(|s| &s.points) {
+        let Some(q) = p.sim.as_ref().and_then(|x| x.predicted.as_ref()) else {
+            continue;
+        };
+        if !seen.contains(&(q.model, p.poem_bytes)) {
+            seen.push((q.model, p.poem_bytes));
+        }
+    }
+    seen.sort_by_key(|(m, n)| (*n, m.label()));
+    for (model, poem) in seen {
+        out.push_str(&format!(
+            "model, {} poem: {}\n",
+            size(poem),
+            super::sim::explain(model, sim.setup, poem)
+        ));
+    }
+    out
+}
+
+/// The simulated bench's tables: measured next to predicted.
+fn sim_table(b: &Bench) -> String {
+    let Some(sim) = &b.sim else {
+        return String::new();
+    };
+    let mut out = format!("\n{}\n", sim_header(sim));
+    for key in keys(b) {
+        out.push_str(&format!("\n{}\n", sim_title(&key)));
+        let mut all = vec![SIM_HEADER.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+        all.extend(sim_rows(b, &key).into_iter().map(|r| r.to_vec()));
+        out.push_str(&aligned(&all));
+    }
+    out.push_str(&notes(b));
     if b.servers.iter().any(|s| !s.points.is_empty()) {
+        out.push('\n');
+        out.push_str(&sim_models(b, sim));
         out.push_str(
-            "\nratio: poems/s against the baseline (--baseline, else the first server of each table); gen CPU: the load generator's own CPU, share of one core\n",
+            "L: one-way link latency; W: the server's time to write the poem (its pacing); N: connections; ratio: measured / predicted; '-': no model for this server or load\np50, p99, max: the top of the generator's histogram bucket (3 significant digits: 80 ms shows as 80.1ms), predicted ones recorded the same way\n",
         );
     }
     out
@@ -460,6 +670,9 @@ fn verdict(v: &Verified) -> String {
 
 /// The Markdown summary.
 pub fn markdown(b: &Bench) -> String {
+    if let Some(sim) = &b.sim {
+        return sim_markdown(b, sim);
+    }
     let mut out = format!(
         "# poetry-harness bench\n\n{} core(s), shared by the load generator and the servers.\n",
         b.cores
@@ -498,6 +711,35 @@ pub fn markdown(b: &Bench) -> String {
         for r in rows(b, &key) {
             let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+    }
+    out
+}
+
+/// The simulated bench's Markdown summary: measured next to predicted.
+fn sim_markdown(b: &Bench, sim: &SimInfo) -> String {
+    let mut out = format!("# poetry-harness bench --sim\n\n{}.\n", sim_header(sim));
+    for s in &b.servers {
+        out.push_str(&format!("\n- **{}**", s.name));
+        if let Some(why) = &s.skipped {
+            out.push_str(&format!(": not measured: {why}"));
+        }
+    }
+    out.push('\n');
+    for key in keys(b) {
+        out.push_str(&format!("\n## {}\n\n", sim_title(&key)));
+        out.push_str(&format!("| {} |\n", SIM_HEADER.join(" | ")));
+        out.push_str(&format!("|{}\n", "---|".repeat(SIM_HEADER.len())));
+        for r in sim_rows(b, &key) {
+            let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+    }
+    let models = sim_models(b, sim);
+    if !models.is_empty() {
+        out.push('\n');
+        for line in models.lines() {
+            out.push_str(&format!("- {line}\n"));
         }
     }
     out

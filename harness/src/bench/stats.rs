@@ -20,6 +20,14 @@ pub fn record(h: &mut Histogram<u64>, d: std::time::Duration) {
     }
 }
 
+/// Records `d` as [`record`] does, `n` times.
+pub fn record_n(h: &mut Histogram<u64>, d: std::time::Duration, n: u64) {
+    let us = (d.as_micros() as u64).clamp(1, 3_600_000_000);
+    if h.record_n(us, n).is_err() {
+        h.saturating_record_n(us, n);
+    }
+}
+
 /// The percentiles a report shows, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Percentiles {

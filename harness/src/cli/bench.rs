@@ -12,6 +12,7 @@ use crate::backend::live::{self, manifest::Manifest, process, template, LiveSubj
 use crate::bench::client;
 use crate::bench::load::{self, Load, Mode};
 use crate::bench::report::{self, Bench, ClientResult, Point, ServerResult, Verified};
+use crate::bench::sim;
 use crate::bench::stats::Estimate;
 use crate::case::{poem, Role};
 use crate::engine::{self, EngineOptions, LiveTarget};
@@ -46,8 +47,24 @@ use crate::engine::{self, EngineOptions, LiveTarget};
 /// in that order (the reference, each --cmd, each --manifest), and every
 /// ratio is against the first, or the one --baseline names.
 ///
+/// Simulated (--sim): in-process Rust implementations of the server role
+/// (the reference, and the mutant zoo's servers by name with --sim-impl)
+/// are loaded by the same generator inside the turmoil simulator, where
+/// every time is simulated: exact, deterministic, free of noise. Links
+/// take --sim-latency one way; --sim-delay paces the server. One run per
+/// load point, no warm-up and no conformance check (the mutants are wrong
+/// on purpose; every poem is still checked byte for byte). For servers
+/// whose strategy is known the table prints the model's prediction next
+/// to the measurement, and their ratio: a server that serves one
+/// connection at a time (server-one-at-a-time) gives one poem per
+/// S = 2L + W (L the link latency, W its pacing time), whatever the
+/// number N of connections, and each fetch waits ~N*S; the concurrent
+/// reference gives every fetch S, whatever N.
+///
 /// Examples:
 ///   poetry-harness bench
+///   poetry-harness bench --sim --connections 1,4,16
+///   poetry-harness bench --sim --sim-impl reference --sim-impl server-one-at-a-time --sim-latency 5ms --sim-delay 2ms
 ///   poetry-harness bench --reference --manifest fixtures/python/asyncio.toml --connections 1,32
 ///   poetry-harness bench --rate 2000 --duration 5s --json bench.json --markdown bench.md
 ///   poetry-harness bench --reference --manifest fixtures/strategies/ceiling.toml --baseline rust-ceiling
@@ -120,6 +137,28 @@ pub struct BenchArgs {
     /// and latency against the load, and the clients' download timelines.
     #[arg(long, value_name = "DIR")]
     plots: Option<PathBuf>,
+    /// Bench in-process Rust servers inside the turmoil simulator, in
+    /// simulated time (see above): by default the reference and
+    /// server-one-at-a-time.
+    #[arg(long, conflicts_with_all = ["cmd", "manifest", "force", "baseline"])]
+    sim: bool,
+    /// With --sim: a server to bench, `reference` or a server mutant's
+    /// name (repeatable; `poetry-harness mutants` lists them).
+    #[arg(long, value_name = "NAME", requires = "sim")]
+    sim_impl: Vec<String>,
+    /// With --sim: every message's one-way latency, in whole milliseconds
+    /// (default 10ms).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, requires = "sim")]
+    sim_latency: Option<Duration>,
+    /// With --sim: the server paces its poem, writing --sim-num-bytes at a
+    /// time with this pause between writes (whole milliseconds); default:
+    /// the whole poem at once.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, requires = "sim")]
+    sim_delay: Option<Duration>,
+    /// With --sim-delay: bytes per write (default 10, the series' slow
+    /// server's).
+    #[arg(long, value_name = "N", requires = "sim_delay")]
+    sim_num_bytes: Option<usize>,
 }
 
 /// The role `bench` measures.
@@ -427,6 +466,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         });
     });
     check(&args)?;
+    if args.sim {
+        return run_sim(&args);
+    }
     let subjects = subjects(&args)?;
     if let Some(name) = &args.baseline {
         if !subjects.iter().any(|s| &s.name == name) {
@@ -448,6 +490,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         scenario: None,
         clients: Vec::new(),
         interrupted: None,
+        sim: None,
     };
     let scenario = client_scenario(&args);
     if args.role == BenchRole::Client {
@@ -524,17 +567,219 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     }
     print!("{}", report::table(&bench));
     print!("{}", report::client_table(&bench));
+    write_outputs(&args, &bench)?;
+    process::kill_orphans();
+    if let Some(signal) = process::interrupted_by() {
+        std::process::exit(process::exit_status_for(signal));
+    }
+    Ok(if refused { Exit::Failed } else { Exit::Ok })
+}
+
+/// The default one-way link latency of `--sim`.
+const SIM_LATENCY: Duration = Duration::from_millis(10);
+
+/// The servers `--sim` benches by default: the concurrent reference and
+/// the serial mutant, the comparison the model explains.
+const SIM_DEFAULT: [&str; 2] = ["reference", "server-one-at-a-time"];
+
+/// At most this many fetches, estimated, per simulated load point: the
+/// simulator makes about 3,000 a second (debug build, 2,000 connections),
+/// so a point stays within minutes.
+const MAX_SIM_FETCHES: f64 = 1_000_000.0;
+
+/// The simulated setup `args` ask for, checked.
+fn sim_setup(args: &BenchArgs) -> anyhow::Result<sim::Setup> {
+    let latency = args.sim_latency.unwrap_or(SIM_LATENCY);
+    sim::check_ticks("--sim-latency", latency, true)?;
+    if latency > MAX_DURATION {
+        anyhow::bail!("--sim-latency must be at most an hour");
+    }
+    sim::check_ticks("--duration", args.duration, false)?;
+    sim::check_ticks("--timeout", args.timeout, false)?;
+    let pacing = match args.sim_delay {
+        None => None,
+        Some(delay) => {
+            sim::check_ticks("--sim-delay", delay, false)?;
+            if delay > MAX_DURATION {
+                anyhow::bail!("--sim-delay must be at most an hour");
+            }
+            let num_bytes = args
+                .sim_num_bytes
+                .unwrap_or(crate::reference::poetry_server::DEFAULT_NUM_BYTES);
+            if num_bytes == 0 {
+                anyhow::bail!("--sim-num-bytes '0' must be at least 1");
+            }
+            Some(crate::reference::Pacing { num_bytes, delay })
+        }
+    };
+    if args.role != BenchRole::Server {
+        anyhow::bail!("--sim benches servers only (--role server)");
+    }
+    if !args.rate.is_empty() && args.rate.iter().any(|r| *r > 100_000.0) {
+        anyhow::bail!("--sim: --rate must be at most 100000 poems/s in the simulator");
+    }
+    // The most fetches a point can make: every connection back to back
+    // with the fastest possible fetch (two link latencies).
+    let most = args
+        .connections
+        .iter()
+        .map(|&c| c as f64)
+        .chain(args.rate.iter().map(|r| r * 2.0 * latency.as_secs_f64()))
+        .fold(0.0, f64::max)
+        * args.duration.as_secs_f64()
+        / (2.0 * latency.as_secs_f64());
+    if most > MAX_SIM_FETCHES {
+        anyhow::bail!(
+            "--sim: up to {most:.0} fetches per load point is too many to simulate (at most {MAX_SIM_FETCHES:.0}): shorten --duration, or lengthen --sim-latency"
+        );
+    }
+    Ok(sim::Setup { latency, pacing })
+}
+
+/// The implementations `--sim` benches, by name, in the order given.
+fn sim_implementations(args: &BenchArgs) -> anyhow::Result<Vec<crate::roles::Implementation>> {
+    let mut names: Vec<&str> = Vec::new();
+    if args.reference {
+        names.push("reference");
+    }
+    names.extend(args.sim_impl.iter().map(String::as_str));
+    if names.is_empty() {
+        names.extend(SIM_DEFAULT);
+    }
+    let mut out: Vec<crate::roles::Implementation> = Vec::new();
+    for name in names {
+        if out.iter().any(|i| i.name == name) {
+            anyhow::bail!("--sim-impl '{name}' is given twice");
+        }
+        let imp = if name == "reference" {
+            crate::roles::Implementation::reference()
+        } else {
+            match crate::mutants::by_name(name) {
+                Some(m) if m.role == Role::Server => (m.build)(),
+                found => {
+                    let mut valid = vec!["reference"];
+                    valid.extend(crate::mutants::names_of_role(Role::Server));
+                    let what = match found {
+                        Some(m) => format!("is a {} mutant, not a server", m.role),
+                        None => "is not an implementation of the server role".to_string(),
+                    };
+                    anyhow::bail!("--sim-impl '{name}' {what} (valid: {})", valid.join(", "));
+                }
+            }
+        };
+        out.push(crate::roles::Implementation {
+            name: name.to_string(),
+            ..imp
+        });
+    }
+    Ok(out)
+}
+
+/// `bench --sim`: each implementation at each load point, in turmoil.
+fn run_sim(args: &BenchArgs) -> anyhow::Result<Exit> {
+    let setup = sim_setup(args)?;
+    let imps = sim_implementations(args)?;
+    let mut bench = Bench {
+        schema: report::SCHEMA,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        warmup_s: 0.0,
+        runs: 1,
+        baseline: None,
+        servers: Vec::new(),
+        scenario: None,
+        clients: Vec::new(),
+        interrupted: None,
+        sim: Some(report::SimInfo {
+            simulated: true,
+            tick_ms: sim::TICK.as_secs_f64() * 1e3,
+            setup,
+        }),
+    };
+    for imp in &imps {
+        let mut result = ServerResult {
+            name: imp.name.clone(),
+            command: format!("in-process ({})", imp.name),
+            verified: Verified::default(),
+            skipped: None,
+            points: Vec::new(),
+        };
+        let Some(server) = imp.server.clone() else {
+            continue;
+        };
+        'points: for poem in poems(args) {
+            for mode in modes(args) {
+                if process::interrupted_by().is_some() {
+                    break 'points;
+                }
+                let load = Load {
+                    mode,
+                    duration: args.duration,
+                    timeout: args.timeout,
+                    slow_readers: args.slow_readers,
+                };
+                eprintln!(
+                    "{}: {}, {}-byte poem (simulated)",
+                    imp.name,
+                    mode.describe(),
+                    poem.len()
+                );
+                let measured = match sim::measure(server.clone(), poem.clone(), load, setup) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        result.skipped = Some(format!("{} ({})", e, mode.describe()));
+                        break 'points;
+                    }
+                };
+                let mut point = Point::of(load, poem.len(), std::slice::from_ref(&measured.tally));
+                // The generator's CPU is the simulator's, not a cost of the load.
+                point.generator_cpu = 0.0;
+                if let Some(e) = measured.server_error {
+                    point.notes.insert(
+                        format!("the server's serve returned '{e}' and it stopped serving"),
+                        1,
+                    );
+                }
+                let predicted = sim::model_of(&imp.name)
+                    .and_then(|m| sim::predict(m, setup, poem.len(), &load));
+                point.sim = Some(report::SimPoint {
+                    poems: measured.tally.poems,
+                    last_byte_mean_us: if measured.tally.last_byte.is_empty() {
+                        0.0
+                    } else {
+                        measured.tally.last_byte.mean()
+                    },
+                    predicted: predicted.as_ref().map(report::Predicted::of),
+                });
+                result.points.push(point);
+            }
+        }
+        bench.servers.push(result);
+    }
+    bench.interrupted = process::interrupted_by().map(|s| s.to_string());
+    if let Some(signal) = &bench.interrupted {
+        println!("interrupted by {signal}: the results so far");
+    }
+    print!("{}", report::table(&bench));
+    write_outputs(args, &bench)?;
+    if let Some(signal) = process::interrupted_by() {
+        std::process::exit(process::exit_status_for(signal));
+    }
+    Ok(Exit::Ok)
+}
+
+/// Writes the JSON, Markdown and plots `args` ask for.
+fn write_outputs(args: &BenchArgs, bench: &Bench) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&bench)?;
+        let text = serde_json::to_string_pretty(bench)?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.markdown {
-        std::fs::write(path, report::markdown(&bench))
+        std::fs::write(path, report::markdown(bench))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let plots = crate::bench::plot::plots(&bench)
+        let plots = crate::bench::plot::plots(bench)
             .map_err(|e| anyhow::anyhow!("cannot draw the plots: {e}"))?;
         for p in plots {
             let path = dir.join(&p.name);
@@ -543,11 +788,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
             eprintln!("plot: {}", path.display());
         }
     }
-    process::kill_orphans();
-    if let Some(signal) = process::interrupted_by() {
-        std::process::exit(process::exit_status_for(signal));
-    }
-    Ok(if refused { Exit::Failed } else { Exit::Ok })
+    Ok(())
 }
 
 /// The client bench's servers: the series' poems in turn, paced.
