@@ -21,19 +21,12 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tokio::time::Instant;
 
-use super::load::{FetchError, FetchResult, Fetched, Tally};
+use super::load::{failure, FetchError, Progress, Tally};
 
 /// One fetcher's fetch in progress.
 struct Fetch {
     stream: TcpStream,
-    /// When it started.
-    start: Instant,
-    /// Time to connected, once known.
-    connect: Option<Duration>,
-    /// Time to the first byte, once one came.
-    first_byte: Option<Duration>,
-    /// Bytes read so far, all of them the poem's.
-    got: usize,
+    progress: Progress,
 }
 
 /// What reading a fetch's socket came to.
@@ -41,7 +34,7 @@ enum Step {
     /// Nothing more to read for now.
     Wait,
     /// The fetch is over.
-    Done(FetchResult),
+    Done(super::load::FetchResult),
 }
 
 /// Runs `connections` fetchers of `poem` from `addr` until `end` (or a
@@ -71,7 +64,7 @@ pub(super) fn run(
         let wake = fetches
             .iter()
             .flatten()
-            .map(|f| f.start + timeout)
+            .map(|f| f.progress.start + timeout)
             .fold(end, Instant::min);
         match poll.poll(&mut events, Some(wake.saturating_duration_since(now))) {
             Ok(()) => {}
@@ -90,7 +83,10 @@ pub(super) fn run(
         }
         let now = Instant::now();
         for (i, slot) in fetches.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(|f| now >= f.start + timeout) {
+            if slot
+                .as_ref()
+                .is_some_and(|f| now >= f.progress.start + timeout)
+            {
                 tally.count(Err((FetchError::Timeout, None)), end);
                 *slot = start(&poll, addr, i, &mut tally, end);
             }
@@ -123,10 +119,7 @@ fn start(
             Ok(stream) => {
                 return Some(Fetch {
                     stream,
-                    start: started,
-                    connect: None,
-                    first_byte: None,
-                    got: 0,
+                    progress: Progress::new(started),
                 })
             }
             Err(e) => tally.count(Err(failure(&e)), end),
@@ -144,13 +137,9 @@ fn read(fetch: &mut Fetch, poem: &[u8], buf: &mut [u8], closed: bool) -> Step {
         match fetch.stream.read(buf) {
             Ok(0) => break,
             Ok(n) => {
-                let at = fetch.start.elapsed();
-                fetch.connect.get_or_insert(at);
-                fetch.first_byte.get_or_insert(at);
-                if poem.get(fetch.got..fetch.got + n) != Some(&buf[..n]) {
-                    return Step::Done(Err((FetchError::Wrong, None)));
+                if let Err(e) = fetch.progress.received(&buf[..n], poem) {
+                    return Step::Done(Err(e));
                 }
-                fetch.got += n;
                 if closed && n < buf.len() {
                     break;
                 }
@@ -159,7 +148,7 @@ fn read(fetch: &mut Fetch, poem: &[u8], buf: &mut [u8], closed: bool) -> Step {
                 // Woken with nothing to read: the handshake is done (or
                 // the connect is still under way, which an event for a
                 // connecting socket does not leave it).
-                fetch.connect.get_or_insert_with(|| fetch.start.elapsed());
+                fetch.progress.connected();
                 return Step::Wait;
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -167,24 +156,6 @@ fn read(fetch: &mut Fetch, poem: &[u8], buf: &mut [u8], closed: bool) -> Step {
         }
     }
     // The server closed: the poem is whatever came.
-    let last_byte = fetch.start.elapsed();
-    // An empty answer never made the connection known.
-    let connect = fetch.connect.unwrap_or(last_byte);
-    Step::Done(if fetch.got < poem.len() {
-        Err((FetchError::Short, None))
-    } else {
-        Ok(Fetched {
-            connect,
-            first_byte: fetch.first_byte.unwrap_or(last_byte),
-            last_byte,
-            bytes: fetch.got,
-            done: Instant::now(),
-        })
-    })
-}
-
-/// A failed fetch's kind, and a message for kinds not otherwise named.
-fn failure(e: &std::io::Error) -> (FetchError, Option<String>) {
-    let kind = FetchError::of(e);
-    (kind, (kind == FetchError::Other).then(|| e.to_string()))
+    let progress = std::mem::replace(&mut fetch.progress, Progress::new(Instant::now()));
+    Step::Done(progress.finish(poem))
 }

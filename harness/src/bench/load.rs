@@ -256,11 +256,11 @@ impl Tally {
 /// One whole, correct poem's timings, from the fetch's start.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Fetched {
-    pub(super) connect: Duration,
-    pub(super) first_byte: Duration,
-    pub(super) last_byte: Duration,
-    pub(super) bytes: usize,
-    pub(super) done: Instant,
+    connect: Duration,
+    first_byte: Duration,
+    last_byte: Duration,
+    bytes: usize,
+    done: Instant,
 }
 
 /// What a fetch gives: a whole poem, or why not (and a message for
@@ -288,39 +288,79 @@ async fn fetch_untimed(
     start: Instant,
     buf: &mut [u8],
 ) -> FetchResult {
-    let other = |e: std::io::Error| {
-        let kind = FetchError::of(&e);
-        (kind, (kind == FetchError::Other).then(|| e.to_string()))
-    };
-    let work = async {
-        let mut s = target.connect().await.map_err(other)?;
-        let connect = start.elapsed();
-        let mut first = None;
-        let mut got = 0usize;
-        loop {
-            let n = s.read(buf).await.map_err(other)?;
-            if n == 0 {
-                break;
-            }
-            first.get_or_insert_with(|| start.elapsed());
-            if poem.get(got..got + n) != Some(&buf[..n]) {
-                return Err((FetchError::Wrong, None));
-            }
-            got += n;
+    let mut s = target.connect().await.map_err(|e| failure(&e))?;
+    let mut fetch = Progress::new(start);
+    fetch.connected();
+    loop {
+        let n = s.read(buf).await.map_err(|e| failure(&e))?;
+        if n == 0 {
+            return fetch.finish(poem);
         }
-        if got < poem.len() {
+        fetch.received(&buf[..n], poem)?;
+    }
+}
+
+/// A failed fetch's kind, and a message for kinds not otherwise named.
+pub(super) fn failure(e: &std::io::Error) -> (FetchError, Option<String>) {
+    let kind = FetchError::of(e);
+    (kind, (kind == FetchError::Other).then(|| e.to_string()))
+}
+
+/// One fetch under way: its times so far, and how much of the poem came.
+/// The one place a fetch's bytes are checked, for every loop.
+#[derive(Debug)]
+pub(super) struct Progress {
+    /// When it started (meant to, in an open loop).
+    pub(super) start: Instant,
+    connect: Option<Duration>,
+    first_byte: Option<Duration>,
+    got: usize,
+}
+
+impl Progress {
+    pub(super) fn new(start: Instant) -> Self {
+        Progress {
+            start,
+            connect: None,
+            first_byte: None,
+            got: 0,
+        }
+    }
+
+    /// The connection is up (the first call counts).
+    pub(super) fn connected(&mut self) {
+        self.connect.get_or_insert_with(|| self.start.elapsed());
+    }
+
+    /// `bytes` came: they must be the poem's next ones.
+    pub(super) fn received(
+        &mut self,
+        bytes: &[u8],
+        poem: &[u8],
+    ) -> Result<(), (FetchError, Option<String>)> {
+        self.connected();
+        self.first_byte.get_or_insert_with(|| self.start.elapsed());
+        if poem.get(self.got..self.got + bytes.len()) != Some(bytes) {
+            return Err((FetchError::Wrong, None));
+        }
+        self.got += bytes.len();
+        Ok(())
+    }
+
+    /// The server closed: a poem if all of it came.
+    pub(super) fn finish(self, poem: &[u8]) -> FetchResult {
+        if self.got < poem.len() {
             return Err((FetchError::Short, None));
         }
-        let last_byte = start.elapsed();
+        let last_byte = self.start.elapsed();
         Ok(Fetched {
-            connect,
-            first_byte: first.unwrap_or(last_byte),
+            connect: self.connect.unwrap_or(last_byte),
+            first_byte: self.first_byte.unwrap_or(last_byte),
             last_byte,
-            bytes: got,
+            bytes: self.got,
             done: Instant::now(),
         })
-    };
-    work.await
+    }
 }
 
 /// Buffer each fetcher reads into.
