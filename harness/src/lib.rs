@@ -43,6 +43,7 @@ pub mod peers;
 pub mod policy;
 pub mod protocol;
 pub mod reference;
+pub mod replay;
 pub mod report;
 pub mod roles;
 pub mod spec;

@@ -159,13 +159,22 @@ pub fn table_scored(
                     "    transcript (live run; times from when the subject was ready, or a client's first connection):"
                 );
             } else {
+                // The command comes from what the run used (see
+                // crate::replay): it repeats this transcript byte for byte.
+                let replay = match &o.replay {
+                    Some(replay) => format!(
+                        "; replay: {}",
+                        sanitise(&replay.clone().judged_by(profile).to_string())
+                    ),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "    transcript (seed {}, tick {}ms; replay: poetry-harness replay {} --seed {}):",
-                    o.seed,
+                    "    transcript ({}, tick {}ms{replay}):",
+                    o.replay
+                        .as_ref()
+                        .map_or_else(|| format!("seed {}", o.seed), |r| r.run.to_string()),
                     o.tick.as_millis(),
-                    r.case.id,
-                    o.seed
                 );
             }
             for line in sanitise_lines(&o.transcript.render()).lines() {
@@ -645,6 +654,7 @@ mod tests {
                 ..Default::default()
             },
             seed: 1,
+            replay: None,
             tick: std::time::Duration::ZERO,
             exit_status: Some(1),
             stray_output: None,
