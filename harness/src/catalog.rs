@@ -173,6 +173,57 @@ impl Catalog {
         Ok(Catalog { cases })
     }
 
+    /// The TOML table a case was read from, as written (for
+    /// [`crate::shrink`], which edits the case as data): from the file of
+    /// [`Case::source`], else from the built-in catalog.
+    pub fn case_table(case: &Case) -> Result<toml::Table, CatalogError> {
+        let sources: Vec<(String, String)> = match &case.source {
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| CatalogError {
+                    file: file.clone(),
+                    line: None,
+                    case: Some(case.id.clone()),
+                    field: None,
+                    message: format!("cannot read: {e}"),
+                })?;
+                vec![(file, text)]
+            }
+            None => BUILTIN
+                .iter()
+                .map(|(f, t)| (f.to_string(), t.to_string()))
+                .collect(),
+        };
+        for (file, text) in &sources {
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| CatalogError {
+                file: file.clone(),
+                line: None,
+                case: None,
+                field: None,
+                message: e.message().trim().to_string(),
+            })?;
+            let found = table
+                .get("case")
+                .and_then(toml::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(toml::Value::as_table)
+                .find(|t| t.get("id").and_then(toml::Value::as_str) == Some(case.id.as_str()));
+            if let Some(t) = found {
+                return Ok(t.clone());
+            }
+        }
+        Err(CatalogError {
+            file: sources
+                .first()
+                .map_or_else(|| "the built-in catalog".into(), |(f, _)| f.clone()),
+            line: None,
+            case: Some(case.id.clone()),
+            field: None,
+            message: "the case is no longer in this file".into(),
+        })
+    }
+
     /// The case with this ID.
     pub fn get(&self, id: &str) -> Option<&Case> {
         self.cases.iter().find(|c| c.id == id)

@@ -183,6 +183,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             report::check_writable(flag, path).map_err(anyhow::Error::msg)?;
         }
     }
+    if let Some(dir) = &args.shrink_to {
+        check_shrink_dir(&args, dir)?;
+    }
     let mut targets = live_targets(&args, policy.as_ref())?;
     if targets.len() > 1 {
         return run_matrix(&args, policy.as_ref(), &cases, &targets);
@@ -328,6 +331,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
                     .unwrap_or_default();
                 writeln!(out, "  {} {kind} with {run}{how}", case.id)?;
             }
+            if let (Some(dir), Some((run, _))) = (&args.shrink_to, found.first()) {
+                out.flush()?;
+                shrink_into(dir, case, &imp, *run, profile, &mut out)?;
+            }
         }
         if !any {
             writeln!(out, "  every seed passed")?;
@@ -335,6 +342,78 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         failed |= any;
     }
     Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// `--shrink-to DIR`: only with --explore, in the simulator, and DIR is a
+/// folder this run can write in (made if missing), checked before any
+/// case runs.
+fn check_shrink_dir(args: &RunArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let shown = dir.display();
+    if args.explore == 0 {
+        anyhow::bail!(
+            "--shrink-to '{shown}' shrinks what --explore finds: add --explore N (e.g. --explore 20)"
+        );
+    }
+    if args.cmd.is_some() || !args.manifest.is_empty() {
+        anyhow::bail!(
+            "--shrink-to '{shown}': --explore and shrinking run in the simulator, not with --cmd or --manifest"
+        );
+    }
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("--shrink-to '{shown}' is not a folder");
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("--shrink-to '{shown}' cannot be made: {e}"))?;
+    tempfile::Builder::new()
+        .prefix(".poetry-harness-shrink-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("--shrink-to '{shown}' cannot be written in: {e}"))
+}
+
+/// Shrinks one failing run of `case`, writes the shrunk case to
+/// `DIR/ID.toml` with its replay command on top, and says so.
+fn shrink_into(
+    dir: &std::path::Path,
+    case: &crate::case::Case,
+    imp: &crate::roles::Implementation,
+    run: RunOptions,
+    profile: Profile,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use crate::shrink::{shrink, Budget};
+    let mut shrunk = match shrink(case, imp, run, profile, Budget::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            writeln!(out, "    not shrunk: {}", sanitise(&e.to_string()))?;
+            return Ok(());
+        }
+    };
+    let path = dir.join(format!("{}.toml", shrunk.case.id));
+    shrunk.case.source = Some(path.clone());
+    let replay = Replay::of(&shrunk.case, imp, run).map(|r| r.judged_by(profile));
+    let text = match &replay {
+        Some(r) => format!("# Replay: {r}\n{}", shrunk.toml),
+        None => shrunk.toml.clone(),
+    };
+    std::fs::write(&path, text)
+        .map_err(|e| anyhow::anyhow!("cannot write the shrunk case '{}': {e}", path.display()))?;
+    writeln!(
+        out,
+        "    shrunk in {} run(s) to {} ({}), written to {}",
+        shrunk.runs,
+        shrunk.sizes.1,
+        if shrunk.fixpoint {
+            "no single cut keeps the failure"
+        } else {
+            "the budget of runs is spent"
+        },
+        sanitise(&path.display().to_string())
+    )?;
+    if let Some(r) = replay {
+        writeln!(out, "    {}", sanitise(&r.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Replay one case in the simulator and print its transcript
