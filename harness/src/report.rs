@@ -213,6 +213,9 @@ struct JsonCase<'a> {
     reason: String,
     failed_checks: Vec<crate::verdict::Check>,
     seed: Option<u64>,
+    /// The command that repeats a simulated run byte for byte.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay: Option<String>,
     transcript: Option<String>,
 }
 
@@ -289,6 +292,11 @@ pub fn json_with(
             reason: sanitise(&r.verdict.reason).into_owned(),
             failed_checks: r.verdict.failed.iter().map(sanitised_check).collect(),
             seed: r.outcome.as_ref().map(|o| o.seed),
+            replay: r
+                .outcome
+                .as_ref()
+                .and_then(|o| o.replay.clone())
+                .map(|replay| sanitise(&replay.judged_by(profile).to_string()).into_owned()),
             transcript: r
                 .outcome
                 .as_ref()

@@ -408,7 +408,7 @@ fn candidates(t: &Table) -> Vec<(String, Table)> {
                     .and_then(|e| e.get_mut(key))
                     .and_then(Value::as_table_mut)
                 {
-                    map.retain(|k, _| k != &name && !k.starts_with(&format!("{name}-")));
+                    map.retain(|k, _| *k != name && !k.starts_with(&format!("{name}-")));
                 }
             }
         }

@@ -30,6 +30,8 @@ use crate::verdict::Profile;
 ///   poetry-harness run client.                 # the cases whose ID starts with 'client.'
 ///   poetry-harness run client.reset-mid-poem --transcripts
 ///   poetry-harness run --explore 20            # 20 random seeds per case
+///   poetry-harness run client. --mutant client-decodes-per-chunk --explore 20 --shrink-to shrunk
+///                                              # a mutant; each failure shrunk to shrunk/ID.shrunk-seed-N.toml
 ///   poetry-harness run --junit report.xml --json report.json
 ///
 /// Any program, in any language, on real loopback sockets (live backend):
@@ -424,8 +426,9 @@ fn shrink_into(
 /// Examples:
 ///   poetry-harness replay client.utf8-split              # as the catalog writes it
 ///   poetry-harness replay client.random-chunks --seed 7  # perturbed from seed 7
-///   poetry-harness replay client.utf8-split --seed 3 --mutant client-decodes-per-chunk
-///   poetry-harness replay client.random-chunks.shrunk-seed-7 --seed 7 --suites shrunk/client.random-chunks.shrunk-seed-7.toml
+///   poetry-harness replay client.jittered-pace --seed 2 --mutant client-decodes-per-chunk
+///   poetry-harness replay client.jittered-pace.shrunk-seed-2 --seed 2 --mutant client-decodes-per-chunk \
+///       --suites shrunk/client.jittered-pace.shrunk-seed-2.toml   # a case --shrink-to wrote
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ReplayArgs {
