@@ -214,9 +214,10 @@ impl Catalog {
             }
         }
         Err(CatalogError {
-            file: sources
-                .first()
-                .map_or_else(|| "the built-in catalog".into(), |(f, _)| f.clone()),
+            file: case.source.as_ref().map_or_else(
+                || "the built-in catalog".into(),
+                |p| p.display().to_string(),
+            ),
             line: None,
             case: Some(case.id.clone()),
             field: None,
