@@ -106,15 +106,34 @@ impl Catalog {
         if paths.is_empty() {
             return Err(err("no .toml catalog files here".into()));
         }
+        Catalog::load_files(&paths)
+    }
+
+    /// A catalog file, or every `*.toml` of a folder ([`Catalog::load_dir`]):
+    /// what `--suites` names.
+    pub fn load_path(path: &Path) -> Result<Catalog, CatalogError> {
+        if path.is_dir() {
+            Catalog::load_dir(path)
+        } else {
+            Catalog::load_files(&[path.to_path_buf()])
+        }
+    }
+
+    /// These files, in this order; each case remembers its file
+    /// ([`Case::source`]).
+    fn load_files(paths: &[std::path::PathBuf]) -> Result<Catalog, CatalogError> {
         let mut sources = Vec::new();
         for p in paths {
-            let text = std::fs::read_to_string(&p).map_err(|e| CatalogError {
+            let text = std::fs::read_to_string(p).map_err(|e| CatalogError {
                 file: p.display().to_string(),
-                ..err(format!("cannot read: {e}"))
+                line: None,
+                case: None,
+                field: None,
+                message: format!("cannot read: {e}"),
             })?;
-            sources.push((p.display().to_string(), text));
+            sources.push((p.display().to_string(), text, Some(p.clone())));
         }
-        Catalog::from_sources(sources, &crate::spec::clauses())
+        Catalog::from_located(sources, &crate::spec::clauses())
     }
 
     /// Parses and checks named sources (file name, text).
@@ -122,10 +141,22 @@ impl Catalog {
         sources: impl IntoIterator<Item = (String, String)>,
         clauses: &indexmap::IndexMap<String, Clause>,
     ) -> Result<Catalog, CatalogError> {
+        Catalog::from_located(
+            sources.into_iter().map(|(file, text)| (file, text, None)),
+            clauses,
+        )
+    }
+
+    /// [`Catalog::from_sources`], each case remembering the file on disk
+    /// it came from, if any ([`Case::source`]).
+    fn from_located(
+        sources: impl IntoIterator<Item = (String, String, Option<std::path::PathBuf>)>,
+        clauses: &indexmap::IndexMap<String, Clause>,
+    ) -> Result<Catalog, CatalogError> {
         let mut cases = Vec::new();
         let mut seen = BTreeSet::new();
-        for (file, text) in sources {
-            for case in parse_file(&file, &text, clauses)? {
+        for (file, text, path) in sources {
+            for mut case in parse_file(&file, &text, clauses)? {
                 if !seen.insert(case.id.clone()) {
                     return Err(CatalogError {
                         line: id_line(&text, &case.id),
@@ -135,10 +166,63 @@ impl Catalog {
                         file,
                     });
                 }
+                case.source = path.clone();
                 cases.push(case);
             }
         }
         Ok(Catalog { cases })
+    }
+
+    /// The TOML table a case was read from, as written (for
+    /// [`crate::shrink`], which edits the case as data): from the file of
+    /// [`Case::source`], else from the built-in catalog.
+    pub fn case_table(case: &Case) -> Result<toml::Table, CatalogError> {
+        let sources: Vec<(String, String)> = match &case.source {
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| CatalogError {
+                    file: file.clone(),
+                    line: None,
+                    case: Some(case.id.clone()),
+                    field: None,
+                    message: format!("cannot read: {e}"),
+                })?;
+                vec![(file, text)]
+            }
+            None => BUILTIN
+                .iter()
+                .map(|(f, t)| (f.to_string(), t.to_string()))
+                .collect(),
+        };
+        for (file, text) in &sources {
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| CatalogError {
+                file: file.clone(),
+                line: None,
+                case: None,
+                field: None,
+                message: e.message().trim().to_string(),
+            })?;
+            let found = table
+                .get("case")
+                .and_then(toml::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(toml::Value::as_table)
+                .find(|t| t.get("id").and_then(toml::Value::as_str) == Some(case.id.as_str()));
+            if let Some(t) = found {
+                return Ok(t.clone());
+            }
+        }
+        Err(CatalogError {
+            file: case.source.as_ref().map_or_else(
+                || "the built-in catalog".into(),
+                |p| p.display().to_string(),
+            ),
+            line: None,
+            case: Some(case.id.clone()),
+            field: None,
+            message: "the case is no longer in this file".into(),
+        })
     }
 
     /// The case with this ID.

@@ -236,7 +236,7 @@ fn run_case_live_untimed(case: &Case, target: &LiveTarget, opts: &EngineOptions)
     };
     // Judged against the scaled case: its time bounds are scaled too.
     let scaled = live::scaled(case, subject.time_scale);
-    let outcome = live::run(&scaled, subject, opts.run.seed);
+    let outcome = live::run(&scaled, subject, opts.run.seed());
     if let Some(message) = cannot_run(&outcome) {
         return CaseResult::harness_error(
             case,
@@ -365,26 +365,22 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `case` with `count` perturbed seeds (1..=count, offset by `base`)
-/// and returns the seeds whose verdict fails under the profile.
+/// and returns the runs whose verdict fails under the profile.
 pub fn explore(
     case: &Case,
     imp: &Implementation,
     opts: &EngineOptions,
     base: u64,
     count: u64,
-) -> Vec<(u64, Kind)> {
+) -> Vec<(RunOptions, Kind)> {
     if verdict::precheck(case, imp, opts.profile).is_some() {
         return Vec::new();
     }
     (1..=count)
-        .map(|k| base.wrapping_add(k))
-        .filter_map(|seed| {
-            let run = RunOptions {
-                seed,
-                perturb: true,
-            };
+        .map(|k| RunOptions::perturbed(base.wrapping_add(k)))
+        .filter_map(|run| {
             let v = verdict::judge(case, &sim::run(case, imp, run));
-            v.kind.fails(opts.profile).then_some((seed, v.kind))
+            v.kind.fails(opts.profile).then_some((run, v.kind))
         })
         .collect()
 }

@@ -159,13 +159,22 @@ pub fn table_scored(
                     "    transcript (live run; times from when the subject was ready, or a client's first connection):"
                 );
             } else {
+                // The command comes from what the run used (see
+                // crate::replay): it repeats this transcript byte for byte.
+                let replay = match &o.replay {
+                    Some(replay) => format!(
+                        "; replay: {}",
+                        sanitise(&replay.clone().judged_by(profile).to_string())
+                    ),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "    transcript (seed {}, tick {}ms; replay: poetry-harness replay {} --seed {}):",
-                    o.seed,
+                    "    transcript ({}, tick {}ms{replay}):",
+                    o.replay
+                        .as_ref()
+                        .map_or_else(|| format!("seed {}", o.seed), |r| r.run.to_string()),
                     o.tick.as_millis(),
-                    r.case.id,
-                    o.seed
                 );
             }
             for line in sanitise_lines(&o.transcript.render()).lines() {
@@ -209,6 +218,9 @@ struct JsonCase<'a> {
     /// The case's length on its transcript's clock, in seconds: simulated
     /// time in the simulator (exact), wall time live.
     transcript_span_s: Option<f64>,
+    /// The command that repeats a simulated run byte for byte.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay: Option<String>,
     transcript: Option<String>,
 }
 
@@ -294,6 +306,11 @@ pub fn json_with(
                 .outcome
                 .as_ref()
                 .map(|o| o.transcript.span().as_secs_f64()),
+            replay: r
+                .outcome
+                .as_ref()
+                .and_then(|o| o.replay.clone())
+                .map(|replay| sanitise(&replay.judged_by(profile).to_string()).into_owned()),
             transcript: r
                 .outcome
                 .as_ref()
@@ -688,6 +705,7 @@ mod tests {
                 ..Default::default()
             },
             seed: 1,
+            replay: None,
             tick: std::time::Duration::ZERO,
             exit_status: Some(1),
             stray_output: None,

@@ -79,11 +79,25 @@ pub trait ProxyRole: Send + Sync {
     ) -> BoxFuture<io::Result<()>>;
 }
 
+/// An implementation the `poetry-harness` binary can run by name, so that
+/// a replay command can name it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// The reference implementations ([`Implementation::reference`]).
+    Reference,
+    /// A mutant of the zoo (`--mutant NAME`; see [`crate::mutants`]).
+    Mutant(&'static str),
+}
+
 /// An implementation under test: a name and the roles it plays.
 #[derive(Clone, Default)]
 pub struct Implementation {
     /// Shown in reports.
     pub name: String,
+    /// Which built-in implementation it is, if any: a run of it prints the
+    /// `poetry-harness replay` command that repeats it (none for an
+    /// implementation of your own, which the binary cannot run).
+    pub builtin: Option<Builtin>,
     /// Features it lacks (its cases are UNSUPPORTED).
     pub lacks: Vec<Feature>,
     /// Poetry server, if it has one.
@@ -124,6 +138,7 @@ impl Implementation {
     pub fn reference() -> Implementation {
         Implementation {
             name: "reference".into(),
+            builtin: Some(Builtin::Reference),
             lacks: Vec::new(),
             server: Some(Arc::new(Reference)),
             client: Some(Arc::new(Reference)),

@@ -78,13 +78,7 @@ fn same_seed_gives_the_same_transcript_byte_for_byte() {
     let catalog = catalog();
     let imp = Implementation::reference();
     for case in &catalog.cases {
-        for opts in [
-            RunOptions::default(),
-            RunOptions {
-                seed: 42,
-                perturb: true,
-            },
-        ] {
+        for opts in [RunOptions::default(), RunOptions::perturbed(42)] {
             let a = sim::run(case, &imp, opts).transcript.render();
             let b = sim::run(case, &imp, opts).transcript.render();
             assert_eq!(a, b, "{} is not deterministic with {opts:?}", case.id);

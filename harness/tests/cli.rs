@@ -472,6 +472,34 @@ fn port_in_use() -> BadArgs {
     &["target 'nosuch.invalid:80' cannot be resolved"],
 ))]
 #[case::list_matching_nothing(bad(&["list", "zzz"], &["no case matches 'zzz'"]))]
+#[case::replay_unknown_case(bad(
+    &["replay", "client.nosuch"],
+    &["no case 'client.nosuch' in the built-in catalog", "poetry-harness list"],
+))]
+#[case::replay_unknown_mutant(bad(
+    &["replay", "client.fast-poem", "--mutant", "client-typo"],
+    &["unknown mutant 'client-typo'", "client-serial"],
+))]
+#[case::replay_missing_suites_file(bad(
+    &["replay", "client.fast-poem", "--suites", "no/such.toml"],
+    &["no/such.toml", "cannot read"],
+))]
+#[case::run_unknown_mutant(bad(
+    &["run", "client.", "--mutant", "client-typo"],
+    &["unknown mutant 'client-typo'"],
+))]
+#[case::shrink_without_explore(bad(
+    &["run", "client.fast-poem", "--shrink-to", "shrunk"],
+    &["--shrink-to 'shrunk'", "--explore N"],
+))]
+#[case::shrink_to_a_file(bad(
+    &["run", "client.fast-poem", "--explore", "1", "--shrink-to", POEM],
+    &["--shrink-to 'loreley.txt' is not a folder"],
+))]
+#[case::shrink_to_an_unmakeable_folder(bad(
+    &["run", "client.fast-poem", "--explore", "1", "--shrink-to", "loreley.txt/sub"],
+    &["--shrink-to 'loreley.txt/sub' cannot be made"],
+))]
 fn bad_arguments_give_one_error_line_and_exit_2(#[case] bad: BadArgs) {
     let sandbox = Sandbox::new();
     let args: Vec<&str> = bad.args.iter().map(String::as_str).collect();
@@ -932,4 +960,119 @@ fn a_killed_harness_leaves_the_finished_cases_readable() {
     assert_eq!(json["cases"][0]["verdict"], "FAIL");
     let junit = std::fs::read_to_string(sandbox.dir.join("r.xml")).unwrap();
     assert!(junit.contains("client.fast-poem"), "{junit}");
+}
+
+/// The `poetry-harness replay ...` command ending `line`, as words.
+fn replay_words(line: &str) -> Vec<String> {
+    let at = line
+        .find("poetry-harness replay ")
+        .unwrap_or_else(|| panic!("no replay command in {line:?}"));
+    poetry_harness::replay::split_words(&line[at..]).expect("the command splits")
+}
+
+/// The transcript lines of a table printed with transcripts (one case).
+fn transcript_lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("transcript ("))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn explore_prints_a_replay_that_repeats_the_failing_seed_byte_for_byte() {
+    let sandbox = Sandbox::new();
+    let explore = sandbox.run(&[
+        "run",
+        "client.jittered-pace",
+        "--mutant",
+        "client-decodes-per-chunk",
+        "--explore",
+        "10",
+    ]);
+    assert_eq!(explore.status.code(), Some(1), "{}", explore.stderr);
+    let stdout = String::from_utf8_lossy(&explore.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(" with seed "))
+        .unwrap_or_else(|| panic!("no failing seed in:\n{stdout}"));
+    let words = replay_words(line);
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let seed = &words[words.iter().position(|w| w == "--seed").expect("a seed") + 1];
+    assert!(
+        line.contains(&format!("with seed {seed}, perturbed")),
+        "{line}"
+    );
+    let first = sandbox.run(&args);
+    let second = sandbox.run(&args);
+    assert_eq!(first.status.code(), Some(1), "{line}: {}", first.stderr);
+    assert_eq!(first.stdout, second.stdout, "two replays differ");
+    // The same run through `run --seed` shows the same transcript.
+    let run = sandbox.run(&[
+        "run",
+        "client.jittered-pace",
+        "--mutant",
+        "client-decodes-per-chunk",
+        "--seed",
+        seed,
+        "--transcripts",
+    ]);
+    let replayed = transcript_lines(&first.stdout);
+    assert!(!replayed.is_empty(), "no transcript in the replay");
+    assert_eq!(replayed, transcript_lines(&run.stdout));
+}
+
+#[test]
+fn shrink_to_writes_a_case_the_catalog_loads_whose_replay_still_fails() {
+    let sandbox = Sandbox::new();
+    let got = sandbox.run(&[
+        "run",
+        "client.jittered-pace",
+        "--mutant",
+        "client-decodes-per-chunk",
+        "--explore",
+        "10",
+        "--shrink-to",
+        "shrunk",
+    ]);
+    assert_eq!(got.status.code(), Some(1), "{}", got.stderr);
+    let stdout = String::from_utf8_lossy(&got.stdout);
+    let written = stdout
+        .lines()
+        .find(|l| l.contains("shrunk in "))
+        .unwrap_or_else(|| panic!("nothing shrunk in:\n{stdout}"));
+    let file = written.rsplit("written to ").next().expect("a path");
+    assert!(
+        file.starts_with("shrunk/client.jittered-pace.shrunk-seed-"),
+        "{written}"
+    );
+    let text = std::fs::read_to_string(sandbox.dir.join(file)).expect("the file is there");
+    // The command printed is the one on top of the file.
+    let printed = stdout
+        .lines()
+        .skip_while(|l| !l.contains("shrunk in "))
+        .nth(1)
+        .expect("a replay line after the shrink");
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("# Replay: {}", printed.trim()).as_str())
+    );
+    let words = replay_words(printed);
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let replay = sandbox.run(&args);
+    assert_eq!(
+        replay.status.code(),
+        Some(1),
+        "{printed}: {}",
+        replay.stderr
+    );
+    assert!(String::from_utf8_lossy(&replay.stdout).contains(" FAIL "));
+    // The catalog loader takes the file: the reference passes it.
+    let reference = sandbox.run(&["run", "--suites", file]);
+    reference.assert_success();
+    let listed = sandbox.run(&["list", "--suites", "shrunk"]);
+    listed.assert_success();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(".shrunk-seed-"));
 }

@@ -65,6 +65,9 @@ pub struct RunOutcome {
     pub transcript: Transcript,
     /// The seed used.
     pub seed: u64,
+    /// Simulator runs of a built-in implementation: the command that
+    /// repeats this run byte for byte.
+    pub replay: Option<crate::replay::Replay>,
     /// The simulator tick chosen for the case.
     pub tick: Duration,
     /// A program's exit status (live runs of client roles).

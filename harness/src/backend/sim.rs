@@ -223,21 +223,89 @@ pub const SETTLE: Duration = Duration::from_secs(1);
 /// the "many connections" cases (turmoil panics when a backlog overflows).
 const TCP_CAPACITY: usize = 4096;
 
-/// Options of one run.
+/// Options of one run: which seed, and whether it perturbs the chunking.
+///
+/// The one place that decides what `--seed` means, for `run`, `replay` and
+/// the replay command a report prints (see [`crate::replay`]): without a
+/// seed, a run is the catalog's own (seed [`RunOptions::CATALOG_SEED`],
+/// chunking as the case says); with `--seed N`, every server peer's writes
+/// are re-chunked at random from `N` (exploration). The fields are private
+/// so that no run exists that the command line cannot name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunOptions {
     /// Seeds random chunking and turmoil's own choices.
-    pub seed: u64,
+    seed: u64,
     /// Re-chunk every server peer's writes at random (exploration).
-    pub perturb: bool,
+    perturb: bool,
+}
+
+impl RunOptions {
+    /// The seed of a run without `--seed`: arbitrary, fixed so that the
+    /// catalog's runs (and their snapshots) never change.
+    pub const CATALOG_SEED: u64 = 1;
+
+    /// The catalog's own run: chunking as each case says, seed
+    /// [`RunOptions::CATALOG_SEED`].
+    pub const fn catalog() -> Self {
+        RunOptions {
+            seed: Self::CATALOG_SEED,
+            perturb: false,
+        }
+    }
+
+    /// An exploring run: every server peer's writes re-chunked at random
+    /// from `seed`.
+    pub const fn perturbed(seed: u64) -> Self {
+        RunOptions {
+            seed,
+            perturb: true,
+        }
+    }
+
+    /// The run that `--seed` asks for: none, the catalog's; `N`, perturbed
+    /// from `N`. The inverse of [`RunOptions::seed_flag`].
+    pub const fn from_seed_flag(seed: Option<u64>) -> Self {
+        match seed {
+            None => Self::catalog(),
+            Some(seed) => Self::perturbed(seed),
+        }
+    }
+
+    /// The `--seed` that gives this run back (none for the catalog's).
+    pub const fn seed_flag(&self) -> Option<u64> {
+        if self.perturb {
+            Some(self.seed)
+        } else {
+            None
+        }
+    }
+
+    /// The seed.
+    pub const fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Whether every server peer's writes are re-chunked at random.
+    pub const fn perturbed_chunking(&self) -> bool {
+        self.perturb
+    }
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions {
-            seed: 1,
-            perturb: false,
+        RunOptions::catalog()
+    }
+}
+
+impl std::fmt::Display for RunOptions {
+    /// `seed 1` for the catalog's run, `seed 7, perturbed` for an
+    /// exploring one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seed {}", self.seed)?;
+        if self.perturb {
+            f.write_str(", perturbed")?;
         }
+        Ok(())
     }
 }
 
@@ -488,6 +556,7 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
             origin: Duration::ZERO,
         },
         seed: opts.seed,
+        replay: crate::replay::Replay::of(case, imp, opts),
         tick,
         exit_status: None,
         stray_output: None,

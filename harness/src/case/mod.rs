@@ -259,6 +259,11 @@ pub struct Case {
     /// scaled, or needs what real sockets cannot do); say why in a comment.
     #[serde(default)]
     pub sim_only: bool,
+    /// The catalog file on disk the case was read from (`--suites`), for
+    /// a replay command to name; `None` for the built-in catalog. Not
+    /// written in the file itself.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
 }
 
 impl Case {

@@ -15,8 +15,9 @@ use super::Exit;
 pub struct ListArgs {
     /// Only IDs starting with these prefixes.
     prefixes: Vec<String>,
-    /// Read the catalog from this folder instead of the built-in one.
-    #[arg(long, value_name = "DIR")]
+    /// Read the catalog from this .toml file, or this folder of .toml
+    /// files, instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
 }
 
@@ -53,8 +54,9 @@ pub fn list(args: ListArgs) -> anyhow::Result<Exit> {
 pub struct ExplainArgs {
     /// The case ID (or a clause ID such as CLIENT-5).
     id: String,
-    /// Read the catalog from this folder instead of the built-in one.
-    #[arg(long, value_name = "DIR")]
+    /// Read the catalog from this .toml file, or this folder of .toml
+    /// files, instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
 }
 

@@ -117,6 +117,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The replay a printed `poetry-harness replay ...` command names, parsed
+/// as the binary parses it (`words[0]` is the program name), so a test
+/// can run exactly what a report printed.
+pub fn parse_replay(words: &[String]) -> anyhow::Result<crate::replay::Replay> {
+    match Cli::try_parse_from(words)?.command {
+        Command::Replay(args) => args.to_replay(),
+        _ => anyhow::bail!("not a replay command: '{}'", words.join(" ")),
+    }
+}
+
 /// A tokio runtime for commands that use real sockets.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

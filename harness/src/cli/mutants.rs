@@ -28,8 +28,9 @@ pub struct MutantsArgs {
     /// Print a Markdown table instead of the terminal matrix.
     #[arg(long)]
     markdown: bool,
-    /// Read the catalog from this folder of .toml files instead of the built-in one.
-    #[arg(long, value_name = "DIR")]
+    /// Read the catalog from this .toml file, or this folder of .toml
+    /// files, instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
     /// Run every mutant as a program (serve|get --mutant NAME) through the
     /// live backend: the live kill matrix and mutation score.

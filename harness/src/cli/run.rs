@@ -14,8 +14,8 @@ use crate::backend::sim::RunOptions;
 use crate::catalog::Catalog;
 use crate::engine::{self, EngineOptions};
 use crate::policy::{Policy, Scoring};
+use crate::replay::{self, Replay};
 use crate::report;
-use crate::roles::Implementation;
 use crate::transcript::sanitise;
 use crate::verdict::Profile;
 
@@ -30,6 +30,8 @@ use crate::verdict::Profile;
 ///   poetry-harness run client.                 # the cases whose ID starts with 'client.'
 ///   poetry-harness run client.reset-mid-poem --transcripts
 ///   poetry-harness run --explore 20            # 20 random seeds per case
+///   poetry-harness run client. --mutant client-decodes-per-chunk --explore 20 --shrink-to shrunk
+///                                              # a mutant; each failure shrunk to shrunk/ID.shrunk-seed-N.toml
 ///   poetry-harness run --junit report.xml --json report.json
 ///
 /// Any program, in any language, on real loopback sockets (live backend):
@@ -61,14 +63,27 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Seed the run and re-chunk every server peer's writes from it
-    /// (what --explore prints for a failing seed).
+    /// (what --explore prints for a failing seed). Without it, each case
+    /// runs as the catalog writes it.
     #[arg(long)]
     seed: Option<u64>,
-    /// Also run each case with this many random seeds; print failing seeds.
+    /// Also run each case with this many random seeds (--seed plus 1, 2,
+    /// ...); print each failing seed with the replay command that repeats it.
     #[arg(long, default_value_t = 0)]
     explore: u64,
-    /// Read the catalog from this folder of .toml files instead of the built-in one.
+    /// With --explore: shrink the first failing seed of each case to a
+    /// smallest case that still fails the same way (shorter poem, fewer
+    /// chunks, faults and clients), write it to DIR as a catalog file and
+    /// print its replay command.
     #[arg(long, value_name = "DIR")]
+    shrink_to: Option<PathBuf>,
+    /// Run this mutant of the zoo (see `poetry-harness mutants`) in place
+    /// of the reference implementation, in the simulator.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["cmd", "manifest", "role"])]
+    mutant: Option<String>,
+    /// Read the catalog from this .toml file, or this folder of .toml
+    /// files, instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
     /// Worker threads (default: the number of cores).
     #[arg(long)]
@@ -134,10 +149,10 @@ fn number(x: f64) -> String {
     }
 }
 
-/// Loads the catalog the arguments name.
+/// Loads the catalog the arguments name (a file or a folder).
 pub fn load_catalog(suites: Option<&PathBuf>) -> anyhow::Result<Catalog> {
     Ok(match suites {
-        Some(dir) => Catalog::load_dir(dir)?,
+        Some(path) => Catalog::load_path(path)?,
         None => Catalog::builtin()?,
     })
 }
@@ -170,6 +185,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             report::check_writable(flag, path).map_err(anyhow::Error::msg)?;
         }
     }
+    if let Some(dir) = &args.shrink_to {
+        check_shrink_dir(&args, dir)?;
+    }
     let mut targets = live_targets(&args, policy.as_ref())?;
     if targets.len() > 1 {
         return run_matrix(&args, policy.as_ref(), &cases, &targets);
@@ -183,7 +201,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .unwrap_or_default(),
     };
     let scoring = policy.as_ref().map(|p| p.scoring(&cases, live.as_ref()));
-    let imp = Implementation::reference();
+    let imp = replay::implementation(
+        Replay::implementation_named(args.mutant.as_deref()).map_err(anyhow::Error::msg)?,
+    );
     let mut opts = EngineOptions {
         profile,
         ..EngineOptions::default()
@@ -191,12 +211,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if let Some(jobs) = args.jobs {
         opts.jobs = jobs.max(1);
     }
-    if let Some(seed) = args.seed {
-        opts.run = RunOptions {
-            seed,
-            perturb: true,
-        };
-    }
+    opts.run = RunOptions::from_seed_flag(args.seed);
     let name = live
         .as_ref()
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
@@ -310,13 +325,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let base = args.seed.unwrap_or(0);
         let mut any = false;
         for case in &cases {
-            for (seed, kind) in engine::explore(case, &imp, &opts, base, args.explore) {
+            let found = engine::explore(case, &imp, &opts, base, args.explore);
+            for (run, kind) in &found {
                 any = true;
-                writeln!(
-                    out,
-                    "  {} {kind} with seed {seed}: poetry-harness replay {} --seed {seed}",
-                    case.id, case.id
-                )?;
+                let how = Replay::of(case, &imp, *run)
+                    .map(|r| format!(": {}", sanitise(&r.judged_by(profile).to_string())))
+                    .unwrap_or_default();
+                writeln!(out, "  {} {kind} with {run}{how}", case.id)?;
+            }
+            if let (Some(dir), Some((run, _))) = (&args.shrink_to, found.first()) {
+                out.flush()?;
+                shrink_into(dir, case, &imp, *run, profile, &mut out)?;
             }
         }
         if !any {
@@ -327,48 +346,147 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     Ok(if failed { Exit::Failed } else { Exit::Ok })
 }
 
-/// Replay one case with a seed and print its transcript
+/// `--shrink-to DIR`: only with --explore, in the simulator, and DIR is a
+/// folder this run can write in (made if missing), checked before any
+/// case runs.
+fn check_shrink_dir(args: &RunArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let shown = dir.display();
+    if args.explore == 0 {
+        anyhow::bail!(
+            "--shrink-to '{shown}' shrinks what --explore finds: add --explore N (e.g. --explore 20)"
+        );
+    }
+    if args.cmd.is_some() || !args.manifest.is_empty() {
+        anyhow::bail!(
+            "--shrink-to '{shown}': --explore and shrinking run in the simulator, not with --cmd or --manifest"
+        );
+    }
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("--shrink-to '{shown}' is not a folder");
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("--shrink-to '{shown}' cannot be made: {e}"))?;
+    tempfile::Builder::new()
+        .prefix(".poetry-harness-shrink-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("--shrink-to '{shown}' cannot be written in: {e}"))
+}
+
+/// Shrinks one failing run of `case`, writes the shrunk case to
+/// `DIR/ID.toml` with its replay command on top, and says so.
+fn shrink_into(
+    dir: &std::path::Path,
+    case: &crate::case::Case,
+    imp: &crate::roles::Implementation,
+    run: RunOptions,
+    profile: Profile,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use crate::shrink::{shrink, Budget};
+    let mut shrunk = match shrink(case, imp, run, profile, Budget::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            writeln!(out, "    not shrunk: {}", sanitise(&e.to_string()))?;
+            return Ok(());
+        }
+    };
+    let path = dir.join(format!("{}.toml", shrunk.case.id));
+    shrunk.case.source = Some(path.clone());
+    let replay = Replay::of(&shrunk.case, imp, run).map(|r| r.judged_by(profile));
+    let text = match &replay {
+        Some(r) => format!("# Replay: {r}\n{}", shrunk.toml),
+        None => shrunk.toml.clone(),
+    };
+    std::fs::write(&path, text)
+        .map_err(|e| anyhow::anyhow!("cannot write the shrunk case '{}': {e}", path.display()))?;
+    writeln!(
+        out,
+        "    shrunk in {} run(s) to {} ({}), written to {}",
+        shrunk.runs,
+        shrunk.sizes.1,
+        if shrunk.fixpoint {
+            "no single cut keeps the failure"
+        } else {
+            "the budget of runs is spent"
+        },
+        sanitise(&path.display().to_string())
+    )?;
+    if let Some(r) = replay {
+        writeln!(out, "    {}", sanitise(&r.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Replay one case in the simulator and print its transcript
 ///
-/// Example: poetry-harness replay client.utf8-split --seed 7
+/// Repeats a run byte for byte: every transcript header and every seed
+/// that --explore finds prints the replay command to copy.
+///
+/// Examples:
+///   poetry-harness replay client.utf8-split              # as the catalog writes it
+///   poetry-harness replay client.random-chunks --seed 7  # perturbed from seed 7
+///   poetry-harness replay client.jittered-pace --seed 2 --mutant client-decodes-per-chunk
+///   poetry-harness replay client.jittered-pace.shrunk-seed-2 --seed 2 --mutant client-decodes-per-chunk \
+///       --suites shrunk/client.jittered-pace.shrunk-seed-2.toml   # a case --shrink-to wrote
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct ReplayArgs {
     /// The case ID.
     case: String,
-    /// The seed to replay (as printed by --explore).
+    /// The seed that re-chunked the run (as printed); without it, the case
+    /// runs as the catalog writes it.
     #[arg(long)]
-    seed: u64,
+    seed: Option<u64>,
+    /// The mutant of the zoo the run used in place of the reference.
+    #[arg(long, value_name = "NAME")]
+    mutant: Option<String>,
     /// Profile to judge against.
     #[arg(long, default_value = "strict")]
     profile: Profile,
-    /// Read the catalog from this folder instead of the built-in one.
-    #[arg(long, value_name = "DIR")]
+    /// Read the catalog from this .toml file, or this folder of .toml
+    /// files, instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
 }
 
-pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
-    let catalog = load_catalog(args.suites.as_ref())?;
-    if catalog.get(&args.case).is_none() {
-        anyhow::bail!("no case '{}' (try: poetry-harness list)", args.case);
+impl ReplayArgs {
+    /// The replay these arguments name (the mutant is checked here).
+    pub fn to_replay(&self) -> anyhow::Result<Replay> {
+        Ok(Replay {
+            case: self.case.clone(),
+            run: RunOptions::from_seed_flag(self.seed),
+            implementation: Replay::implementation_named(self.mutant.as_deref())
+                .map_err(anyhow::Error::msg)?,
+            suites: self.suites.clone(),
+            profile: self.profile,
+        })
     }
-    run(RunArgs {
-        cases: vec![args.case],
-        profile: Some(args.profile),
-        policy: None,
-        seed: Some(args.seed),
-        explore: 0,
-        suites: args.suites,
-        jobs: Some(1),
-        transcripts: true,
-        junit: None,
-        json: None,
-        role: None,
-        cmd: None,
-        contract: Default::default(),
-        lacks: Vec::new(),
-        manifest: Vec::new(),
-        matrix: None,
-        time_scale: None,
-        sandbox: false,
+}
+
+pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
+    let replay = args.to_replay()?;
+    let result = replay.run().map_err(anyhow::Error::msg)?;
+    let name = replay::implementation(replay.implementation).name;
+    let results = [result];
+    std::io::stdout().lock().write_all(
+        report::table_scored(
+            &results,
+            &name,
+            replay.profile,
+            true,
+            report::use_colour(),
+            None,
+        )
+        .as_bytes(),
+    )?;
+    if results[0].status == engine::Status::HarnessError {
+        anyhow::bail!("{}: {}", results[0].case.id, results[0].verdict.reason);
+    }
+    Ok(if results[0].verdict.kind.fails(replay.profile) {
+        Exit::Failed
+    } else {
+        Exit::Ok
     })
 }
 

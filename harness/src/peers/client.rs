@@ -75,6 +75,7 @@ pub async fn run(
         }
     };
     let connected = tokio::select! {
+        biased;
         r = net.connect(&target) => Some(r),
         _ = give_up => None,
     };
@@ -134,6 +135,7 @@ pub async fn run(
             if i > 0 && !spec.send_delay.0.is_zero() {
                 next = (next + spec.send_delay.0).max(tokio::time::Instant::now());
                 tokio::select! {
+                    biased;
                     _ = &mut deadline => {
                         time_to_leave = true;
                         break;
@@ -185,6 +187,7 @@ pub async fn run(
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
             .fold(buf.len(), usize::min);
         tokio::select! {
+            biased;
             _ = &mut deadline => break None,
             r = stream.read(&mut buf[..want]) => match r {
                 Ok(0) => break Some(Ending::Fin),
@@ -201,6 +204,7 @@ pub async fn run(
         }
         if !spec.read_delay.0.is_zero() {
             tokio::select! {
+                biased;
                 _ = &mut deadline => break None,
                 _ = tokio::time::sleep(spec.read_delay.0) => {}
             }

@@ -244,6 +244,7 @@ async fn serve_one(
         tokio::pin!(writer);
         loop {
             tokio::select! {
+                biased;
                 res = &mut writer => break res,
                 r = rd.read(&mut buf), if closed.is_none() => match r {
                     Ok(0) => { closed = Some(Ending::Fin); record_close(Ending::Fin); }

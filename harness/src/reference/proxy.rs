@@ -135,6 +135,7 @@ impl PoetryProxy {
         let mut probe = [0u8; 64];
         let result = loop {
             let left = tokio::select! {
+                biased;
                 changed = rx.wait_for(Option::is_some) => {
                     break changed.ok().and_then(|r| r.clone());
                 }

@@ -201,6 +201,7 @@ fn not_started(seed: u64) -> RunOutcome {
         leaks: None,
         transcript: Transcript::default(),
         seed,
+        replay: None,
         tick: Duration::ZERO,
         exit_status: None,
         stray_output: None,
