@@ -420,6 +420,14 @@ fn check_case(case: &Case, clauses: &indexmap::IndexMap<String, Clause>) -> Resu
     if case.net.latency.0.is_zero() {
         return Err(problem("net.latency", "must be at least 1ms"));
     }
+    if let Some(s) = case.min_time_scale {
+        if !(s > 0.0 && s <= 1.0) {
+            return Err(problem(
+                "min_time_scale",
+                format!("{s} must be above 0 and at most 1"),
+            ));
+        }
+    }
     let (servers, clients) = (case.servers.len(), case.clients.len());
     match case.role {
         Role::Client | Role::TransformClient => {

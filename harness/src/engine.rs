@@ -235,7 +235,7 @@ fn run_case_live_untimed(case: &Case, target: &LiveTarget, opts: &EngineOptions)
         return CaseResult::not_run(case, why);
     };
     // Judged against the scaled case: its time bounds are scaled too.
-    let scaled = live::scaled(case, subject.time_scale);
+    let scaled = live::scaled(case, subject.scale_for(case));
     let outcome = live::run(&scaled, subject, opts.run.seed());
     if let Some(message) = cannot_run(&outcome) {
         return CaseResult::harness_error(

@@ -127,28 +127,46 @@ fn asyncio_client_follows_the_exit_127_convention() {
 }
 
 #[rstest::rstest]
-// Not `client.byte-by-byte`: live, its bytes come 0.5 ms apart, and on a
-// loaded machine the client's reads take several at once, so a character
-// is split between reads only sometimes (it failed 1 of 3 stress runs). The
-// cases below split one between writes 5 ms apart.
+// A client that decodes each read on its own is caught only when a
+// character is split between its reads, which live means between writes far
+// enough apart that the client has read the first before the second comes.
+// At the other tests' scale (0.05) utf8-split's writes are 5 ms apart, and on
+// a loaded machine (load 4 and more, with this binary's other tests starting
+// Python programs) the client's reads sometimes took both at once; it is
+// never caught by byte-by-byte's 0.5 ms. At 0.5, utf8-split's writes are
+// 50 ms apart and random-chunks' 25 ms: a teacher's default scale, 1, gives
+// twice that.
 #[case::decodes_per_chunk(
     "broken/client_decodes_per_chunk.py",
-    &["client.utf8-split", "client.random-chunks"]
+    &["client.utf8-split", "client.random-chunks"],
+    0.5
 )]
 #[case::reads_once(
     "broken/client_reads_once.py",
-    &["client.byte-by-byte", "client.order-of-arguments", "client.three-slow-at-once"]
+    &["client.byte-by-byte", "client.order-of-arguments", "client.three-slow-at-once"],
+    TIME_SCALE
 )]
 fn broken_client_fails_the_cases_that_expose_its_bug(
     #[case] prog: &str,
     #[case] expected: &[&str],
+    #[case] scale: f64,
 ) {
     let cmd = program("python3", prog, "--timeout {timeout} {addrs}");
-    let results = run(
-        &target(Role::Client, cmd, Contract::Exact, vec![]),
-        Role::Client,
-        Profile::Strict,
-    );
+    let mut target = target(Role::Client, cmd, Contract::Exact, vec![]);
+    for subject in target.roles.values_mut() {
+        subject.time_scale = scale;
+    }
+    let catalog = Catalog::builtin().expect("catalog loads");
+    let cases: Vec<_> = expected
+        .iter()
+        .map(|id| catalog.get(id).expect("a case of the catalog"))
+        .collect();
+    let opts = EngineOptions {
+        profile: Profile::Strict,
+        jobs: 2,
+        ..EngineOptions::default()
+    };
+    let results = run_all_live(&cases, &target, &opts, &|_| {});
     let failed = failing(&results, Profile::Strict);
     for id in expected {
         assert!(

@@ -259,6 +259,13 @@ pub struct Case {
     /// scaled, or needs what real sockets cannot do); say why in a comment.
     #[serde(default)]
     pub sim_only: bool,
+    /// Live runs scale this case's durations by at least this much, whatever
+    /// the time scale asked for: a case that moves megabytes needs its
+    /// deadlines long enough for a loaded machine to move them. Every
+    /// duration of the case takes the same scale, so their order (a client
+    /// giving up before another leaves) holds.
+    #[serde(default)]
+    pub min_time_scale: Option<f64>,
     /// The catalog file on disk the case was read from (`--suites`), for
     /// a replay command to name; `None` for the built-in catalog. Not
     /// written in the file itself.

@@ -74,6 +74,13 @@ impl LiveSubject {
             env: Vec::new(),
         }
     }
+
+    /// The scale `case`'s durations take for this program: its time scale,
+    /// or the case's `min_time_scale` if that is larger. The one place a
+    /// live case's scale is decided.
+    pub fn scale_for(&self, case: &Case) -> f64 {
+        self.time_scale.max(case.min_time_scale.unwrap_or(0.0))
+    }
 }
 
 /// Longest wait for a program to get ready, unless a manifest says otherwise.
@@ -176,7 +183,7 @@ async fn run_async(
     };
     outcome.end = end;
     outcome.seen = std::mem::take(&mut *seen.lock().expect("observations lock"));
-    let latency = case.net.latency.0.mul_f64(subject.time_scale);
+    let latency = case.net.latency.0.mul_f64(subject.scale_for(case));
     outcome.tolerance = Some(jitter.tolerance(shortest_pause(case), latency));
     outcome.transcript = Transcript {
         // Moved, not copied: a flood's transcript is large.
