@@ -41,11 +41,18 @@ impl Fabric {
     /// Loopback is implicit; passing it explicitly panics. Panics
     /// if any address is already claimed.
     pub fn add_host(&mut self, addrs: Vec<IpAddr>) -> HostId {
-        self.try_add_host(addrs)
+        let cfg = self.default_cfg.clone();
+        self.try_add_host(addrs, cfg)
             .expect("add_host validation failed")
     }
 
-    fn try_add_host(&mut self, addrs: Vec<IpAddr>) -> std::io::Result<HostId> {
+    /// PATCH (poetry-harness): a host with its own kernel settings.
+    pub fn add_host_with_config(&mut self, addrs: Vec<IpAddr>, cfg: KernelConfig) -> HostId {
+        self.try_add_host(addrs, cfg)
+            .expect("add_host validation failed")
+    }
+
+    fn try_add_host(&mut self, addrs: Vec<IpAddr>, cfg: KernelConfig) -> std::io::Result<HostId> {
         for a in &addrs {
             if a.is_loopback() {
                 return Err(Error::new(
@@ -61,7 +68,7 @@ impl Fabric {
         let id = HostId(self.next_id);
         self.next_id += 1;
 
-        let mut kernel = Kernel::with_config(self.default_cfg.clone());
+        let mut kernel = Kernel::with_config(cfg);
         for a in &addrs {
             kernel.add_address(*a);
         }
@@ -104,19 +111,33 @@ impl Fabric {
     /// buffer across ticks. Loopback packets fold back through the
     /// source host's `deliver` inline (inside `Kernel::egress`) and
     /// never appear in `out`.
-    pub fn egress_all(&mut self, out: &mut Vec<Packet>) {
+    pub fn egress_all(&mut self, now: std::time::Duration, out: &mut Vec<Packet>) {
+        // PATCH (poetry-harness): each kernel learns the time first (its
+        // timers fire in `egress`).
         for host in self.hosts.values_mut() {
+            host.kernel.set_now(now);
             host.kernel.egress(out);
         }
+    }
+
+    /// PATCH (poetry-harness): the earliest TCP timer of any host.
+    pub fn next_deadline(&self) -> Option<std::time::Duration> {
+        self.hosts
+            .values()
+            .filter_map(|h| h.kernel.next_deadline())
+            .min()
     }
 
     /// Route a packet to the host bound to its destination IP. Drops
     /// silently if the destination isn't registered — matches real-
     /// world "packet hit an unreachable address" behavior, and keeps
     /// the harness free of routing concerns.
-    pub fn deliver(&mut self, pkt: Packet) {
+    pub fn deliver(&mut self, now: std::time::Duration, pkt: Packet) {
         if let Some(&dst) = self.ip_to_host.get(&pkt.dst) {
-            self.hosts.get_mut(&dst).unwrap().kernel.deliver(pkt);
+            let kernel = &mut self.hosts.get_mut(&dst).unwrap().kernel;
+            // PATCH (poetry-harness): timers armed on delivery start now.
+            kernel.set_now(now);
+            kernel.deliver(pkt);
         }
     }
 }

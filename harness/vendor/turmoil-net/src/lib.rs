@@ -53,6 +53,10 @@ pub struct Net {
     fabric: Fabric,
     dns: Dns,
     current: Option<HostId>,
+    /// PATCH (poetry-harness): simulated time, set by the driver
+    /// ([`EnterGuard::set_now`], [`set_now`], [`EnterGuard::egress_all_at`])
+    /// and handed to each kernel before it runs, for its TCP timers.
+    now: std::time::Duration,
     /// Installed rules, consulted in insertion order.
     rules: IndexMap<RuleId, Box<dyn Rule>>,
     next_rule_id: u64,
@@ -69,6 +73,7 @@ impl Net {
             fabric: Fabric::new(cfg),
             dns: Dns::new(),
             current: None,
+            now: std::time::Duration::ZERO,
             rules: IndexMap::new(),
             next_rule_id: 1,
         }
@@ -83,6 +88,18 @@ impl Net {
     pub fn add_host<A: ToIpAddrs>(&mut self, addrs: A) -> HostId {
         let ips = addrs.to_ip_addrs(&mut self.dns);
         let id = self.fabric.add_host(ips);
+        if self.current.is_none() {
+            self.current = Some(id);
+        }
+        id
+    }
+
+    /// PATCH (poetry-harness): like [`Net::add_host`], with this host's
+    /// own kernel settings (buffer sizes, default backlog, timers)
+    /// instead of the `Net`'s.
+    pub fn add_host_with_config<A: ToIpAddrs>(&mut self, addrs: A, cfg: KernelConfig) -> HostId {
+        let ips = addrs.to_ip_addrs(&mut self.dns);
+        let id = self.fabric.add_host_with_config(ips, cfg);
         if self.current.is_none() {
             self.current = Some(id);
         }
@@ -175,23 +192,49 @@ impl EnterGuard {
     /// See [`fixture`] for the default tokio-driven loop.
     pub fn egress_all(&self, out: &mut Vec<Packet>) {
         CURRENT.with(|c| {
-            c.borrow_mut()
-                .as_mut()
+            let mut cell = c.borrow_mut();
+            let net = cell.as_mut().expect("guard is live");
+            let now = net.now;
+            net.fabric.egress_all(now, out)
+        });
+    }
+
+    /// PATCH (poetry-harness): [`EnterGuard::egress_all`] at simulated
+    /// time `now` (since the start of the simulation): sets the time,
+    /// fires the TCP timers due by then (retransmission, persist), then
+    /// drains. Time must not go backwards.
+    pub fn egress_all_at(&self, now: std::time::Duration, out: &mut Vec<Packet>) {
+        self.set_now(now);
+        self.egress_all(out);
+    }
+
+    /// PATCH (poetry-harness): set the simulated time that socket calls
+    /// and deliveries see from now on.
+    pub fn set_now(&self, now: std::time::Duration) {
+        set_now(now);
+    }
+
+    /// PATCH (poetry-harness): the earliest armed TCP timer of any host:
+    /// the driver must call [`EnterGuard::egress_all_at`] at that time
+    /// (if nothing else happens first). May be early, never late.
+    pub fn next_deadline(&self) -> Option<std::time::Duration> {
+        CURRENT.with(|c| {
+            c.borrow()
+                .as_ref()
                 .expect("guard is live")
                 .fabric
-                .egress_all(out)
-        });
+                .next_deadline()
+        })
     }
 
     /// Route a packet to the host owning its destination IP. Drops
     /// silently if no host is registered for that IP.
     pub fn deliver(&self, pkt: Packet) {
         CURRENT.with(|c| {
-            c.borrow_mut()
-                .as_mut()
-                .expect("guard is live")
-                .fabric
-                .deliver(pkt)
+            let mut cell = c.borrow_mut();
+            let net = cell.as_mut().expect("guard is live");
+            let now = net.now;
+            net.fabric.deliver(now, pkt)
         });
     }
 
@@ -238,8 +281,27 @@ pub(crate) fn sys<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
         let id = net
             .current
             .expect("no current host — register one with Net::add_host()");
-        f(net.fabric.kernel_mut(id))
+        let now = net.now;
+        let kernel = net.fabric.kernel_mut(id);
+        // PATCH (poetry-harness): timers armed by this call start now.
+        kernel.set_now(now);
+        f(kernel)
     })
+}
+
+/// PATCH (poetry-harness): set the simulated time (since the start of the
+/// simulation) that socket calls, deliveries and timers see. The free
+/// form of [`EnterGuard::set_now`], for a task wrapper that sets it
+/// before each poll, as it pins the current host with [`set_current`].
+///
+/// Panics if no `Net` is installed.
+pub fn set_now(now: std::time::Duration) {
+    CURRENT.with(|c| {
+        c.borrow_mut()
+            .as_mut()
+            .expect("no Net installed — call Net::enter() first")
+            .now = now;
+    });
 }
 
 /// Resolve `name` against the installed `Net`'s DNS. Returns `None`

@@ -151,7 +151,9 @@ pub enum SocketOptionKind {
 
 /// A kernel socket handle. Opaque, fd-like, `Copy` — carries no state
 /// on its own; all lookups go through the owning kernel's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// PATCH (poetry-harness): `Ord`, so that timers can be kept in a
+// `BTreeSet<(deadline, Fd)>` (deterministic order, no hashing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fd(u64);
 
 /// TCP connection state.
@@ -242,15 +244,46 @@ pub struct Tcb {
     /// doesn't send a RST (it can't — the fabric is dropping our
     /// traffic), it just fails locally.
     pub timed_out: bool,
-    /// Egress passes observed since `snd_una` last advanced. When it
-    /// crosses the retx threshold we rewind `snd_nxt = snd_una` and
-    /// re-emit (go-back-N). Count-based rather than time-based so the
-    /// mechanism is harness-agnostic.
-    pub egress_since_ack: u32,
     /// Retransmit attempts for the current unacked window. Reset on
     /// any ACK that advances `snd_una`. When it hits the max the
     /// connection is aborted with `TimedOut`.
     pub retx_attempts: u32,
+    // PATCH (poetry-harness): retransmission in simulated time instead of
+    // counting egress passes (`egress_since_ack` is gone). The fields
+    // below are the RFC 6298 timer, the persist timer and the state a
+    // go-back-N sender needs to accept ACKs for bytes it rewound over.
+    /// Highest sequence number sent so far (one past the last byte or
+    /// FIN). `snd_nxt` rewinds to `snd_una` on a retransmission timeout;
+    /// `snd_max` does not, so ACKs up to it stay acceptable.
+    pub snd_max: u32,
+    /// Current retransmission timeout, backed off (doubled) on every
+    /// expiry and recomputed from the RTT estimate on ACK progress.
+    pub rto: Duration,
+    /// Smoothed round-trip time (RFC 6298 SRTT); `None` before the
+    /// first sample.
+    pub srtt: Option<Duration>,
+    /// Round-trip time variation (RFC 6298 RTTVAR).
+    pub rttvar: Duration,
+    /// The segment being timed for an RTT sample: (sequence number its
+    /// ACK must reach, time sent). Cleared on retransmission (Karn).
+    pub rtt_probe: Option<(u32, Duration)>,
+    /// The armed timer, if any: when it fires and what it is for.
+    pub timer: Option<(Duration, TimerKind)>,
+    /// Receive window last advertised to the peer, to decide when a
+    /// read has opened enough room to be worth a window update.
+    pub last_adv_wnd: u16,
+}
+
+/// PATCH (poetry-harness): what a TCB's timer does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    /// Retransmission timeout: resend the SYN / SYN-ACK, or rewind to
+    /// `snd_una` and resend the unacknowledged data (go-back-N).
+    Retransmit,
+    /// Persist timer: the peer's window is zero and nothing is in
+    /// flight, so send a window probe (an old sequence number, which
+    /// the peer must answer with an ACK carrying its window).
+    Persist,
 }
 
 /// Listener state. Attached to a socket by `listen(2)`.
@@ -258,6 +291,10 @@ pub struct Tcb {
 pub struct ListenState {
     /// Configured backlog. Real Linux clamps to `somaxconn`; we don't.
     pub backlog: usize,
+    /// PATCH (poetry-harness): children still in `SynReceived`, counted
+    /// against the backlog with `ready` (upstream scanned every
+    /// connection on the listener's address for each SYN).
+    pub handshaking: indexmap::IndexSet<Fd>,
     /// Fully-established connections waiting to be `accept`-ed. Each
     /// entry is the server-side Fd of a finished handshake.
     pub ready: VecDeque<Fd>,
@@ -269,6 +306,7 @@ impl ListenState {
     pub fn new(backlog: usize) -> Self {
         Self {
             backlog,
+            handshaking: indexmap::IndexSet::new(),
             ready: VecDeque::new(),
             accept_wakers: Vec::new(),
         }
@@ -325,6 +363,15 @@ pub struct Socket {
     /// state. Behaves like Linux's `close(2)` — returns immediately
     /// but the kernel keeps running the state machine.
     pub fd_closed: bool,
+    /// PATCH (poetry-harness): `SO_LINGER`. `Some(Duration::ZERO)` makes
+    /// `close` abortive (RST, unsent and unread data discarded); any
+    /// other value closes gracefully, as without it (a simulated close
+    /// never blocks).
+    pub linger: Option<Duration>,
+    /// PATCH (poetry-harness): `SO_SNDBUF`; `None` takes the kernel's.
+    pub send_buf_cap: Option<usize>,
+    /// PATCH (poetry-harness): `SO_RCVBUF`; `None` takes the kernel's.
+    pub recv_buf_cap: Option<usize>,
 }
 
 impl Socket {
@@ -344,6 +391,9 @@ impl Socket {
             listen: None,
             connect_waker: None,
             fd_closed: false,
+            linger: None,
+            send_buf_cap: None,
+            recv_buf_cap: None,
         }
     }
 
@@ -409,6 +459,11 @@ pub struct SocketTable {
     /// sockets auto-bind concretely, and listener children inherit
     /// the concrete accepted local address.
     connections: IndexMap<(SocketAddr, SocketAddr), Fd>,
+    /// PATCH (poetry-harness): listening sockets by bound tuple. Accepted
+    /// children share their listener's binding, so upstream's
+    /// `find_listener` walked every child for each inbound SYN and each
+    /// completed handshake (42% of the CPU with 2,000 clients).
+    listeners: IndexMap<BindKey, Fd>,
     ports: PortAllocator,
 }
 
@@ -419,6 +474,7 @@ impl SocketTable {
             sockets: IndexMap::new(),
             bindings: IndexMap::new(),
             connections: IndexMap::new(),
+            listeners: IndexMap::new(),
             ports: PortAllocator::new(DEFAULT_EPHEMERAL_PORTS),
         }
     }
@@ -445,12 +501,44 @@ impl SocketTable {
     /// Remove a socket from the table, also clearing any binding or
     /// 4-tuple connection entry that points at it.
     pub fn remove(&mut self, fd: Fd) -> Option<Socket> {
-        self.bindings.retain(|_, fds| {
-            fds.retain(|&f| f != fd);
-            !fds.is_empty()
-        });
-        self.connections.retain(|_, f| *f != fd);
+        // PATCH (poetry-harness): remove the socket's own entries by key
+        // instead of sweeping every binding and connection (quadratic
+        // when a server closes thousands of connections). A socket is in
+        // `bindings` under `bound` only, and in `connections` under
+        // (its local endpoint, its peer) only.
+        let st = self.sockets.get(&fd)?;
+        if let Some(key) = st.bound.clone() {
+            if let Some(fds) = self.bindings.get_mut(&key) {
+                fds.retain(|&f| f != fd);
+                if fds.is_empty() {
+                    self.bindings.shift_remove(&key);
+                }
+            }
+            if self.listeners.get(&key) == Some(&fd) {
+                self.listeners.shift_remove(&key);
+            }
+            if let Some(tcb) = st.tcb.as_ref() {
+                let local = SocketAddr::new(key.local_addr, key.local_port);
+                if self.connections.get(&(local, tcb.peer)) == Some(&fd) {
+                    self.connections.shift_remove(&(local, tcb.peer));
+                } else {
+                    // Bound to a wildcard and indexed under a concrete
+                    // source address: the rare case, swept.
+                    self.connections.retain(|_, f| *f != fd);
+                }
+            }
+        }
         self.sockets.shift_remove(&fd)
+    }
+
+    /// PATCH (poetry-harness): index `fd` as the listener on `key`.
+    pub fn insert_listener(&mut self, key: BindKey, fd: Fd) {
+        self.listeners.insert(key, fd);
+    }
+
+    /// PATCH (poetry-harness): the listener bound exactly to `key`.
+    pub fn find_listener(&self, key: &BindKey) -> Option<Fd> {
+        self.listeners.get(key).copied()
     }
 
     /// All sockets bound to `key`, in bind order.
@@ -478,15 +566,6 @@ impl SocketTable {
     /// Look up a connected socket by its 4-tuple.
     pub fn find_connection(&self, local: SocketAddr, remote: SocketAddr) -> Option<Fd> {
         self.connections.get(&(local, remote)).copied()
-    }
-
-    /// Iterate connections matching `local` — any remote. Used to
-    /// count in-flight children of a listener.
-    pub fn connections_on(&self, local: SocketAddr) -> impl Iterator<Item = (SocketAddr, Fd)> + '_ {
-        self.connections
-            .iter()
-            .filter(move |((l, _), _)| *l == local)
-            .map(|((_, r), fd)| (*r, *fd))
     }
 
     /// Iterate all bindings on `(domain, ty, port)` regardless of local

@@ -1,10 +1,18 @@
 //! TCP state machine.
 //!
 //! Handshake, streaming data, FIN/RST, half-close, and go-back-N
-//! retransmit. Retransmit is count-based — see [`check_retx`] — so
-//! the mechanism stays harness-agnostic; time-driven RTO with
-//! SRTT/RTTVAR is a later concern once flow/congestion control is on
-//! the table.
+//! retransmit.
+//!
+//! PATCH (poetry-harness): retransmission is timed in simulated time
+//! (the kernel's `now`, given by the caller) — see [`fire_timers`]: an
+//! RFC 6298 retransmission timer (SRTT/RTTVAR, Karn's rule, exponential
+//! backoff, Linux's minimum of 200 ms and initial 1 s for SYN and
+//! SYN-ACK), a persist timer that probes a zero window, window updates
+//! when a read opens at least one MSS (or half the buffer), ACKs for
+//! duplicate and out-of-order segments (so a lost ACK does not turn
+//! into a timeout), RST on demand and `SO_LINGER` 0, a backlog counted
+//! from the listener's own sets, and segmentation of dirty sockets
+//! only. No congestion control: a sender sends its whole window.
 //!
 //! ## Go-back-N, not SACK
 //!
@@ -33,11 +41,12 @@
 use std::io::{Error, ErrorKind, Result};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::kernel::packet::{self, Packet, TcpFlags, TcpSegment, Transport};
-use crate::kernel::socket::{Addr, BindKey, Domain, Fd, Socket, Tcb, TcpState, Type};
+use crate::kernel::socket::{Addr, BindKey, Domain, Fd, Socket, Tcb, TcpState, TimerKind, Type};
 use crate::kernel::Kernel;
 
 /// Drives `Kernel::poll_connect` for `SOCK_STREAM`. First poll builds a
@@ -84,28 +93,17 @@ pub(super) fn poll_connect(
     }
     let src = local_endpoint(k, fd);
     let isn = initial_sequence(k);
-    {
+    let (now, syn_rto, kernel_rcv_cap) = (k.now, k.syn_rto, k.recv_buf_cap);
+    let window = {
         let st = k.lookup_mut(fd).expect("fd validated");
-        st.tcb = Some(Tcb {
-            state: TcpState::SynSent,
-            peer,
-            snd_nxt: isn.wrapping_add(1),
-            snd_una: isn.wrapping_add(1),
-            snd_wnd: DEFAULT_WINDOW,
-            rcv_nxt: 0,
-            send_buf: BytesMut::new(),
-            recv_buf: BytesMut::new(),
-            wr_closed: false,
-            peer_fin: false,
-            fin_seq: None,
-            reset: false,
-            timed_out: false,
-            egress_since_ack: 0,
-            retx_attempts: 0,
-        });
+        st.tcb = Some(new_tcb(TcpState::SynSent, peer, isn, 0, DEFAULT_WINDOW, now, syn_rto));
         st.peer = Some(Addr::Inet(peer));
-    }
+        initial_window(st, kernel_rcv_cap)
+    };
     k.sockets.insert_connection(src, peer, fd);
+    // PATCH (poetry-harness): the SYN is resent on a timer (1 s, then
+    // doubling), not after a count of egress passes.
+    arm(k, fd, now + syn_rto, TimerKind::Retransmit);
     emit(
         k,
         src,
@@ -119,7 +117,7 @@ pub(super) fn poll_connect(
                 syn: true,
                 ..TcpFlags::default()
             },
-            window: DEFAULT_WINDOW,
+            window,
             payload: Bytes::new(),
         },
     );
@@ -135,6 +133,9 @@ pub(super) fn deliver(k: &mut Kernel, pkt: &Packet, s: &TcpSegment) {
     // First try to demux to an established/in-progress connection by
     // 4-tuple. Listener fallback only runs if that misses.
     if let Some(fd) = k.sockets.find_connection(local, remote) {
+        // PATCH (poetry-harness): an ACK may open the window or finish a
+        // close; egress visits dirty sockets only.
+        k.dirty.insert(fd);
         handle_on_connection(k, fd, local, remote, s);
         return;
     }
@@ -205,23 +206,31 @@ fn handle_on_connection(
         return;
     }
 
-    let state = k
+    let now = k.now;
+    let (rto_min, rto_max) = (k.rto_min, k.rto_max);
+    let recv_cap = recv_cap_of(k, fd);
+    let tcb = k
         .lookup(fd)
         .expect("fd present")
         .tcb
         .as_ref()
-        .expect("tcb present")
-        .state;
+        .expect("tcb present");
+    let state = tcb.state;
     match state {
         // Client received SYN-ACK. Move to Established and ACK.
-        TcpState::SynSent if s.flags.syn && s.flags.ack => {
-            let recv_cap = k.recv_buf_cap;
+        TcpState::SynSent if s.flags.syn && s.flags.ack && s.ack == tcb.snd_nxt => {
             let (snd_nxt, rcv_nxt, window) = {
                 let tcb = k.lookup_mut(fd).unwrap().tcb.as_mut().unwrap();
                 tcb.state = TcpState::Established;
                 tcb.rcv_nxt = s.seq.wrapping_add(1);
                 tcb.snd_wnd = s.window;
-                (tcb.snd_nxt, tcb.rcv_nxt, advertised_window(recv_cap, 0))
+                // PATCH (poetry-harness): the handshake is the first RTT
+                // sample (unless the SYN was resent: Karn), and its timer
+                // stops.
+                handshake_done(tcb, now, rto_min, rto_max);
+                let window = advertised_window(recv_cap, 0);
+                tcb.last_adv_wnd = window;
+                (tcb.snd_nxt, tcb.rcv_nxt, window)
             };
             wake_connect(k, fd);
             emit(
@@ -245,7 +254,7 @@ fn handle_on_connection(
         // Server received ACK of its SYN-ACK. Promote to Established
         // and push onto the listener's ready queue.
         TcpState::SynReceived if s.flags.ack && !s.flags.syn => {
-            let expected_ack = k.lookup(fd).unwrap().tcb.as_ref().unwrap().snd_nxt;
+            let expected_ack = tcb.snd_nxt;
             if s.ack != expected_ack {
                 return;
             }
@@ -253,9 +262,20 @@ fn handle_on_connection(
                 let tcb = k.lookup_mut(fd).unwrap().tcb.as_mut().unwrap();
                 tcb.state = TcpState::Established;
                 tcb.snd_wnd = s.window;
+                handshake_done(tcb, now, rto_min, rto_max);
             }
+            forget_handshaking(k, fd);
             push_to_listener(k, fd, local);
+            // PATCH (poetry-harness): the handshake's last ACK may carry
+            // data (the client wrote at once); upstream dropped it, to
+            // be retransmitted.
+            if !s.payload.is_empty() || s.flags.fin {
+                handle_established(k, fd, local, remote, s);
+            }
         }
+        // PATCH (poetry-harness): a resent SYN (our SYN-ACK was lost or is
+        // late) gets the SYN-ACK again.
+        TcpState::SynReceived if s.flags.syn && !s.flags.ack => emit_handshake(k, fd),
         // Data / ACK / FIN on an open or half-closed connection.
         TcpState::Established
         | TcpState::FinWait1
@@ -288,7 +308,10 @@ fn handle_established(
     let mut wake_write = false;
     let mut wake_read = false;
     let mut send_ack = false;
-    let recv_cap = k.recv_buf_cap;
+    let mut progress = false;
+    let recv_cap = recv_cap_of(k, fd);
+    let now = k.now;
+    let (rto_min, rto_max) = (k.rto_min, k.rto_max);
 
     {
         let st = k.lookup_mut(fd).unwrap();
@@ -299,8 +322,11 @@ fn handle_established(
         // bytes drained or the window grew.
         if s.flags.ack {
             let acked = s.ack.wrapping_sub(tcb.snd_una);
-            let in_flight = tcb.snd_nxt.wrapping_sub(tcb.snd_una);
-            if acked > 0 && acked <= in_flight {
+            // PATCH (poetry-harness): acceptable up to `snd_max`, not
+            // `snd_nxt`: after a timeout rewinds `snd_nxt`, ACKs for the
+            // bytes first sent are still on their way.
+            let outstanding = tcb.snd_max.wrapping_sub(tcb.snd_una);
+            if acked > 0 && acked <= outstanding {
                 // FIN (if sent) sits at `fin_seq` and consumes one seq
                 // past the data. Don't try to drain buffer bytes for
                 // the FIN's byte.
@@ -313,9 +339,18 @@ fn handle_established(
                     let _ = tcb.send_buf.split_to(data_bytes as usize);
                 }
                 tcb.snd_una = s.ack;
+                if seq_lt(tcb.snd_nxt, tcb.snd_una) {
+                    tcb.snd_nxt = tcb.snd_una;
+                }
                 // Progress — retx machinery resets.
-                tcb.egress_since_ack = 0;
                 tcb.retx_attempts = 0;
+                if let Some((end, sent)) = tcb.rtt_probe {
+                    if seq_le(end, s.ack) {
+                        rtt_sample(tcb, now - sent, rto_min, rto_max);
+                        tcb.rtt_probe = None;
+                    }
+                }
+                progress = true;
 
                 // Advance state machine on FIN-ACK.
                 if fin_acked {
@@ -327,27 +362,49 @@ fn handle_established(
                     };
                 }
             }
-            tcb.snd_wnd = s.window;
+            if acked <= outstanding {
+                tcb.snd_wnd = s.window;
+            }
             wake_write = true;
         }
 
         // Data: accept if it lands exactly at rcv_nxt and fits under
         // the receive cap. Gaps, overlaps, and overruns all drop.
         let tcb = st.tcb.as_mut().unwrap();
-        if !s.payload.is_empty() && s.seq == tcb.rcv_nxt && !tcb.peer_fin {
-            let room = recv_cap.saturating_sub(tcb.recv_buf.len());
-            let n = s.payload.len().min(room);
-            if n > 0 {
-                tcb.recv_buf.extend_from_slice(&s.payload[..n]);
-                tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(n as u32);
-                wake_read = true;
-                send_ack = true;
+        if !s.payload.is_empty() {
+            if s.seq == tcb.rcv_nxt && !tcb.peer_fin {
+                let room = recv_cap.saturating_sub(tcb.recv_buf.len());
+                let n = s.payload.len().min(room);
+                if n > 0 {
+                    tcb.recv_buf.extend_from_slice(&s.payload[..n]);
+                    tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(n as u32);
+                    wake_read = true;
+                }
             }
+            // PATCH (poetry-harness): every data segment is ACKed, the
+            // dropped ones too (a duplicate, out of order, past the
+            // window): with loss, a lost ACK would otherwise leave the
+            // sender resending bytes the receiver silently drops until
+            // it gives up.
+            send_ack = true;
+        } else if !s.flags.fin && !s.flags.syn && seq_lt(s.seq, tcb.rcv_nxt) {
+            // PATCH (poetry-harness): a zero-window probe (an old sequence
+            // number, no payload) is answered with the current window.
+            send_ack = true;
+        }
+        if s.flags.syn {
+            // PATCH (poetry-harness): a resent SYN-ACK (our ACK was lost)
+            // is ACKed again.
+            send_ack = true;
         }
 
         // FIN: consumes one sequence number right after any payload.
         // Accept only if it lands in order.
         let tcb = st.tcb.as_mut().unwrap();
+        if s.flags.fin && tcb.peer_fin {
+            // PATCH (poetry-harness): a resent FIN (our ACK was lost).
+            send_ack = true;
+        }
         if s.flags.fin && !tcb.peer_fin {
             let fin_seq = s.seq.wrapping_add(s.payload.len() as u32);
             if fin_seq == tcb.rcv_nxt {
@@ -376,32 +433,9 @@ fn handle_established(
     }
 
     if send_ack {
-        let (snd_nxt, rcv_nxt, window) = {
-            let tcb = k.lookup(fd).unwrap().tcb.as_ref().unwrap();
-            (
-                tcb.snd_nxt,
-                tcb.rcv_nxt,
-                advertised_window(recv_cap, tcb.recv_buf.len()),
-            )
-        };
-        emit(
-            k,
-            local,
-            remote,
-            TcpSegment {
-                src_port: local.port(),
-                dst_port: remote.port(),
-                seq: snd_nxt,
-                ack: rcv_nxt,
-                flags: TcpFlags {
-                    ack: true,
-                    ..TcpFlags::default()
-                },
-                window,
-                payload: Bytes::new(),
-            },
-        );
+        emit_ack(k, fd, local, remote, recv_cap);
     }
+    update_timer(k, fd, progress);
 }
 
 fn accept_syn(
@@ -412,23 +446,24 @@ fn accept_syn(
     s: &TcpSegment,
 ) {
     // Check backlog capacity before we allocate anything.
-    let (backlog, domain, ty) = {
+    let (backlog, domain, ty, in_flight, ready, snd_cap, rcv_cap) = {
         let st = k.lookup(listener_fd).expect("listener present");
         let listen = st.listen.as_ref().expect("listener has ListenState");
-        (listen.backlog, st.domain, st.ty)
+        (
+            listen.backlog,
+            st.domain,
+            st.ty,
+            listen.handshaking.len(),
+            listen.ready.len(),
+            st.send_buf_cap,
+            st.recv_buf_cap,
+        )
     };
     // Count in-progress (SynReceived) children + ready children
     // against backlog. Linux separates SYN backlog from accept backlog;
     // we collapse them for v1.
-    let in_flight = count_children(k, listener_fd, local);
-    let ready = k
-        .lookup(listener_fd)
-        .unwrap()
-        .listen
-        .as_ref()
-        .unwrap()
-        .ready
-        .len();
+    // PATCH (poetry-harness): counted from the listener's own set of
+    // handshaking children, not by scanning every connection.
     if in_flight + ready >= backlog {
         return; // drop — client will perceive as SYN loss
     }
@@ -446,29 +481,36 @@ fn accept_syn(
     // this doesn't cross wires.
     k.sockets.insert_binding(bind_key.clone(), child);
     let isn = initial_sequence(k);
-    {
+    let (now, syn_rto) = (k.now, k.syn_rto);
+    let window = {
+        let kernel_rcv_cap = k.recv_buf_cap;
         let st = k.sockets.get_mut(child).unwrap();
         st.bound = Some(bind_key);
         st.peer = Some(Addr::Inet(remote));
-        st.tcb = Some(Tcb {
-            state: TcpState::SynReceived,
-            peer: remote,
-            snd_nxt: isn.wrapping_add(1),
-            snd_una: isn.wrapping_add(1),
-            snd_wnd: s.window,
-            rcv_nxt: s.seq.wrapping_add(1),
-            send_buf: BytesMut::new(),
-            recv_buf: BytesMut::new(),
-            wr_closed: false,
-            peer_fin: false,
-            fin_seq: None,
-            reset: false,
-            timed_out: false,
-            egress_since_ack: 0,
-            retx_attempts: 0,
-        });
-    }
+        // PATCH (poetry-harness): an accepted socket inherits its
+        // listener's SO_SNDBUF and SO_RCVBUF, as on Linux.
+        st.send_buf_cap = snd_cap;
+        st.recv_buf_cap = rcv_cap;
+        st.tcb = Some(new_tcb(
+            TcpState::SynReceived,
+            remote,
+            isn,
+            s.seq.wrapping_add(1),
+            s.window,
+            now,
+            syn_rto,
+        ));
+        initial_window(st, kernel_rcv_cap)
+    };
     k.sockets.insert_connection(local, remote, child);
+    k.lookup_mut(listener_fd)
+        .unwrap()
+        .listen
+        .as_mut()
+        .unwrap()
+        .handshaking
+        .insert(child);
+    arm(k, child, now + syn_rto, TimerKind::Retransmit);
     emit(
         k,
         local,
@@ -483,7 +525,7 @@ fn accept_syn(
                 ack: true,
                 ..TcpFlags::default()
             },
-            window: DEFAULT_WINDOW,
+            window,
             payload: Bytes::new(),
         },
     );
@@ -563,7 +605,9 @@ pub(super) fn on_close(k: &mut Kernel, fd: Fd) -> bool {
                     && tcb.state != TcpState::SynSent
                     && tcb.state != TcpState::SynReceived =>
             {
-                if !tcb.recv_buf.is_empty() {
+                // PATCH (poetry-harness): SO_LINGER 0 makes any close
+                // abortive, as on Linux.
+                if !tcb.recv_buf.is_empty() || st.linger == Some(Duration::ZERO) {
                     // Unread bytes on drop → RST (Linux behavior).
                     Action::Rst {
                         local: bound_endpoint(st),
@@ -585,7 +629,7 @@ pub(super) fn on_close(k: &mut Kernel, fd: Fd) -> bool {
         Action::Rst { local, remote } => {
             let (seq, ack) = {
                 let tcb = k.lookup(fd).unwrap().tcb.as_ref().unwrap();
-                (tcb.snd_nxt, tcb.rcv_nxt)
+                (tcb.snd_max, tcb.rcv_nxt)
             };
             emit(
                 k,
@@ -636,32 +680,15 @@ pub(super) fn on_close(k: &mut Kernel, fd: Fd) -> bool {
             // not yet handed to the app) OR still handshaking in
             // SynReceived. Accepted children own their own lifecycle
             // via the user's TcpStream.
-            let listener_port = local.port();
-            let wildcard = local.ip().is_unspecified();
-            let mut children: Vec<Fd> = k
+            // PATCH (poetry-harness): the handshaking children come from
+            // the listener's own set instead of a sweep of every socket.
+            let _ = local;
+            let children: Vec<Fd> = k
                 .sockets
                 .get(fd)
                 .and_then(|s| s.listen.as_ref())
-                .map(|l| l.ready.iter().copied().collect())
+                .map(|l| l.ready.iter().chain(l.handshaking.iter()).copied().collect())
                 .unwrap_or_default();
-            for (child_fd, st) in k.sockets.iter() {
-                if child_fd == fd || children.contains(&child_fd) {
-                    continue;
-                }
-                let (Some(tcb), Some(bind)) = (st.tcb.as_ref(), st.bound.as_ref()) else {
-                    continue;
-                };
-                if tcb.state != TcpState::SynReceived {
-                    continue;
-                }
-                if bind.local_port != listener_port {
-                    continue;
-                }
-                if !wildcard && bind.local_addr != local.ip() {
-                    continue;
-                }
-                children.push(child_fd);
-            }
             for child in children {
                 let Some(st) = k.sockets.get(child) else {
                     continue;
@@ -699,21 +726,21 @@ pub(super) fn on_close(k: &mut Kernel, fd: Fd) -> bool {
 
 /// Reap any sockets the shim has dropped that have now reached a
 /// terminal TCP state. Called at the end of each `egress` pass.
-pub(super) fn reap_closed(k: &mut Kernel) {
-    let victims: Vec<Fd> = k
-        .sockets
-        .iter()
-        .filter(|(_, s)| {
+pub(super) fn reap_closed(k: &mut Kernel, visited: &[Fd]) {
+    // PATCH (poetry-harness): only the sockets this egress visited (the
+    // dirty ones): a socket reaches a terminal state only through an
+    // event that marks it dirty.
+    for &fd in visited {
+        let reap = k.sockets.get(fd).is_some_and(|s| {
             s.fd_closed
                 && s.tcb
                     .as_ref()
                     .map(|t| t.state == TcpState::Closed || t.reset)
                     .unwrap_or(true)
-        })
-        .map(|(fd, _)| fd)
-        .collect();
-    for fd in victims {
-        k.sockets.remove(fd);
+        });
+        if reap {
+            k.sockets.remove(fd);
+        }
     }
 }
 
@@ -754,7 +781,9 @@ fn abort_error(tcb: &Tcb) -> Option<Error> {
 
 fn abort_with(k: &mut Kernel, fd: Fd, reason: AbortReason) {
     let st = k.lookup_mut(fd).unwrap();
+    let mut half_open = false;
     if let Some(tcb) = st.tcb.as_mut() {
+        half_open = tcb.state == TcpState::SynReceived;
         tcb.state = TcpState::Closed;
         match reason {
             AbortReason::Reset => tcb.reset = true,
@@ -762,12 +791,22 @@ fn abort_with(k: &mut Kernel, fd: Fd, reason: AbortReason) {
         }
         tcb.send_buf.clear();
         tcb.recv_buf.clear();
+        // PATCH (poetry-harness): a dead connection has no timer.
+        tcb.timer = None;
     }
     if let Some(w) = st.connect_waker.take() {
         w.wake();
     }
     st.wake_read();
     st.wake_write();
+    k.dirty.insert(fd);
+    // PATCH (poetry-harness): a half-open child (reset, or its SYN-ACK
+    // never answered) belongs to no application: it leaves the
+    // listener's backlog and the table (upstream kept it for good).
+    if half_open {
+        forget_handshaking(k, fd);
+        k.sockets.remove(fd);
+    }
 }
 
 /// Find a listening socket bound to `local` (or the matching wildcard).
@@ -792,33 +831,31 @@ fn find_listener(k: &Kernel, local: SocketAddr) -> Option<Fd> {
         local_addr: wildcard_ip,
         local_port: local.port(),
     };
-    for key in [&exact, &wildcard] {
-        for &fd in k.sockets.find_by_bind(key) {
-            if k.sockets.get(fd).unwrap().listen.is_some() {
-                return Some(fd);
-            }
-        }
-    }
-    None
+    // PATCH (poetry-harness): an index of listeners, not a walk over every
+    // socket sharing the binding (each accepted child does).
+    k.sockets
+        .find_listener(&exact)
+        .or_else(|| k.sockets.find_listener(&wildcard))
 }
 
-/// Count child sockets owned by `listener_fd`'s tuple that are still
-/// handshaking (`SynReceived`). Charged against the listener's backlog
-/// alongside the accept-ready queue.
-fn count_children(k: &Kernel, listener_fd: Fd, local: SocketAddr) -> usize {
-    k.sockets
-        .connections_on(local)
-        .filter(|(_, fd)| {
-            if *fd == listener_fd {
-                return false;
-            }
-            k.sockets
-                .get(*fd)
-                .and_then(|s| s.tcb.as_ref())
-                .map(|t| t.state == TcpState::SynReceived)
-                .unwrap_or(false)
-        })
-        .count()
+/// PATCH (poetry-harness): take `fd` out of its listener's set of
+/// handshaking children (it completed, failed, or is being closed).
+pub(super) fn forget_handshaking(k: &mut Kernel, fd: Fd) {
+    let Some(st) = k.sockets.get(fd) else {
+        return;
+    };
+    if st.tcb.is_none() || st.listen.is_some() {
+        return;
+    }
+    let Some(bind) = st.bound.as_ref() else {
+        return;
+    };
+    let local = SocketAddr::new(bind.local_addr, bind.local_port);
+    if let Some(l) = find_listener(k, local) {
+        if let Some(listen) = k.sockets.get_mut(l).and_then(|s| s.listen.as_mut()) {
+            listen.handshaking.shift_remove(&fd);
+        }
+    }
 }
 
 fn emit(k: &mut Kernel, src: SocketAddr, dst: SocketAddr, seg: TcpSegment) {
@@ -908,7 +945,10 @@ pub(super) fn poll_send(
     cx: &mut Context<'_>,
     buf: &[u8],
 ) -> Poll<Result<usize>> {
-    let send_cap = k.send_buf_cap;
+    let send_cap = match k.lookup(fd) {
+        Ok(st) => st.send_buf_cap.unwrap_or(k.send_buf_cap),
+        Err(e) => return Poll::Ready(Err(e)),
+    };
     let st = match k.lookup_mut(fd) {
         Ok(st) => st,
         Err(e) => return Poll::Ready(Err(e)),
@@ -939,6 +979,8 @@ pub(super) fn poll_send(
         .unwrap()
         .send_buf
         .extend_from_slice(&buf[..n]);
+    // PATCH (poetry-harness): egress visits dirty sockets only.
+    k.dirty.insert(fd);
     Poll::Ready(Ok(n))
 }
 
@@ -973,6 +1015,8 @@ pub(super) fn poll_shutdown_write(
         TcpState::CloseWait => TcpState::LastAck,
         other => other,
     };
+    // PATCH (poetry-harness): egress visits dirty sockets only.
+    k.dirty.insert(fd);
     Poll::Ready(Ok(()))
 }
 
@@ -986,7 +1030,11 @@ pub(super) fn poll_recv(
     cx: &mut Context<'_>,
     buf: &mut [u8],
 ) -> Poll<Result<usize>> {
-    let recv_cap = k.recv_buf_cap;
+    let recv_cap = match k.lookup(fd) {
+        Ok(_) => recv_cap_of(k, fd),
+        Err(e) => return Poll::Ready(Err(e)),
+    };
+    let mss = mss_for(k, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let (n, should_update_window, local, remote) = {
         let st = match k.lookup_mut(fd) {
             Ok(st) => st,
@@ -1030,39 +1078,20 @@ pub(super) fn poll_recv(
         let n = tcb.recv_buf.len().min(buf.len());
         let drained = tcb.recv_buf.split_to(n);
         buf[..n].copy_from_slice(&drained);
-        // Window-update trigger: if we freed ≥ half the recv cap,
-        // advertise. Crude SWS avoidance; refine alongside real flow
-        // control.
-        let should_update = n >= recv_cap / 2;
+        // Window-update trigger.
+        // PATCH (poetry-harness): receiver-side SWS avoidance as in RFC
+        // 1122: advertise once the window has grown by an MSS or half
+        // the buffer since the last advertisement. Upstream required a
+        // single read to free half the buffer, so a reader that fell
+        // behind and then read 4 KiB at a time stalled for good.
+        let window = advertised_window(recv_cap, tcb.recv_buf.len());
+        let opened = window.saturating_sub(tcb.last_adv_wnd) as usize;
+        let should_update = !tcb.peer_fin && opened > 0 && opened >= mss.min(recv_cap / 2);
         (n, should_update, local, peer)
     };
 
     if should_update_window {
-        let (snd_nxt, rcv_nxt, window) = {
-            let tcb = k.lookup(fd).unwrap().tcb.as_ref().unwrap();
-            (
-                tcb.snd_nxt,
-                tcb.rcv_nxt,
-                advertised_window(recv_cap, tcb.recv_buf.len()),
-            )
-        };
-        emit(
-            k,
-            local,
-            remote,
-            TcpSegment {
-                src_port: local.port(),
-                dst_port: remote.port(),
-                seq: snd_nxt,
-                ack: rcv_nxt,
-                flags: TcpFlags {
-                    ack: true,
-                    ..TcpFlags::default()
-                },
-                window,
-                payload: Bytes::new(),
-            },
-        );
+        emit_ack(k, fd, local, remote, recv_cap);
     }
 
     Poll::Ready(Ok(n))
@@ -1104,76 +1133,319 @@ pub(super) fn poll_peek(
     Poll::Ready(Ok(n))
 }
 
-/// Count-based retransmit sweep. For each TCB with unacked data,
-/// increment the "egress passes since ACK progress" counter. Once it
-/// crosses `retx_threshold`, rewind `snd_nxt = snd_una` so the next
-/// `segment_all` pass re-emits from the oldest unacked byte
-/// (go-back-N — see the module-level doc for why we don't do SACK).
-/// After `retx_max` attempts, abort with `ConnectionReset`.
-///
-/// Count-based (not time-based) so the mechanism is harness-agnostic:
-/// harnesses with fixed-width ticks translate N ticks to sim time,
-/// interleaving harnesses see it as a quantum count. Tests care about
-/// "dropped packet → retx eventually happens," not exact timing.
-pub(super) fn check_retx(k: &mut Kernel) {
-    let threshold = k.retx_threshold;
-    let max = k.retx_max;
-    let candidates: Vec<Fd> = k
-        .sockets
-        .iter()
-        .filter_map(|(fd, st)| {
-            let tcb = st.tcb.as_ref()?;
-            // Handshake states have implicit in-flight (the SYN or
-            // SYN-ACK). Data states use snd_una != snd_nxt.
-            let handshake = matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived);
-            let data = matches!(
-                tcb.state,
-                TcpState::Established
-                    | TcpState::CloseWait
-                    | TcpState::FinWait1
-                    | TcpState::Closing
-                    | TcpState::LastAck
-            ) && tcb.snd_una != tcb.snd_nxt;
-            if handshake || data {
-                Some(fd)
-            } else {
-                None
-            }
-        })
-        .collect();
+/// PATCH (poetry-harness): fire every TCP timer due at the kernel's `now`
+/// (replaces upstream's `check_retx`, which counted egress passes). A
+/// retransmission timeout resends the SYN or SYN-ACK, or rewinds
+/// `snd_nxt = snd_una` so the next `segment_all` pass re-emits from the
+/// oldest unacked byte (go-back-N — see the module-level doc for why we
+/// don't do SACK), and doubles the RTO; after `syn_retries`,
+/// `synack_retries` or `retx_max` resends the connection fails with
+/// `TimedOut`. A persist timeout sends a window probe.
+pub(super) fn fire_timers(k: &mut Kernel) {
+    let now = k.now;
+    while let Some(&(deadline, fd)) = k.timers.first() {
+        if deadline > now {
+            break;
+        }
+        k.timers.pop_first();
+        // Stale entries (the timer was re-armed or stopped since) skip.
+        let Some(tcb) = k.sockets.get_mut(fd).and_then(|s| s.tcb.as_mut()) else {
+            continue;
+        };
+        let kind = match tcb.timer {
+            Some((d, kind)) if d == deadline => kind,
+            _ => continue,
+        };
+        tcb.timer = None;
+        on_timer(k, fd, kind);
+    }
+}
 
-    let mut abort: Vec<Fd> = Vec::new();
-    let mut resend_handshake: Vec<Fd> = Vec::new();
-    for fd in candidates {
-        let tcb = k.sockets.get_mut(fd).unwrap().tcb.as_mut().unwrap();
-        tcb.egress_since_ack += 1;
-        if tcb.egress_since_ack < threshold {
-            continue;
-        }
-        if tcb.retx_attempts >= max {
-            abort.push(fd);
-            continue;
-        }
-        tcb.retx_attempts += 1;
-        tcb.egress_since_ack = 0;
-        match tcb.state {
-            TcpState::SynSent | TcpState::SynReceived => resend_handshake.push(fd),
-            _ => {
-                // Rewind to oldest unacked byte. `segment_all` below
-                // will re-chop from snd_una; any in-flight tail gets
-                // re-sent too (go-back-N) — wasteful but correct
-                // without an out-of-order receive queue on the peer
-                // side.
-                tcb.snd_nxt = tcb.snd_una;
+/// PATCH (poetry-harness): a TCB's timer fired at `k.now`.
+fn on_timer(k: &mut Kernel, fd: Fd, kind: TimerKind) {
+    let now = k.now;
+    let rto_max = k.rto_max;
+    let (syn_retries, synack_retries, retx_max) = (k.syn_retries, k.synack_retries, k.retx_max);
+    let tcb = k.sockets.get_mut(fd).unwrap().tcb.as_mut().unwrap();
+    match (tcb.state, kind) {
+        (TcpState::Closed, _) => {}
+        (TcpState::SynSent | TcpState::SynReceived, _) => {
+            let max = if tcb.state == TcpState::SynSent {
+                syn_retries
+            } else {
+                synack_retries
+            };
+            if tcb.retx_attempts >= max {
+                abort_timed_out(k, fd);
+                return;
             }
+            tcb.retx_attempts += 1;
+            tcb.rto = (tcb.rto * 2).min(rto_max);
+            tcb.rtt_probe = None;
+            let deadline = now + tcb.rto;
+            emit_handshake(k, fd);
+            arm(k, fd, deadline, TimerKind::Retransmit);
+        }
+        (_, TimerKind::Retransmit) => {
+            if tcb.snd_una == tcb.snd_max {
+                // Nothing outstanding any more: maybe a persist timer.
+                update_timer(k, fd, false);
+                return;
+            }
+            if tcb.retx_attempts >= retx_max {
+                abort_timed_out(k, fd);
+                return;
+            }
+            tcb.retx_attempts += 1;
+            tcb.rto = (tcb.rto * 2).min(rto_max);
+            tcb.rtt_probe = None;
+            // Rewind to oldest unacked byte. `segment_all` below
+            // will re-chop from snd_una; any in-flight tail gets
+            // re-sent too (go-back-N) — wasteful but correct
+            // without an out-of-order receive queue on the peer
+            // side.
+            tcb.snd_nxt = tcb.snd_una;
+            let deadline = now + tcb.rto;
+            arm(k, fd, deadline, TimerKind::Retransmit);
+            k.dirty.insert(fd);
+        }
+        (_, TimerKind::Persist) => {
+            let window_open = tcb.snd_wnd > 0;
+            tcb.rto = (tcb.rto * 2).min(rto_max);
+            let deadline = now + tcb.rto;
+            if window_open || tcb.snd_una != tcb.snd_max {
+                update_timer(k, fd, false);
+                k.dirty.insert(fd);
+                return;
+            }
+            // Probe with the byte before snd_una: already acknowledged,
+            // so the peer drops it and answers with an ACK carrying its
+            // current window.
+            let st = k.sockets.get(fd).unwrap();
+            let tcb = st.tcb.as_ref().unwrap();
+            let local = bound_endpoint(st);
+            let remote = tcb.peer;
+            let seg = TcpSegment {
+                src_port: local.port(),
+                dst_port: remote.port(),
+                seq: tcb.snd_una.wrapping_sub(1),
+                ack: tcb.rcv_nxt,
+                flags: TcpFlags {
+                    ack: true,
+                    ..TcpFlags::default()
+                },
+                window: tcb.last_adv_wnd,
+                payload: Bytes::new(),
+            };
+            emit(k, local, remote, seg);
+            arm(k, fd, deadline, TimerKind::Persist);
         }
     }
-    for fd in resend_handshake {
-        emit_handshake(k, fd);
+}
+
+/// PATCH (poetry-harness): arm `fd`'s timer (replacing any armed one).
+fn arm(k: &mut Kernel, fd: Fd, deadline: Duration, kind: TimerKind) {
+    let tcb = k.sockets.get_mut(fd).unwrap().tcb.as_mut().unwrap();
+    tcb.timer = Some((deadline, kind));
+    k.timers.insert((deadline, fd));
+}
+
+/// PATCH (poetry-harness): after an ACK or a send on an established (or
+/// closing) connection, decide the timer: the retransmission timer while
+/// anything is outstanding (restarted when an ACK made progress, RFC 6298
+/// 5.3), the persist timer while unsent bytes wait on a zero window, else
+/// none.
+fn update_timer(k: &mut Kernel, fd: Fd, restart: bool) {
+    let now = k.now;
+    let Some(tcb) = k.sockets.get_mut(fd).and_then(|s| s.tcb.as_mut()) else {
+        return;
+    };
+    if matches!(
+        tcb.state,
+        TcpState::SynSent | TcpState::SynReceived | TcpState::Closed
+    ) {
+        if tcb.state == TcpState::Closed {
+            tcb.timer = None;
+        }
+        return;
     }
-    for fd in abort {
-        abort_timed_out(k, fd);
+    let outstanding = tcb.snd_una != tcb.snd_max;
+    let in_flight = tcb.snd_nxt.wrapping_sub(tcb.snd_una) as usize;
+    let unsent = tcb.send_buf.len().saturating_sub(in_flight);
+    let fin_pending = tcb.fin_seq.is_some_and(|fs| tcb.snd_nxt == fs);
+    let kind = if outstanding {
+        TimerKind::Retransmit
+    } else if (unsent > 0 || fin_pending) && tcb.snd_wnd == 0 {
+        TimerKind::Persist
+    } else {
+        tcb.timer = None;
+        return;
+    };
+    match tcb.timer {
+        Some((_, armed)) if armed == kind && !(restart && kind == TimerKind::Retransmit) => {}
+        _ => {
+            let deadline = now + tcb.rto;
+            arm(k, fd, deadline, kind);
+        }
     }
+}
+
+/// PATCH (poetry-harness): a fresh TCB, its SYN or SYN-ACK (sequence
+/// number `isn`) just sent at `now` and timed for the first RTT sample.
+fn new_tcb(
+    state: TcpState,
+    peer: SocketAddr,
+    isn: u32,
+    rcv_nxt: u32,
+    snd_wnd: u16,
+    now: Duration,
+    syn_rto: Duration,
+) -> Tcb {
+    Tcb {
+        state,
+        peer,
+        snd_nxt: isn.wrapping_add(1),
+        snd_una: isn.wrapping_add(1),
+        snd_wnd,
+        rcv_nxt,
+        send_buf: BytesMut::new(),
+        recv_buf: BytesMut::new(),
+        wr_closed: false,
+        peer_fin: false,
+        fin_seq: None,
+        reset: false,
+        timed_out: false,
+        retx_attempts: 0,
+        snd_max: isn.wrapping_add(1),
+        rto: syn_rto,
+        srtt: None,
+        rttvar: Duration::ZERO,
+        rtt_probe: Some((isn.wrapping_add(1), now)),
+        timer: None,
+        last_adv_wnd: 0,
+    }
+}
+
+/// PATCH (poetry-harness): the handshake completed at `now`: stop its
+/// timer and take its RTT sample, unless the SYN (or SYN-ACK) was resent
+/// (Karn's rule; RFC 6298 then keeps the backed-off RTO).
+fn handshake_done(tcb: &mut Tcb, now: Duration, rto_min: Duration, rto_max: Duration) {
+    tcb.timer = None;
+    if let Some((_, sent)) = tcb.rtt_probe.take() {
+        if tcb.retx_attempts == 0 {
+            rtt_sample(tcb, now - sent, rto_min, rto_max);
+        }
+    }
+    tcb.retx_attempts = 0;
+}
+
+/// PATCH (poetry-harness): RFC 6298 section 2, with Linux's floor: the RTO
+/// is SRTT plus the larger of 4 RTTVAR and `rto_min`.
+fn rtt_sample(tcb: &mut Tcb, r: Duration, rto_min: Duration, rto_max: Duration) {
+    match tcb.srtt {
+        None => {
+            tcb.srtt = Some(r);
+            tcb.rttvar = r / 2;
+        }
+        Some(srtt) => {
+            let err = srtt.abs_diff(r);
+            tcb.rttvar = (tcb.rttvar * 3 + err) / 4;
+            tcb.srtt = Some((srtt * 7 + r) / 8);
+        }
+    }
+    let srtt = tcb.srtt.unwrap();
+    tcb.rto = (srtt + (tcb.rttvar * 4).max(rto_min)).min(rto_max);
+}
+
+/// PATCH (poetry-harness): the application aborts the connection
+/// (`TcpStream::abort`, or `SO_LINGER` 0 and close): a RST to the peer,
+/// unsent and unread data discarded.
+pub(super) fn abort_by_app(k: &mut Kernel, fd: Fd) {
+    let Some(st) = k.sockets.get(fd) else {
+        return;
+    };
+    let Some(tcb) = st.tcb.as_ref() else {
+        return;
+    };
+    if tcb.reset || tcb.timed_out || tcb.state == TcpState::Closed {
+        return;
+    }
+    if tcb.state != TcpState::SynSent {
+        let local = bound_endpoint(st);
+        let remote = tcb.peer;
+        let seg = TcpSegment {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq: tcb.snd_max,
+            ack: tcb.rcv_nxt,
+            flags: TcpFlags {
+                rst: true,
+                ack: true,
+                ..TcpFlags::default()
+            },
+            window: 0,
+            payload: Bytes::new(),
+        };
+        emit(k, local, remote, seg);
+    }
+    abort_connection(k, fd);
+}
+
+/// PATCH (poetry-harness): a pure ACK of everything received, with the
+/// current window. Its sequence number is `snd_max`, so the peer never
+/// takes it for a window probe.
+fn emit_ack(k: &mut Kernel, fd: Fd, local: SocketAddr, remote: SocketAddr, recv_cap: usize) {
+    let (seq, ack, window) = {
+        let tcb = k.lookup_mut(fd).unwrap().tcb.as_mut().unwrap();
+        let window = advertised_window(recv_cap, tcb.recv_buf.len());
+        tcb.last_adv_wnd = window;
+        (tcb.snd_max, tcb.rcv_nxt, window)
+    };
+    emit(
+        k,
+        local,
+        remote,
+        TcpSegment {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq,
+            ack,
+            flags: TcpFlags {
+                ack: true,
+                ..TcpFlags::default()
+            },
+            window,
+            payload: Bytes::new(),
+        },
+    );
+}
+
+/// PATCH (poetry-harness): the socket's receive buffer cap (SO_RCVBUF or
+/// the kernel's).
+fn recv_cap_of(k: &Kernel, fd: Fd) -> usize {
+    k.sockets
+        .get(fd)
+        .and_then(|s| s.recv_buf_cap)
+        .unwrap_or(k.recv_buf_cap)
+}
+
+/// PATCH (poetry-harness): the window a SYN or SYN-ACK advertises.
+fn initial_window(st: &mut Socket, kernel_recv_cap: usize) -> u16 {
+    let cap = st.recv_buf_cap.unwrap_or(kernel_recv_cap);
+    let window = advertised_window(cap, 0);
+    if let Some(tcb) = st.tcb.as_mut() {
+        tcb.last_adv_wnd = window;
+    }
+    window
+}
+
+/// PATCH (poetry-harness): sequence-space comparisons (RFC 793, mod 2^32).
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+fn seq_le(a: u32, b: u32) -> bool {
+    a == b || seq_lt(a, b)
 }
 
 /// Re-emit the SYN (client, `SynSent`) or SYN-ACK (server,
@@ -1191,6 +1463,7 @@ fn emit_handshake(k: &mut Kernel, fd: Fd) {
         TcpState::SynReceived => (true, tcb.rcv_nxt),
         _ => unreachable!("emit_handshake only called for SynSent/SynReceived"),
     };
+    let window = tcb.last_adv_wnd;
     emit(
         k,
         local,
@@ -1205,7 +1478,7 @@ fn emit_handshake(k: &mut Kernel, fd: Fd) {
                 ack: ack_flag,
                 ..TcpFlags::default()
             },
-            window: DEFAULT_WINDOW,
+            window,
             payload: Bytes::new(),
         },
     );
@@ -1216,11 +1489,11 @@ fn emit_handshake(k: &mut Kernel, fd: Fd) {
 /// advertised window. Invoked by `egress` before the outbound drain,
 /// so newly-segmented packets ride the same pump that handles UDP and
 /// handshake traffic.
-pub(super) fn segment_all(k: &mut Kernel) {
-    let candidates: Vec<Fd> = k
-        .sockets
-        .iter()
-        .filter(|(_, s)| {
+pub(super) fn segment_all(k: &mut Kernel, visited: &mut Vec<Fd>) {
+    // PATCH (poetry-harness): the dirty sockets only, not every socket.
+    let candidates: Vec<Fd> = k.dirty.drain(..).collect();
+    for &fd in &candidates {
+        let transmittable = k.sockets.get(fd).is_some_and(|s| {
             s.tcb
                 .as_ref()
                 .map(|t| {
@@ -1237,13 +1510,12 @@ pub(super) fn segment_all(k: &mut Kernel) {
                     transmittable && (has_data || fin_pending)
                 })
                 .unwrap_or(false)
-        })
-        .map(|(fd, _)| fd)
-        .collect();
-
-    for fd in candidates {
-        segment_one(k, fd);
+        });
+        if transmittable {
+            segment_one(k, fd);
+        }
     }
+    visited.extend(candidates);
 }
 
 fn segment_one(k: &mut Kernel, fd: Fd) {
@@ -1252,7 +1524,8 @@ fn segment_one(k: &mut Kernel, fd: Fd) {
         bound_endpoint(st)
     };
     let mss = mss_for(k, local.ip());
-    let recv_cap = k.recv_buf_cap;
+    let recv_cap = recv_cap_of(k, fd);
+    let now = k.now;
 
     loop {
         let (seq, payload, is_fin) = {
@@ -1277,13 +1550,22 @@ fn segment_one(k: &mut Kernel, fd: Fd) {
                 tcb.snd_nxt = tcb.snd_nxt.wrapping_add(1);
                 (seq, Bytes::new(), true)
             } else {
-                return;
+                break;
             }
         };
-        let remote = k.lookup(fd).unwrap().tcb.as_ref().unwrap().peer;
-        let (rcv_nxt, window) = {
-            let tcb = k.lookup(fd).unwrap().tcb.as_ref().unwrap();
-            (tcb.rcv_nxt, advertised_window(recv_cap, tcb.recv_buf.len()))
+        let (remote, rcv_nxt, window) = {
+            let tcb = k.lookup_mut(fd).unwrap().tcb.as_mut().unwrap();
+            // PATCH (poetry-harness): new data (past `snd_max`, not a
+            // resend) is timed for an RTT sample if nothing else is.
+            if seq_lt(tcb.snd_max, tcb.snd_nxt) {
+                if seq == tcb.snd_max && tcb.rtt_probe.is_none() {
+                    tcb.rtt_probe = Some((tcb.snd_nxt, now));
+                }
+                tcb.snd_max = tcb.snd_nxt;
+            }
+            let window = advertised_window(recv_cap, tcb.recv_buf.len());
+            tcb.last_adv_wnd = window;
+            (tcb.peer, tcb.rcv_nxt, window)
         };
         emit(
             k,
@@ -1305,6 +1587,9 @@ fn segment_one(k: &mut Kernel, fd: Fd) {
             },
         );
     }
+    // PATCH (poetry-harness): start the retransmission timer for what was
+    // just sent (or the persist timer if the window is shut).
+    update_timer(k, fd, false);
 }
 
 /// Maximum TCP payload for a segment leaving `src_ip`. Mirrors the UDP

@@ -6,5 +6,7 @@ mod udp;
 
 pub use addr::ToSocketAddrs;
 pub use tcp::listener::TcpListener;
+// PATCH (poetry-harness): TcpSocket (backlog, buffer sizes, linger).
+pub use tcp::socket::TcpSocket;
 pub use tcp::stream::TcpStream;
 pub use udp::UdpSocket;

@@ -27,6 +27,11 @@ impl TcpListener {
         Ok(Self { fd })
     }
 
+    /// PATCH (poetry-harness): for `TcpSocket::listen`.
+    pub(crate) fn from_fd(fd: Fd) -> Self {
+        Self { fd }
+    }
+
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }

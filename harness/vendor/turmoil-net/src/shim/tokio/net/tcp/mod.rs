@@ -1,6 +1,8 @@
 //! TCP utility types. Mirrors `tokio::net::tcp`.
 
 pub(crate) mod listener;
+// PATCH (poetry-harness): TcpSocket (backlog, buffer sizes, linger).
+pub(crate) mod socket;
 
 mod split;
 pub use split::{ReadHalf, WriteHalf};

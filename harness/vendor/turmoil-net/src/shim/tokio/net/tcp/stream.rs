@@ -32,7 +32,7 @@ impl TcpStream {
         Ok(Self { fd: guard.disarm() })
     }
 
-    pub(super) fn from_fd(fd: Fd) -> Self {
+    pub(crate) fn from_fd(fd: Fd) -> Self {
         Self { fd }
     }
 
@@ -116,6 +116,30 @@ impl TcpStream {
             SocketOption::TcpNoDelay(v) => Ok(v),
             _ => unreachable!(),
         }
+    }
+
+    /// PATCH (poetry-harness): `SO_LINGER`. `Some(Duration::ZERO)` makes
+    /// dropping the stream abortive: a RST instead of a FIN, unsent and
+    /// unread data discarded. Any other value closes as without it.
+    pub fn set_linger(&self, dur: Option<std::time::Duration>) -> io::Result<()> {
+        sys(|k| k.set_option(self.fd, SocketOption::Linger(dur)))
+    }
+
+    /// PATCH (poetry-harness): `SO_LINGER` as set.
+    pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
+        match sys(|k| k.get_option(self.fd, SocketOptionKind::Linger))? {
+            SocketOption::Linger(v) => Ok(v),
+            _ => unreachable!(),
+        }
+    }
+
+    /// PATCH (poetry-harness): reset the connection now: a RST to the
+    /// peer, whose reads and writes then fail with `ConnectionReset`;
+    /// unsent and unread data are discarded. Not in tokio (there it is
+    /// `set_linger(Some(Duration::ZERO))` and drop); the same as
+    /// turmoil's patched `TcpStream::abort` in this repository.
+    pub fn abort(self) {
+        let _ = sys(|k| k.abort(self.fd));
     }
 
     /// Splits a `TcpStream` into a borrowed read half and write half.
