@@ -3,6 +3,7 @@
 //! started from a command template, on real loopback sockets.
 
 pub mod live;
+pub mod simnet;
 pub mod sim;
 
 use std::time::Duration;
