@@ -61,4 +61,4 @@ mod sched;
 
 pub use sched::{now, spawn, trace, Report, Sim, SimBuilder};
 pub use turmoil_net::shim::tokio::net::{TcpListener, TcpSocket, TcpStream};
-pub use turmoil_net::{HostId, KernelConfig};
+pub use turmoil_net::{lookup_host, HostId, KernelConfig};

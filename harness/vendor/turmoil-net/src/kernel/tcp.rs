@@ -363,6 +363,10 @@ fn handle_established(
                 }
             }
             if acked <= outstanding {
+                if tcb.snd_wnd == 0 && s.window > 0 {
+                    // The window reopened: the persist backoff is over.
+                    tcb.retx_attempts = 0;
+                }
                 tcb.snd_wnd = s.window;
             }
             wake_write = true;
@@ -1211,8 +1215,11 @@ fn on_timer(k: &mut Kernel, fd: Fd, kind: TimerKind) {
         }
         (_, TimerKind::Persist) => {
             let window_open = tcb.snd_wnd > 0;
-            tcb.rto = (tcb.rto * 2).min(rto_max);
-            let deadline = now + tcb.rto;
+            // The probe interval backs off on its own count, leaving the
+            // RTO (the connection's estimate) alone.
+            tcb.retx_attempts = tcb.retx_attempts.saturating_add(1);
+            let backoff = 1u32 << tcb.retx_attempts.min(16);
+            let deadline = now + (tcb.rto * backoff).min(rto_max);
             if window_open || tcb.snd_una != tcb.snd_max {
                 update_timer(k, fd, false);
                 k.dirty.insert(fd);
