@@ -263,3 +263,170 @@ fn zero_window_is_probed_on_the_persist_timer() {
         dump(&report)
     );
 }
+
+#[test]
+fn backlog_of_5_takes_5_of_12_connects_and_the_rest_resend_their_syn_at_1_3_7_15_s() {
+    let mut sim = Sim::builder().trace_packets(true).build();
+    let server = sim.add_host("server");
+    let clients: Vec<_> = (0..12).map(|i| sim.add_host(&format!("c{i}"))).collect();
+    sim.spawn_daemon(server, async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(([0, 0, 0, 0], PORT).into()).unwrap();
+        let l = socket.listen(5).unwrap();
+        // Accepts nothing for 5 s: the backlog fills with 5 connections.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            simnet::spawn(async move {
+                s.write_all(b"poem").await.unwrap();
+            });
+        }
+    });
+    for (i, c) in clients.into_iter().enumerate() {
+        sim.spawn(c, async move {
+            let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+            simnet::trace(format!("c{i} connected"));
+            let mut poem = Vec::new();
+            s.read_to_end(&mut poem).await.unwrap();
+            assert_eq!(poem, b"poem");
+        });
+    }
+    let report = sim.run();
+    assert!(!report.timed_out, "{}", dump(&report));
+    let connected = |i: usize| at(lines(&report, &format!("c{i} connected"))[0]);
+    // The first five SYNs fill the backlog and connect on the handshake;
+    // the other seven are dropped, and resent at 1 s and 3 s (still
+    // full: nothing accepted yet), then 7 s, when the server (accepting
+    // since 5 s) has room for five; the last two wait until 15 s.
+    let times: Vec<f64> = (0..12).map(connected).collect();
+    assert_eq!(
+        times,
+        [
+            100.0, 100.0, 100.0, 100.0, 100.0, 7100.0, 7100.0, 7100.0, 7100.0, 7100.0, 15100.0,
+            15100.0
+        ],
+        "{}",
+        dump(&report)
+    );
+    let syns = |host: &str| -> Vec<f64> {
+        lines(&report, &format!("send {host}:"))
+            .into_iter()
+            .filter(|l| l.contains("[S]"))
+            .map(at)
+            .collect()
+    };
+    assert_eq!(syns("c0"), [0.0], "{}", dump(&report));
+    assert_eq!(syns("c5"), [0.0, 1000.0, 3000.0, 7000.0], "{}", dump(&report));
+    assert_eq!(syns("c11"), [0.0, 1000.0, 3000.0, 7000.0, 15000.0], "{}", dump(&report));
+}
+
+#[test]
+fn syn_to_a_silent_host_is_resent_at_1_3_7_15_31_63_s_and_connect_times_out_at_127_s() {
+    let mut sim = Sim::builder()
+        .loss(1.0)
+        .limit(Duration::from_secs(200))
+        .trace_packets(true)
+        .build();
+    let _server = sim.add_host("server");
+    let client = sim.add_host("client");
+    sim.spawn(client, async {
+        let e = TcpStream::connect(("server", PORT)).await.unwrap_err();
+        simnet::trace(format!("connect failed: {:?}", e.kind()));
+    });
+    let report = sim.run();
+    let syns: Vec<f64> = lines(&report, "lost client").into_iter().map(at).collect();
+    assert_eq!(
+        syns,
+        [0.0, 1000.0, 3000.0, 7000.0, 15000.0, 31000.0, 63000.0],
+        "{}",
+        dump(&report)
+    );
+    assert_eq!(lines(&report, "connect failed")[0], "127000.000 ms  connect failed: TimedOut");
+}
+
+#[test]
+fn rst_discards_unread_data() {
+    let mut sim = Sim::builder().build();
+    let server = sim.add_host("server");
+    let client = sim.add_host("client");
+    sim.spawn_daemon(server, async {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        tokio::time::sleep(ms(200)).await;
+        s.write_all(b"poem").await.unwrap();
+        // Dropped with the client's byte unread: a RST follows the poem.
+        drop(s);
+        std::future::pending::<()>().await;
+    });
+    sim.spawn(client, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        s.write_all(b"x").await.unwrap();
+        // The poem and the RST have both arrived by now.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let e = s.read(&mut [0u8; 16]).await.unwrap_err();
+        simnet::trace(format!("read: {:?}", e.kind()));
+    });
+    let report = sim.run();
+    assert_eq!(report.trace, ["  1100.000 ms  read: ConnectionReset"], "{}", dump(&report));
+}
+
+/// A server that accepts one connection and reads it to the end,
+/// tracing how the read ended.
+fn reading_server(sim: &mut Sim) {
+    let server = sim.add_host("server");
+    sim.spawn_daemon(server, async {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = Vec::new();
+        match s.read_to_end(&mut buf).await {
+            Ok(n) => simnet::trace(format!("server read {n} bytes, then end of stream")),
+            Err(e) => simnet::trace(format!("server read failed: {:?}", e.kind())),
+        }
+    });
+}
+
+#[test]
+fn abort_sends_rst() {
+    let mut sim = Sim::builder().trace_packets(true).build();
+    reading_server(&mut sim);
+    let client = sim.add_host("client");
+    sim.spawn(client, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        s.write_all(b"half a poem").await.unwrap();
+        tokio::time::sleep(ms(500)).await;
+        s.abort();
+        tokio::time::sleep(ms(500)).await;
+    });
+    let report = sim.run();
+    let server_lines: Vec<&str> = lines(&report, "server read");
+    assert_eq!(server_lines, ["   650.000 ms  server read failed: ConnectionReset"], "{}", dump(&report));
+    assert_eq!(lines(&report, "send client:49152 > server:10000 [R.]").len(), 1);
+    assert!(lines(&report, "[F").is_empty(), "{}", dump(&report));
+}
+
+#[test]
+fn linger_zero_close_sends_rst_and_default_close_sends_fin() {
+    for linger in [Some(Duration::ZERO), None] {
+        let mut sim = Sim::builder().trace_packets(true).build();
+        reading_server(&mut sim);
+        let client = sim.add_host("client");
+        sim.spawn(client, async move {
+            let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+            s.set_linger(linger).unwrap();
+            assert_eq!(s.linger().unwrap(), linger);
+            s.write_all(b"half a poem").await.unwrap();
+            tokio::time::sleep(ms(500)).await;
+            drop(s);
+            tokio::time::sleep(ms(500)).await;
+        });
+        let report = sim.run();
+        let expected = match linger {
+            Some(_) => "   650.000 ms  server read failed: ConnectionReset",
+            None => "   650.000 ms  server read 11 bytes, then end of stream",
+        };
+        assert_eq!(lines(&report, "server read"), [expected], "{}", dump(&report));
+        let rsts = lines(&report, "send client:49152 > server:10000 [R.]").len();
+        let fins = lines(&report, "send client:49152 > server:10000 [F.]").len();
+        assert_eq!((rsts, fins), if linger.is_some() { (1, 0) } else { (0, 1) });
+    }
+}
