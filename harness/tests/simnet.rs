@@ -64,7 +64,12 @@ fn connect_completes_on_the_handshake_one_round_trip_before_accept() {
         simnet::trace("connected");
     });
     let report = sim.run();
-    assert_eq!(report.trace, ["   100.000 ms  connected"], "{}", dump(&report));
+    assert_eq!(
+        report.trace,
+        ["   100.000 ms  connected"],
+        "{}",
+        dump(&report)
+    );
 }
 
 /// A writer of 1 MiB in 16 KiB writes to a reader that reads nothing for
@@ -142,7 +147,11 @@ fn writer_blocks_after_its_buffer_and_the_peer_window_fill_and_resumes_when_the_
         " 10100.000 ms  reader starts reading",
         " 10250.000 ms  writer resumes (blocked since 351ms)",
     ] {
-        assert!(report.trace.iter().any(|l| l == line), "{line}\n{}", dump(&report));
+        assert!(
+            report.trace.iter().any(|l| l == line),
+            "{line}\n{}",
+            dump(&report)
+        );
     }
     assert_eq!(lines(&report, "blocked since 351ms").len(), 1);
 }
@@ -177,7 +186,12 @@ fn per_host_and_per_socket_buffer_sizes_set_where_a_writer_blocks() {
     });
     let report = sim.run();
     // 8 KiB in the reader's buffer, 8 KiB in the writer's.
-    assert_eq!(lines(&report, "writer blocked after 16384 bytes").len(), 1, "{}", dump(&report));
+    assert_eq!(
+        lines(&report, "writer blocked after 16384 bytes").len(),
+        1,
+        "{}",
+        dump(&report)
+    );
 }
 
 #[test]
@@ -214,7 +228,10 @@ fn reader_that_fell_behind_and_reads_4_kib_at_a_time_still_gets_everything() {
     // last 1 MiB takes about 16 round trips of 64 KiB.
     assert_eq!(
         report.trace,
-        [" 11650.000 ms  writer done", " 11700.000 ms  reader done, 1048576 bytes"],
+        [
+            " 11650.000 ms  writer done",
+            " 11700.000 ms  reader done, 1048576 bytes"
+        ],
         "{}",
         dump(&report)
     );
@@ -316,8 +333,18 @@ fn backlog_of_5_takes_5_of_12_connects_and_the_rest_resend_their_syn_at_1_3_7_15
             .collect()
     };
     assert_eq!(syns("c0"), [0.0], "{}", dump(&report));
-    assert_eq!(syns("c5"), [0.0, 1000.0, 3000.0, 7000.0], "{}", dump(&report));
-    assert_eq!(syns("c11"), [0.0, 1000.0, 3000.0, 7000.0, 15000.0], "{}", dump(&report));
+    assert_eq!(
+        syns("c5"),
+        [0.0, 1000.0, 3000.0, 7000.0],
+        "{}",
+        dump(&report)
+    );
+    assert_eq!(
+        syns("c11"),
+        [0.0, 1000.0, 3000.0, 7000.0, 15000.0],
+        "{}",
+        dump(&report)
+    );
 }
 
 #[test]
@@ -341,7 +368,10 @@ fn syn_to_a_silent_host_is_resent_at_1_3_7_15_31_63_s_and_connect_times_out_at_1
         "{}",
         dump(&report)
     );
-    assert_eq!(lines(&report, "connect failed")[0], "127000.000 ms  connect failed: TimedOut");
+    assert_eq!(
+        lines(&report, "connect failed")[0],
+        "127000.000 ms  connect failed: TimedOut"
+    );
 }
 
 #[test]
@@ -367,7 +397,12 @@ fn rst_discards_unread_data() {
         simnet::trace(format!("read: {:?}", e.kind()));
     });
     let report = sim.run();
-    assert_eq!(report.trace, ["  1100.000 ms  read: ConnectionReset"], "{}", dump(&report));
+    assert_eq!(
+        report.trace,
+        ["  1100.000 ms  read: ConnectionReset"],
+        "{}",
+        dump(&report)
+    );
 }
 
 /// A server that accepts one connection and reads it to the end,
@@ -399,8 +434,16 @@ fn abort_sends_rst() {
     });
     let report = sim.run();
     let server_lines: Vec<&str> = lines(&report, "server read");
-    assert_eq!(server_lines, ["   650.000 ms  server read failed: ConnectionReset"], "{}", dump(&report));
-    assert_eq!(lines(&report, "send client:49152 > server:10000 [R.]").len(), 1);
+    assert_eq!(
+        server_lines,
+        ["   650.000 ms  server read failed: ConnectionReset"],
+        "{}",
+        dump(&report)
+    );
+    assert_eq!(
+        lines(&report, "send client:49152 > server:10000 [R.]").len(),
+        1
+    );
     assert!(lines(&report, "[F").is_empty(), "{}", dump(&report));
 }
 
@@ -424,9 +467,91 @@ fn linger_zero_close_sends_rst_and_default_close_sends_fin() {
             Some(_) => "   650.000 ms  server read failed: ConnectionReset",
             None => "   650.000 ms  server read 11 bytes, then end of stream",
         };
-        assert_eq!(lines(&report, "server read"), [expected], "{}", dump(&report));
+        assert_eq!(
+            lines(&report, "server read"),
+            [expected],
+            "{}",
+            dump(&report)
+        );
         let rsts = lines(&report, "send client:49152 > server:10000 [R.]").len();
         let fins = lines(&report, "send client:49152 > server:10000 [F.]").len();
         assert_eq!((rsts, fins), if linger.is_some() { (1, 0) } else { (0, 1) });
     }
+}
+
+/// 100,000 bytes from server to client over links losing `loss` of the
+/// packets (seeded); the report, and the bytes the client got.
+fn transfer(loss: f64, seed: u64, trace_packets: bool) -> (Report, usize) {
+    let mut sim = Sim::builder()
+        .loss(loss)
+        .seed(seed)
+        .trace_packets(trace_packets)
+        .limit(Duration::from_secs(120))
+        .build();
+    let server = sim.add_host("server");
+    let client = sim.add_host("client");
+    sim.spawn_daemon(server, async {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        let poem: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        s.write_all(&poem).await.unwrap();
+        s.shutdown().await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let got = Rc::new(RefCell::new(0));
+    let got2 = got.clone();
+    sim.spawn(client, async move {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        let mut poem = Vec::new();
+        s.read_to_end(&mut poem).await.unwrap();
+        assert!(poem
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == b'a' + (i % 26) as u8));
+        *got2.borrow_mut() = poem.len();
+        simnet::trace(format!("client read {} bytes", poem.len()));
+    });
+    let report = sim.run();
+    let got = *got.borrow();
+    (report, got)
+}
+
+#[test]
+fn transfer_under_10_percent_loss_completes_later_than_without() {
+    let (clean, got) = transfer(0.0, 0, false);
+    assert_eq!(got, 100_000);
+    // The handshake's last ACK reaches the server at 150 ms; it sends a
+    // window (65,535 bytes), which arrives at 200 ms and is ACKed; the
+    // rest and the FIN leave at 250 ms and arrive at 300 ms.
+    assert_eq!(clean.end, ms(300), "{}", dump(&clean));
+    assert_eq!(clean.lost, 0);
+    for seed in 1..=5 {
+        let (lossy, got) = transfer(0.1, seed, false);
+        assert!(!lossy.timed_out, "seed {seed}: {}", dump(&lossy));
+        assert_eq!(got, 100_000, "seed {seed}");
+        assert!(lossy.lost > 0, "seed {seed}");
+        assert!(lossy.end > clean.end, "seed {seed}: {:?}", lossy.end);
+    }
+    // One seed, exactly (deterministic). Slow: the SYN-ACK is lost (1 s),
+    // and every later loss costs a retransmission timeout (300 ms and up)
+    // and a go-back-N resend of the window, as the receiver keeps no
+    // out-of-order segments and the sender has no fast retransmit.
+    let (lossy, _) = transfer(0.1, 1, false);
+    assert_eq!(
+        (lossy.end, lossy.packets, lossy.lost),
+        (ms(6200), 762, 84),
+        "{}",
+        dump(&lossy)
+    );
+}
+
+#[test]
+fn two_runs_give_the_same_event_trace() {
+    let (a, _) = transfer(0.1, 7, true);
+    let (b, _) = transfer(0.1, 7, true);
+    assert!(a.trace.len() > 100, "{}", dump(&a));
+    assert_eq!(a, b);
+    // Another seed loses other packets.
+    let (c, _) = transfer(0.1, 8, true);
+    assert_ne!(a.trace, c.trace);
 }

@@ -3,8 +3,8 @@
 //! started from a command template, on real loopback sockets.
 
 pub mod live;
-pub mod simnet;
 pub mod sim;
+pub mod simnet;
 
 use std::time::Duration;
 

@@ -96,7 +96,15 @@ pub(super) fn poll_connect(
     let (now, syn_rto, kernel_rcv_cap) = (k.now, k.syn_rto, k.recv_buf_cap);
     let window = {
         let st = k.lookup_mut(fd).expect("fd validated");
-        st.tcb = Some(new_tcb(TcpState::SynSent, peer, isn, 0, DEFAULT_WINDOW, now, syn_rto));
+        st.tcb = Some(new_tcb(
+            TcpState::SynSent,
+            peer,
+            isn,
+            0,
+            DEFAULT_WINDOW,
+            now,
+            syn_rto,
+        ));
         st.peer = Some(Addr::Inet(peer));
         initial_window(st, kernel_rcv_cap)
     };
@@ -344,10 +352,20 @@ fn handle_established(
                 }
                 // Progress — retx machinery resets.
                 tcb.retx_attempts = 0;
-                if let Some((end, sent)) = tcb.rtt_probe {
-                    if seq_le(end, s.ack) {
+                match tcb.rtt_probe {
+                    Some((end, sent)) if seq_le(end, s.ack) => {
                         rtt_sample(tcb, now - sent, rto_min, rto_max);
                         tcb.rtt_probe = None;
+                    }
+                    // No sample (Karn: only resent bytes were ACKed), but
+                    // progress ends the backoff: the RTO returns to the
+                    // estimate, as Linux's does (its timestamps give a
+                    // sample for every ACK). Without this, under steady
+                    // loss the RTO only ever doubled.
+                    _ => {
+                        if let Some(srtt) = tcb.srtt {
+                            tcb.rto = rto_of(srtt, tcb.rttvar, rto_min, rto_max);
+                        }
                     }
                 }
                 progress = true;
@@ -691,7 +709,13 @@ pub(super) fn on_close(k: &mut Kernel, fd: Fd) -> bool {
                 .sockets
                 .get(fd)
                 .and_then(|s| s.listen.as_ref())
-                .map(|l| l.ready.iter().chain(l.handshaking.iter()).copied().collect())
+                .map(|l| {
+                    l.ready
+                        .iter()
+                        .chain(l.handshaking.iter())
+                        .copied()
+                        .collect()
+                })
                 .unwrap_or_default();
             for child in children {
                 let Some(st) = k.sockets.get(child) else {
@@ -1361,7 +1385,12 @@ fn rtt_sample(tcb: &mut Tcb, r: Duration, rto_min: Duration, rto_max: Duration) 
         }
     }
     let srtt = tcb.srtt.unwrap();
-    tcb.rto = (srtt + (tcb.rttvar * 4).max(rto_min)).min(rto_max);
+    tcb.rto = rto_of(srtt, tcb.rttvar, rto_min, rto_max);
+}
+
+/// PATCH (poetry-harness): the RTO from the RTT estimate.
+fn rto_of(srtt: Duration, rttvar: Duration, rto_min: Duration, rto_max: Duration) -> Duration {
+    (srtt + (rttvar * 4).max(rto_min)).min(rto_max)
 }
 
 /// PATCH (poetry-harness): the application aborts the connection
