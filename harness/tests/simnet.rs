@@ -15,7 +15,6 @@
 //! - determinism: `two_runs_give_the_same_event_trace`
 
 use std::cell::RefCell;
-use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::Duration;
 
