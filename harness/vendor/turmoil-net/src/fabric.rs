@@ -4,13 +4,16 @@
 //! `egress_all` / `deliver` as primitives.
 
 use std::io::{Error, ErrorKind};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 
 use crate::kernel::{Kernel, KernelConfig, Packet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// PATCH (poetry-harness): `Ord`, for the ordered sets of hosts with work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HostId(u32);
 
 #[derive(Debug)]
@@ -18,6 +21,9 @@ pub struct Host {
     #[allow(dead_code)]
     pub addrs: Vec<IpAddr>,
     pub kernel: Kernel,
+    /// PATCH (poetry-harness): the kernel's earliest timer as last seen,
+    /// i.e. this host's entry in `Fabric::deadlines`.
+    deadline: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -26,6 +32,14 @@ pub struct Fabric {
     ip_to_host: IndexMap<IpAddr, HostId>,
     next_id: u32,
     default_cfg: KernelConfig,
+    /// PATCH (poetry-harness): hosts touched (a socket call, a delivery)
+    /// since their last egress. With `deadlines`, the only hosts
+    /// `egress_all` visits: an untouched host with no timer due has
+    /// nothing to send. Upstream visited every host on every call, which
+    /// made a scheduler pass cost O(hosts).
+    active: BTreeSet<HostId>,
+    /// PATCH (poetry-harness): each host's earliest TCP timer.
+    deadlines: BTreeSet<(Duration, HostId)>,
 }
 
 impl Fabric {
@@ -35,6 +49,8 @@ impl Fabric {
             ip_to_host: IndexMap::new(),
             next_id: 0,
             default_cfg: cfg,
+            active: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
         }
     }
 
@@ -75,7 +91,14 @@ impl Fabric {
         for a in &addrs {
             self.ip_to_host.insert(*a, id);
         }
-        self.hosts.insert(id, Host { addrs, kernel });
+        self.hosts.insert(
+            id,
+            Host {
+                addrs,
+                kernel,
+                deadline: None,
+            },
+        );
         Ok(id)
     }
 
@@ -111,21 +134,53 @@ impl Fabric {
     /// buffer across ticks. Loopback packets fold back through the
     /// source host's `deliver` inline (inside `Kernel::egress`) and
     /// never appear in `out`.
-    pub fn egress_all(&mut self, now: std::time::Duration, out: &mut Vec<Packet>) {
-        // PATCH (poetry-harness): each kernel learns the time first (its
-        // timers fire in `egress`).
-        for host in self.hosts.values_mut() {
+    pub fn egress_all(&mut self, now: Duration, out: &mut Vec<Packet>) {
+        // PATCH (poetry-harness): only the hosts touched since their last
+        // egress or with a timer due, in host order (upstream's order,
+        // minus hosts that would emit nothing); each kernel learns the
+        // time first (its timers fire in `egress`).
+        let mut due = std::mem::take(&mut self.active);
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.hosts.get_mut(&id).unwrap().deadline = None;
+            due.insert(id);
+        }
+        for id in due {
+            let host = self.hosts.get_mut(&id).unwrap();
             host.kernel.set_now(now);
             host.kernel.egress(out);
+            self.sync_deadline(id);
         }
     }
 
     /// PATCH (poetry-harness): the earliest TCP timer of any host.
-    pub fn next_deadline(&self) -> Option<std::time::Duration> {
-        self.hosts
-            .values()
-            .filter_map(|h| h.kernel.next_deadline())
-            .min()
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.deadlines.first().map(|(d, _)| *d)
+    }
+
+    /// PATCH (poetry-harness): `id`'s kernel was used (a socket call): it
+    /// may have packets to send, and its earliest timer may have moved.
+    pub fn touched(&mut self, id: HostId) {
+        self.active.insert(id);
+        self.sync_deadline(id);
+    }
+
+    fn sync_deadline(&mut self, id: HostId) {
+        let host = self.hosts.get_mut(&id).unwrap();
+        let now = host.kernel.next_deadline();
+        if now == host.deadline {
+            return;
+        }
+        if let Some(old) = host.deadline {
+            self.deadlines.remove(&(old, id));
+        }
+        if let Some(new) = now {
+            self.deadlines.insert((new, id));
+        }
+        host.deadline = now;
     }
 
     /// Route a packet to the host bound to its destination IP. Drops
@@ -138,6 +193,7 @@ impl Fabric {
             // PATCH (poetry-harness): timers armed on delivery start now.
             kernel.set_now(now);
             kernel.deliver(pkt);
+            self.touched(dst);
         }
     }
 }

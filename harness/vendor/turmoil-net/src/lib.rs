@@ -283,9 +283,12 @@ pub(crate) fn sys<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
             .expect("no current host — register one with Net::add_host()");
         let now = net.now;
         let kernel = net.fabric.kernel_mut(id);
-        // PATCH (poetry-harness): timers armed by this call start now.
+        // PATCH (poetry-harness): timers armed by this call start now,
+        // and the host is marked for the next egress.
         kernel.set_now(now);
-        f(kernel)
+        let r = f(kernel);
+        net.fabric.touched(id);
+        r
     })
 }
 
