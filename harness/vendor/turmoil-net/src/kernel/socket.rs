@@ -1,6 +1,6 @@
 //! Kernel socket types and the per-host socket table.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use indexmap::IndexMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -448,11 +448,18 @@ pub struct BindKey {
 #[derive(Debug)]
 pub struct SocketTable {
     next_id: u64,
-    sockets: IndexMap<Fd, Socket>,
+    // PATCH (poetry-harness): a BTreeMap by fd (fds only grow, so this is
+    // insertion order, as upstream's IndexMap with `shift_remove`), whose
+    // removal does not shift every later socket (O(N) per close, with
+    // thousands of connections on one server).
+    sockets: BTreeMap<Fd, Socket>,
     /// Reverse index for inbound demux: bound tuple → sockets. List
     /// (not single `Fd`) because `SO_REUSEPORT` permits multiple
     /// sockets to share the exact same tuple.
-    bindings: IndexMap<BindKey, Vec<Fd>>,
+    // PATCH (poetry-harness): a set per key (fd order = bind order):
+    // every accepted child shares its listener's key, and removing one
+    // from a Vec of thousands was O(N).
+    bindings: IndexMap<BindKey, BTreeSet<Fd>>,
     /// 4-tuple index for TCP inbound demux: (local, remote) → fd.
     /// Populated by `poll_connect` and `accept_syn`, cleared on
     /// socket removal. Never contains wildcard locals — client
@@ -471,7 +478,7 @@ impl SocketTable {
     pub fn new() -> Self {
         Self {
             next_id: 1,
-            sockets: IndexMap::new(),
+            sockets: BTreeMap::new(),
             bindings: IndexMap::new(),
             connections: IndexMap::new(),
             listeners: IndexMap::new(),
@@ -509,7 +516,7 @@ impl SocketTable {
         let st = self.sockets.get(&fd)?;
         if let Some(key) = st.bound.clone() {
             if let Some(fds) = self.bindings.get_mut(&key) {
-                fds.retain(|&f| f != fd);
+                fds.remove(&fd);
                 if fds.is_empty() {
                     self.bindings.shift_remove(&key);
                 }
@@ -520,7 +527,8 @@ impl SocketTable {
             if let Some(tcb) = st.tcb.as_ref() {
                 let local = SocketAddr::new(key.local_addr, key.local_port);
                 if self.connections.get(&(local, tcb.peer)) == Some(&fd) {
-                    self.connections.shift_remove(&(local, tcb.peer));
+                    // Only looked up, never iterated in order: swap_remove.
+                    self.connections.swap_remove(&(local, tcb.peer));
                 } else {
                     // Bound to a wildcard and indexed under a concrete
                     // source address: the rare case, swept.
@@ -528,7 +536,7 @@ impl SocketTable {
                 }
             }
         }
-        self.sockets.shift_remove(&fd)
+        self.sockets.remove(&fd)
     }
 
     /// PATCH (poetry-harness): index `fd` as the listener on `key`.
@@ -542,15 +550,13 @@ impl SocketTable {
     }
 
     /// All sockets bound to `key`, in bind order.
-    pub fn find_by_bind(&self, key: &BindKey) -> &[Fd] {
-        self.bindings
-            .get(key)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+    pub fn find_by_bind(&self, key: &BindKey) -> impl Iterator<Item = Fd> + '_ {
+        // PATCH (poetry-harness): an iterator over the set, not a slice.
+        self.bindings.get(key).into_iter().flatten().copied()
     }
 
     pub fn insert_binding(&mut self, key: BindKey, fd: Fd) {
-        self.bindings.entry(key).or_default().push(fd);
+        self.bindings.entry(key).or_default().insert(fd);
     }
 
     /// Index a TCP connection by 4-tuple. Panics if `local` is
@@ -576,11 +582,11 @@ impl SocketTable {
         domain: Domain,
         ty: Type,
         port: u16,
-    ) -> impl Iterator<Item = (&BindKey, &[Fd])> {
+    ) -> impl Iterator<Item = (&BindKey, &BTreeSet<Fd>)> {
+        // PATCH (poetry-harness): sets, not slices (see `bindings`).
         self.bindings
             .iter()
             .filter(move |(k, _)| k.domain == domain && k.ty == ty && k.local_port == port)
-            .map(|(k, v)| (k, v.as_slice()))
     }
 
     /// Allocate an ephemeral port with no existing binding on
@@ -678,6 +684,6 @@ mod tests {
         };
         t.insert_binding(key.clone(), a);
         t.insert_binding(key.clone(), b);
-        assert_eq!(t.find_by_bind(&key), &[a, b]);
+        assert_eq!(t.find_by_bind(&key).collect::<Vec<_>>(), [a, b]);
     }
 }

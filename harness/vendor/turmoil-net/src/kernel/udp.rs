@@ -144,7 +144,8 @@ pub(super) fn deliver(k: &mut Kernel, pkt: &Packet, d: &UdpDatagram) {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
-    let target = k.sockets.find_by_bind(&exact).first().copied().or_else(|| {
+    // PATCH (poetry-harness): `find_by_bind` yields an iterator.
+    let target = k.sockets.find_by_bind(&exact).next().or_else(|| {
         k.sockets
             .find_by_bind(&BindKey {
                 domain,
@@ -152,8 +153,7 @@ pub(super) fn deliver(k: &mut Kernel, pkt: &Packet, d: &UdpDatagram) {
                 local_addr: wildcard_ip,
                 local_port: d.dst_port,
             })
-            .first()
-            .copied()
+            .next()
     });
     let Some(fd) = target else { return };
     let st = k.sockets.get_mut(fd).expect("socket entry present");
