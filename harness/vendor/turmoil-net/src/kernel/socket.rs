@@ -294,7 +294,9 @@ pub struct ListenState {
     /// PATCH (poetry-harness): children still in `SynReceived`, counted
     /// against the backlog with `ready` (upstream scanned every
     /// connection on the listener's address for each SYN).
-    pub handshaking: indexmap::IndexSet<Fd>,
+    /// A `BTreeSet` (fd order): an `IndexSet`'s `shift_remove` made
+    /// 2,000 handshakes completing at once quadratic.
+    pub handshaking: BTreeSet<Fd>,
     /// Fully-established connections waiting to be `accept`-ed. Each
     /// entry is the server-side Fd of a finished handshake.
     pub ready: VecDeque<Fd>,
@@ -306,7 +308,7 @@ impl ListenState {
     pub fn new(backlog: usize) -> Self {
         Self {
             backlog,
-            handshaking: indexmap::IndexSet::new(),
+            handshaking: BTreeSet::new(),
             ready: VecDeque::new(),
             accept_wakers: Vec::new(),
         }

@@ -881,7 +881,7 @@ pub(super) fn forget_handshaking(k: &mut Kernel, fd: Fd) {
     let local = SocketAddr::new(bind.local_addr, bind.local_port);
     if let Some(l) = find_listener(k, local) {
         if let Some(listen) = k.sockets.get_mut(l).and_then(|s| s.listen.as_mut()) {
-            listen.handshaking.shift_remove(&fd);
+            listen.handshaking.remove(&fd);
         }
     }
 }
