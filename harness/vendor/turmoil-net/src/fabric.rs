@@ -3,8 +3,8 @@
 //! `Fabric` is a pure router: it owns the host registry and exposes
 //! `egress_all` / `deliver` as primitives.
 
-use std::io::{Error, ErrorKind};
 use std::collections::BTreeSet;
+use std::io::{Error, ErrorKind};
 use std::net::IpAddr;
 use std::time::Duration;
 
