@@ -13,6 +13,7 @@
 //! - resets: `rst_discards_unread_data`, `abort_sends_rst`, `linger_zero_close_sends_rst_and_default_close_sends_fin`
 //! - loss: `transfer_under_10_percent_loss_completes_later_than_without`
 //! - determinism: `two_runs_give_the_same_event_trace`
+//! - host identity: `a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host`
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -553,4 +554,33 @@ fn two_runs_give_the_same_event_trace() {
     // Another seed loses other packets.
     let (c, _) = transfer(0.1, 8, true);
     assert_ne!(a.trace, c.trace);
+}
+
+#[test]
+fn a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host() {
+    let mut sim = Sim::builder().build();
+    let server = sim.add_host("server");
+    let client = sim.add_host("client");
+    sim.spawn_daemon(server, async {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        // Not `simnet::spawn`: nothing pins this task to the server, and
+        // when it wakes the client's task was the last one pinned.
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            s.write_all(b"poem").await.unwrap();
+        });
+        std::future::pending::<()>().await;
+    });
+    sim.spawn(client, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        tokio::time::sleep(ms(1049)).await;
+        // 1,149 ms: the client host is pinned just before the writer runs.
+        let mut poem = [0u8; 4];
+        s.read_exact(&mut poem).await.unwrap();
+        simnet::trace(String::from_utf8_lossy(&poem));
+    });
+    let report = sim.run();
+    // Accepted at 150 ms, written at 1,150 ms, read at 1,200 ms.
+    assert_eq!(report.trace, ["  1200.000 ms  poem"], "{}", dump(&report));
 }

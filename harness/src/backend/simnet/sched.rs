@@ -287,11 +287,30 @@ impl Sim {
     /// passes. Panics if another simulation runs on this thread.
     pub fn run(self) -> Report {
         let Sim {
-            net,
+            mut net,
             cfg,
             names,
             tasks,
         } = self;
+        // Every socket call reads the simulated time and pokes the
+        // scheduler, whichever task makes it (one started with plain
+        // `tokio::task::spawn_local` too: its sockets know their host).
+        let poke = Rc::new(Notify::new());
+        let start: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+        let last = Rc::new(Cell::new(Duration::ZERO));
+        let clock_start = start.clone();
+        let on_call_poke = poke.clone();
+        net.set_driver(
+            move || {
+                // After the run (no runtime) the time stays where it was.
+                if let (Some(s), Ok(_)) = (clock_start.get(), tokio::runtime::Handle::try_current())
+                {
+                    last.set(last.get().max(Instant::now() - s));
+                }
+                last.get()
+            },
+            move || on_call_poke.notify_one(),
+        );
         let guard = net.enter();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -299,7 +318,7 @@ impl Sim {
             .build()
             .expect("a current-thread runtime builds");
         let local = LocalSet::new();
-        let report = rt.block_on(local.run_until(drive(&guard, &cfg, &names, tasks)));
+        let report = rt.block_on(local.run_until(drive(&guard, &cfg, &names, tasks, poke, start)));
         // Tasks still alive (daemons) drop here, closing their sockets in
         // their own host's kernel, while the network is still installed.
         drop(local);
@@ -324,9 +343,11 @@ async fn drive(
     cfg: &SimBuilder,
     names: &IndexMap<IpAddr, String>,
     tasks: Vec<(HostId, bool, Task)>,
+    poke: Rc<Notify>,
+    start_cell: Rc<Cell<Option<Instant>>>,
 ) -> Report {
     let start = Instant::now();
-    let poke = Rc::new(Notify::new());
+    start_cell.set(Some(start));
     RUNNING.with(|r| {
         let mut r = r.borrow_mut();
         assert!(r.is_none(), "another Sim is running on this thread");

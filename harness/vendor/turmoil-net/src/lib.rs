@@ -57,6 +57,12 @@ pub struct Net {
     /// ([`EnterGuard::set_now`], [`set_now`], [`EnterGuard::egress_all_at`])
     /// and handed to each kernel before it runs, for its TCP timers.
     now: std::time::Duration,
+    /// PATCH (poetry-harness): the driver's clock, read by every socket
+    /// call (so a task no wrapper pins still arms timers at the right
+    /// time), and its doorbell, rung after every socket call (so such a
+    /// task's writes are collected). See [`Net::set_driver`].
+    clock: Option<Box<dyn Fn() -> std::time::Duration>>,
+    on_call: Option<Box<dyn Fn()>>,
     /// Installed rules, consulted in insertion order.
     rules: IndexMap<RuleId, Box<dyn Rule>>,
     next_rule_id: u64,
@@ -74,6 +80,8 @@ impl Net {
             dns: Dns::new(),
             current: None,
             now: std::time::Duration::ZERO,
+            clock: None,
+            on_call: None,
             rules: IndexMap::new(),
             next_rule_id: 1,
         }
@@ -92,6 +100,20 @@ impl Net {
             self.current = Some(id);
         }
         id
+    }
+
+    /// PATCH (poetry-harness): hooks for an event-driven driver: `clock`
+    /// gives the simulated time (since the start) to every socket call,
+    /// and `on_call` runs after every socket call (to wake the driver,
+    /// which then calls [`EnterGuard::egress_all_at`]). Without them the
+    /// time is what the driver last set and the driver polls.
+    pub fn set_driver(
+        &mut self,
+        clock: impl Fn() -> std::time::Duration + 'static,
+        on_call: impl Fn() + 'static,
+    ) {
+        self.clock = Some(Box::new(clock));
+        self.on_call = Some(Box::new(on_call));
     }
 
     /// PATCH (poetry-harness): like [`Net::add_host`], with this host's
@@ -281,14 +303,51 @@ pub(crate) fn sys<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
         let id = net
             .current
             .expect("no current host — register one with Net::add_host()");
-        let now = net.now;
-        let kernel = net.fabric.kernel_mut(id);
-        // PATCH (poetry-harness): timers armed by this call start now,
-        // and the host is marked for the next egress.
-        kernel.set_now(now);
-        let r = f(kernel);
-        net.fabric.touched(id);
-        r
+        call_on(net, id, f)
+    })
+}
+
+/// PATCH (poetry-harness): a socket call on host `id`: timers it arms
+/// start now (the driver's clock if set), the host is marked for the next
+/// egress, and the driver is told.
+fn call_on<R>(net: &mut Net, id: HostId, f: impl FnOnce(&mut Kernel) -> R) -> R {
+    if let Some(clock) = net.clock.as_ref() {
+        net.now = clock();
+    }
+    let now = net.now;
+    let kernel = net.fabric.kernel_mut(id);
+    kernel.set_now(now);
+    let r = f(kernel);
+    net.fabric.touched(id);
+    if let Some(on_call) = net.on_call.as_ref() {
+        on_call();
+    }
+    r
+}
+
+/// PATCH (poetry-harness): the current host, which a socket being made
+/// belongs to for good (patch e: sockets know their host).
+pub(crate) fn current_host() -> HostId {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .expect("no Net installed — call Net::enter() first")
+            .current
+            .expect("no current host — register one with Net::add_host()")
+    })
+}
+
+/// PATCH (poetry-harness): [`sys`](crate) on a given host's kernel rather
+/// than the current one: a socket calls its own host's kernel, whichever
+/// task polls it (one spawned with plain `tokio::spawn`, which no wrapper
+/// pins to a host, included).
+pub(crate) fn sys_on<R>(id: HostId, f: impl FnOnce(&mut Kernel) -> R) -> R {
+    CURRENT.with(|c| {
+        let mut cell = c.borrow_mut();
+        let net = cell
+            .as_mut()
+            .expect("no Net installed — call Net::enter() first");
+        call_on(net, id, f)
     })
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::kernel::{Addr, Domain, Fd, Kernel, SocketOption, Type};
 use crate::shim::tokio::net::{TcpListener, TcpStream};
-use crate::sys;
+use crate::{current_host, sys, sys_on};
 
 /// A TCP socket not yet connected or listening.
 #[derive(Debug)]
@@ -121,19 +121,21 @@ impl TcpSocket {
                 "listen needs a bound socket",
             ));
         }
+        let host = current_host();
         let fd = sys(|k| {
             let fd = self.open(k)?;
             k.listen(fd, backlog as usize)?;
             Ok::<_, io::Error>(fd)
         })?;
-        Ok(TcpListener::from_fd(fd))
+        Ok(TcpListener::from_fd(fd, host))
     }
 
     /// Connect to `addr`; completes when the handshake does.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let host = current_host();
         let fd = sys(|k| self.open(k))?;
-        let stream = TcpStream::from_fd(fd);
-        poll_fn(|cx| sys(|k| k.poll_connect(fd, cx, &Addr::Inet(addr)))).await?;
+        let stream = TcpStream::from_fd(fd, host);
+        poll_fn(|cx| sys_on(host, |k| k.poll_connect(fd, cx, &Addr::Inet(addr)))).await?;
         Ok(stream)
     }
 }

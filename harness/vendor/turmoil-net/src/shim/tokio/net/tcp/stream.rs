@@ -12,11 +12,14 @@ use crate::kernel::{Addr, Domain, Fd, SocketOption, SocketOptionKind, Type};
 use crate::shim::tokio::net::tcp::split::{split, ReadHalf, WriteHalf};
 use crate::shim::tokio::net::tcp::split_owned::{split_owned, OwnedReadHalf, OwnedWriteHalf};
 use crate::shim::tokio::net::ToSocketAddrs;
-use crate::sys;
+// PATCH (poetry-harness): sockets know their host (`sys_on`).
+use crate::{current_host, sys, sys_on, HostId};
 
 #[derive(Debug)]
 pub struct TcpStream {
     fd: Fd,
+    /// PATCH (poetry-harness): the host whose kernel holds `fd`.
+    host: HostId,
 }
 
 impl TcpStream {
@@ -27,13 +30,22 @@ impl TcpStream {
         // (timeout, select!) and handshake errors alike. FdGuard
         // handles both: it closes the fd on drop unless `disarm` is
         // called, which we only do after poll_connect returns Ok.
-        let guard = FdGuard::new(sys(|k| k.open(domain_of(&peer), Type::Stream)));
-        poll_fn(|cx| sys(|k| k.poll_connect(guard.fd, cx, &Addr::Inet(peer)))).await?;
-        Ok(Self { fd: guard.disarm() })
+        let host = current_host();
+        let guard = FdGuard::new(sys(|k| k.open(domain_of(&peer), Type::Stream)), host);
+        poll_fn(|cx| sys_on(host, |k| k.poll_connect(guard.fd, cx, &Addr::Inet(peer)))).await?;
+        Ok(Self {
+            fd: guard.disarm(),
+            host,
+        })
     }
 
-    pub(crate) fn from_fd(fd: Fd) -> Self {
-        Self { fd }
+    pub(crate) fn from_fd(fd: Fd, host: HostId) -> Self {
+        Self { fd, host }
+    }
+
+    /// PATCH (poetry-harness): the host whose kernel holds this socket.
+    pub(crate) fn host(&self) -> HostId {
+        self.host
     }
 
     pub(super) fn fd(&self) -> Fd {
@@ -41,35 +53,35 @@ impl TcpStream {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match sys(|k| k.local_addr(self.fd))? {
+        match sys_on(self.host, |k| k.local_addr(self.fd))? {
             Addr::Inet(sa) => Ok(sa),
             Addr::Unix(_) => panic!("TcpStream is Addr::Inet"),
         }
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match sys(|k| k.peer_addr(self.fd))? {
+        match sys_on(self.host, |k| k.peer_addr(self.fd))? {
             Addr::Inet(sa) => Ok(sa),
             Addr::Unix(_) => panic!("TcpStream is Addr::Inet"),
         }
     }
 
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match sys(|k| k.poll_recv(self.fd, &mut noop_cx(), buf)) {
+        match sys_on(self.host, |k| k.poll_recv(self.fd, &mut noop_cx(), buf)) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        match sys(|k| k.poll_send(self.fd, &mut noop_cx(), buf)) {
+        match sys_on(self.host, |k| k.poll_send(self.fd, &mut noop_cx(), buf)) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| sys(|k| k.poll_peek(self.fd, cx, buf))).await
+        poll_fn(|cx| sys_on(self.host, |k| k.poll_peek(self.fd, cx, buf))).await
     }
 
     pub fn poll_peek(
@@ -79,7 +91,7 @@ impl TcpStream {
     ) -> Poll<io::Result<usize>> {
         let fd = self.fd;
         let unfilled = buf.initialize_unfilled();
-        match sys(|k| k.poll_peek(fd, cx, unfilled)) {
+        match sys_on(self.host, |k| k.poll_peek(fd, cx, unfilled)) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 Poll::Ready(Ok(n))
@@ -93,11 +105,15 @@ impl TcpStream {
         let ttl: u8 = ttl
             .try_into()
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        sys(|k| k.set_option(self.fd, SocketOption::IpTtl(ttl)))
+        sys_on(self.host, |k| {
+            k.set_option(self.fd, SocketOption::IpTtl(ttl))
+        })
     }
 
     pub fn ttl(&self) -> io::Result<u32> {
-        match sys(|k| k.get_option(self.fd, SocketOptionKind::IpTtl))? {
+        match sys_on(self.host, |k| {
+            k.get_option(self.fd, SocketOptionKind::IpTtl)
+        })? {
             SocketOption::IpTtl(v) => Ok(v as u32),
             _ => unreachable!(),
         }
@@ -108,11 +124,15 @@ impl TcpStream {
     /// write goes out at the next `egress` pass regardless. See the
     /// `TcpNoDelay` variant of `SocketOption` for the follow-up TODO.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        sys(|k| k.set_option(self.fd, SocketOption::TcpNoDelay(nodelay)))
+        sys_on(self.host, |k| {
+            k.set_option(self.fd, SocketOption::TcpNoDelay(nodelay))
+        })
     }
 
     pub fn nodelay(&self) -> io::Result<bool> {
-        match sys(|k| k.get_option(self.fd, SocketOptionKind::TcpNoDelay))? {
+        match sys_on(self.host, |k| {
+            k.get_option(self.fd, SocketOptionKind::TcpNoDelay)
+        })? {
             SocketOption::TcpNoDelay(v) => Ok(v),
             _ => unreachable!(),
         }
@@ -122,12 +142,16 @@ impl TcpStream {
     /// dropping the stream abortive: a RST instead of a FIN, unsent and
     /// unread data discarded. Any other value closes as without it.
     pub fn set_linger(&self, dur: Option<std::time::Duration>) -> io::Result<()> {
-        sys(|k| k.set_option(self.fd, SocketOption::Linger(dur)))
+        sys_on(self.host, |k| {
+            k.set_option(self.fd, SocketOption::Linger(dur))
+        })
     }
 
     /// PATCH (poetry-harness): `SO_LINGER` as set.
     pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
-        match sys(|k| k.get_option(self.fd, SocketOptionKind::Linger))? {
+        match sys_on(self.host, |k| {
+            k.get_option(self.fd, SocketOptionKind::Linger)
+        })? {
             SocketOption::Linger(v) => Ok(v),
             _ => unreachable!(),
         }
@@ -139,7 +163,7 @@ impl TcpStream {
     /// `set_linger(Some(Duration::ZERO))` and drop); the same as
     /// turmoil's patched `TcpStream::abort` in this repository.
     pub fn abort(self) {
-        let _ = sys(|k| k.abort(self.fd));
+        let _ = sys_on(self.host, |k| k.abort(self.fd));
     }
 
     /// Splits a `TcpStream` into a borrowed read half and write half.
@@ -166,7 +190,7 @@ pub(super) fn noop_cx() -> Context<'static> {
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        sys(|k| k.close(self.fd));
+        sys_on(self.host, |k| k.close(self.fd));
     }
 }
 
@@ -183,7 +207,7 @@ impl TcpStream {
     ) -> Poll<io::Result<()>> {
         let fd = self.fd;
         let unfilled = buf.initialize_unfilled();
-        match sys(|k| k.poll_recv(fd, cx, unfilled)) {
+        match sys_on(self.host, |k| k.poll_recv(fd, cx, unfilled)) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 Poll::Ready(Ok(()))
@@ -199,12 +223,12 @@ impl TcpStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let fd = self.fd;
-        sys(|k| k.poll_send(fd, cx, buf))
+        sys_on(self.host, |k| k.poll_send(fd, cx, buf))
     }
 
     pub(super) fn poll_shutdown_priv(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let fd = self.fd;
-        sys(|k| k.poll_shutdown_write(fd, cx))
+        sys_on(self.host, |k| k.poll_shutdown_write(fd, cx))
     }
 }
 
@@ -252,12 +276,17 @@ fn domain_of(peer: &SocketAddr) -> Domain {
 /// kernel table.
 struct FdGuard {
     fd: Fd,
+    host: HostId,
     armed: bool,
 }
 
 impl FdGuard {
-    fn new(fd: Fd) -> Self {
-        Self { fd, armed: true }
+    fn new(fd: Fd, host: HostId) -> Self {
+        Self {
+            fd,
+            host,
+            armed: true,
+        }
     }
 
     fn disarm(mut self) -> Fd {
@@ -269,7 +298,7 @@ impl FdGuard {
 impl Drop for FdGuard {
     fn drop(&mut self) {
         if self.armed {
-            sys(|k| k.close(self.fd));
+            sys_on(self.host, |k| k.close(self.fd));
         }
     }
 }
