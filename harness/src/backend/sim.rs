@@ -68,7 +68,9 @@
 //!   with RST); a `TcpSocket` with `listen(n)` and `SO_SNDBUF` /
 //!   `SO_RCVBUF`, and `Net::add_host_with_config`; an index of listeners,
 //!   a dirty set of sockets and of hosts, and O(log N) closes instead of
-//!   sweeps.
+//!   sweeps; sockets that know their host, and `Net::set_driver` (the
+//!   driver's clock and doorbell on every socket call), so a socket moved
+//!   into a task spawned with plain tokio works.
 //! - [`super::simnet`] is the scheduler, public and documented: one
 //!   paused current-thread runtime, host-scoped tasks, packets held for
 //!   the latency, seeded loss, time jumping to the next timer or
@@ -78,10 +80,11 @@
 //!   target is 1 s; BENCHMARKS.md has the figures).
 //!
 //! Left for the switch: porting the peers, the recorder's clock and the
-//! leak count (netstat) onto [`super::simnet`]; host identity for tasks
-//! an implementation spawns with `tokio::spawn` (patch e: `Net` would
-//! carry its host); re-checking every case's times (the handshake adds a
-//! round trip) and the mutants. Known gaps of the TCP: no out-of-order
+//! leak count (netstat) onto [`super::simnet`]; sockets *made* in a task
+//! spawned with plain `tokio::spawn` still land on the last pinned host
+//! (a socket knows its host once made; the implementations' `Net` would
+//! have to carry it, as the spike said); re-checking every case's times
+//! (the handshake adds a round trip) and the mutants. Known gaps of the TCP: no out-of-order
 //! queue, fast retransmit or congestion control (under 10% loss a
 //! 100 KB transfer takes 6.2 s instead of 0.3 s: each loss costs an RTO
 //! and a go-back-N resend of the window), no TIME-WAIT (a FIN resent
@@ -153,7 +156,8 @@
 //!   the shape of `tokio::net`, and a netstat per host (our leak count).
 //!
 //! What turmoil-net 0.1.0 lacks, each a patch to a vendored copy, as
-//! turmoil has today (all but the last are now patched: see "Status"):
+//! turmoil has today (all are now patched, the last in part: see
+//! "Status"):
 //!
 //! - Retransmission is counted in `egress` calls, not in time: after 3
 //!   calls without progress it goes back N, after 5 attempts it aborts.

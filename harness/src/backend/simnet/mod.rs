@@ -25,6 +25,12 @@
 //! randomness (loss draws come from a seeded ChaCha8), no hash-order
 //! iteration.
 //!
+//! Hosts: a task started with [`Sim::spawn`] or [`spawn`] runs on its
+//! host, and the sockets it makes belong to that host. A socket knows its
+//! host, so it can be moved into a task started with plain
+//! `tokio::task::spawn_local`; but a socket *made* in such a task lands
+//! on whichever host was pinned last.
+//!
 //! ```
 //! use std::time::Duration;
 //! use poetry_harness::backend::simnet::{self, Sim, TcpListener, TcpStream};
