@@ -2,6 +2,8 @@
 //!
 //! `Fabric` is a pure router: it owns the host registry and exposes
 //! `egress_all` / `deliver` as primitives.
+//!
+//! PATCH (poetry-harness): time passed in, per-host config, and only hosts with work visited by `egress_all`.
 
 use std::collections::BTreeSet;
 use std::io::{Error, ErrorKind};

@@ -23,6 +23,8 @@
 //! - [`netstat`] — Linux-style socket snapshot for debugging a test.
 //!
 //! [`tokio::net`]: https://docs.rs/tokio/latest/tokio/net/index.html
+//!
+//! PATCH (poetry-harness): simulated time (`set_now`, `egress_all_at`, `next_deadline`), `add_host_with_config`, `set_driver`, `sys_on`.
 
 use std::cell::RefCell;
 

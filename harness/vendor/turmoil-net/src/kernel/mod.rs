@@ -8,6 +8,8 @@
 //! plain struct with `&mut self` on mutating methods. Sharing and
 //! interior mutability (`RefCell`, `Arc<Mutex<_>>`, thread-local, etc.)
 //! will be layered on later once the transport story is clearer.
+//!
+//! PATCH (poetry-harness): timer settings instead of `retx_threshold`, the kernel's time, timers and dirty set, SO_LINGER / SO_SNDBUF / SO_RCVBUF, `abort`.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{Error, ErrorKind};
@@ -134,6 +136,7 @@ impl KernelConfig {
         self.default_backlog = v;
         self
     }
+    // PATCH (poetry-harness): setters of the timer settings.
     pub fn syn_rto(mut self, v: Duration) -> Self {
         self.syn_rto = v;
         self
@@ -186,6 +189,7 @@ pub struct Kernel {
     pub(crate) send_buf_cap: usize,
     pub(crate) recv_buf_cap: usize,
     pub(crate) default_backlog: usize,
+    // PATCH (poetry-harness): the timer settings (see `KernelConfig`).
     pub(crate) syn_rto: Duration,
     pub(crate) rto_min: Duration,
     pub(crate) rto_max: Duration,

@@ -1,4 +1,6 @@
 //! Kernel socket types and the per-host socket table.
+//!
+//! PATCH (poetry-harness): TCB timer state, `SO_LINGER` and buffer caps per socket, an index of listeners, O(log N) removal.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

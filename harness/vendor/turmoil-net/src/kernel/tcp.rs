@@ -37,6 +37,8 @@
 //!   each egress to find ones with transmittable bytes. A dirty-set
 //!   (fd pushed whenever send_buf grows or a FIN becomes pending) would
 //!   cut that to an O(writers) scan.
+//!
+//! PATCH (poetry-harness): see the module doc below.
 
 use std::io::{Error, ErrorKind, Result};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -347,6 +349,9 @@ fn handle_established(
                     let _ = tcb.send_buf.split_to(data_bytes as usize);
                 }
                 tcb.snd_una = s.ack;
+                // PATCH (poetry-harness): past a rewound snd_nxt; RTT
+                // sample or end of backoff; the persist backoff ends
+                // when the window reopens (below).
                 if seq_lt(tcb.snd_nxt, tcb.snd_una) {
                     tcb.snd_nxt = tcb.snd_una;
                 }

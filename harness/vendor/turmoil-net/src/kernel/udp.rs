@@ -17,6 +17,8 @@
 //!   (`IP_PMTUDISC_WANT`) fragments at the IP layer and reassembles
 //!   at the peer, with any lost fragment dropping the whole datagram.
 //!   QUIC and other PMTU-sensitive workloads want that behavior.
+//!
+//! PATCH (poetry-harness): `find_by_bind` yields an iterator.
 
 use std::io::{Error, ErrorKind, Result};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

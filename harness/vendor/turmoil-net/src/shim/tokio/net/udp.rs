@@ -1,4 +1,6 @@
 //! Drop-in replacement for [`tokio::net::UdpSocket`].
+//!
+//! PATCH (poetry-harness): the socket knows its host (every `sys_on(self.host, ..)` was `sys(..)`).
 
 use std::future::poll_fn;
 use std::io;

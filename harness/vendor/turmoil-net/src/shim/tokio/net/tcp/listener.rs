@@ -1,4 +1,6 @@
 //! Drop-in replacement for [`tokio::net::TcpListener`].
+//!
+//! PATCH (poetry-harness): the listener knows its host (every `sys_on(self.host, ..)` was `sys(..)`); `from_fd` for `TcpSocket`.
 
 use std::future::poll_fn;
 use std::io;

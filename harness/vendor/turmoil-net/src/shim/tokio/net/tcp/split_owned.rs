@@ -8,6 +8,8 @@
 //! [`ReadHalf`]: super::ReadHalf
 //! [`WriteHalf`]: super::WriteHalf
 //! [`TcpStream::into_split`]: super::TcpStream::into_split
+//!
+//! PATCH (poetry-harness): the write half shuts down on its stream's host.
 
 use std::error::Error;
 use std::fmt;

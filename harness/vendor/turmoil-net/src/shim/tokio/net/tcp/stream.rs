@@ -1,4 +1,6 @@
 //! Drop-in replacement for [`tokio::net::TcpStream`].
+//!
+//! PATCH (poetry-harness): the stream knows its host (every `sys_on(self.host, ..)` was `sys(..)`); `abort`, `set_linger`, `linger`.
 
 use std::future::poll_fn;
 use std::io;
