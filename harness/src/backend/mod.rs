@@ -4,6 +4,7 @@
 
 pub mod live;
 pub mod sim;
+pub mod simnet;
 
 use std::time::Duration;
 

@@ -1,0 +1,70 @@
+//! The simulator of issue 11: byte-accurate TCP (turmoil-net, vendored and
+//! patched at `harness/vendor/turmoil-net`) driven by our own
+//! event-driven scheduler.
+//!
+//! **Not wired into `run` yet**: the sim backend ([`super::sim`]) still
+//! runs every catalog case on turmoil 0.7.2. This module is the
+//! foundation the move onto turmoil-net builds on (see "Choosing the TCP
+//! model" in [`super::sim`]); it is tested on its own in
+//! `harness/tests/simnet.rs` and measured by `benches/simnet_scaling.rs`.
+//!
+//! What it models, per connection: send and receive buffers in bytes
+//! (a writer blocks when its peer does not read), a listen backlog,
+//! `connect` completing on the handshake (one round trip), RST that
+//! discards unread data, RST on demand ([`TcpStream::abort`],
+//! `SO_LINGER` 0), and retransmission on a timer in simulated time (SYN
+//! resent at 1 s, 3 s, 7 s, ...; data after an RTO of at least 200 ms,
+//! doubling), so that loss slows a connection instead of breaking it.
+//!
+//! Time is event-driven: one current-thread tokio runtime with a paused
+//! clock runs every host's tasks; packets wait for their link's latency
+//! in a queue; when nothing is runnable the clock jumps straight to the
+//! next event, a host's timer (a `sleep`, a retransmission) or a
+//! delivery. The cost is per event, not per tick, and linear in
+//! connections. Everything is deterministic: no wall clock, no OS
+//! randomness (loss draws come from a seeded ChaCha8), no hash-order
+//! iteration.
+//!
+//! Hosts: a task started with [`Sim::spawn`] or [`spawn`] runs on its
+//! host, and the sockets it makes belong to that host. A socket knows its
+//! host, so it can be moved into a task started with plain
+//! `tokio::task::spawn_local`; but a socket *made* in such a task lands
+//! on whichever host was pinned last.
+//!
+//! ```
+//! use std::time::Duration;
+//! use poetry_harness::backend::simnet::{self, Sim, TcpListener, TcpStream};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let mut sim = Sim::builder().latency(Duration::from_millis(50)).build();
+//! let server = sim.add_host("server");
+//! let client = sim.add_host("client");
+//! sim.spawn_daemon(server, async {
+//!     let listener = TcpListener::bind(("0.0.0.0", 10000)).await.unwrap();
+//!     loop {
+//!         let (mut stream, _) = listener.accept().await.unwrap();
+//!         simnet::spawn(async move {
+//!             stream.write_all(b"a poem").await.unwrap();
+//!         });
+//!     }
+//! });
+//! sim.spawn(client, async {
+//!     let mut stream = TcpStream::connect(("server", 10000)).await.unwrap();
+//!     // SYN out and SYN-ACK back: one round trip.
+//!     assert_eq!(simnet::now(), Duration::from_millis(100));
+//!     let mut poem = String::new();
+//!     stream.read_to_string(&mut poem).await.unwrap();
+//!     simnet::trace(format!("got {poem:?}"));
+//! });
+//! let report = sim.run();
+//! assert!(!report.timed_out);
+//! // The server's FIN follows the poem: ACK, then data and FIN, 150 ms
+//! // after the handshake's last ACK left at 100 ms.
+//! assert_eq!(report.trace, vec!["   200.000 ms  got \"a poem\"".to_string()]);
+//! ```
+
+mod sched;
+
+pub use sched::{now, spawn, trace, Report, Sim, SimBuilder};
+pub use turmoil_net::shim::tokio::net::{TcpListener, TcpSocket, TcpStream};
+pub use turmoil_net::{lookup_host, HostId, KernelConfig};

@@ -1,0 +1,490 @@
+//! The event-driven scheduler: hosts' tasks on one paused tokio runtime,
+//! packets held for the link latency, time jumping from event to event.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, LocalSet};
+use tokio::time::Instant;
+use turmoil_net::{EnterGuard, HostId, KernelConfig, Net, Packet, Transport};
+
+thread_local! {
+    /// The running simulation's state, for the free functions ([`now`],
+    /// [`spawn`], [`trace`]) that tasks call.
+    static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
+    /// The host whose task is being polled.
+    static CURRENT_HOST: Cell<Option<HostId>> = const { Cell::new(None) };
+}
+
+/// What tasks reach through the free functions while a [`Sim`] runs.
+struct Running {
+    start: Instant,
+    poke: Rc<Notify>,
+    trace: Vec<String>,
+}
+
+/// Simulated time since the simulation started. Panics outside a
+/// running [`Sim`].
+pub fn now() -> Duration {
+    RUNNING.with(|r| {
+        let r = r.borrow();
+        let r = r.as_ref().expect("simnet::now outside a running Sim");
+        Instant::now() - r.start
+    })
+}
+
+/// Add `line` to the run's trace ([`Report::trace`]), stamped with the
+/// simulated time. Panics outside a running [`Sim`].
+pub fn trace(line: impl AsRef<str>) {
+    let t = now();
+    RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        let r = r.as_mut().expect("simnet::trace outside a running Sim");
+        r.trace.push(stamp(t, line.as_ref()));
+    });
+}
+
+fn stamp(t: Duration, line: &str) -> String {
+    format!("{:10.3} ms  {line}", t.as_secs_f64() * 1e3)
+}
+
+/// Spawn `fut` on the current task's host (what `tokio::spawn` is to a
+/// program: its sockets belong to that host). Panics outside a task of a
+/// running [`Sim`].
+pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let host = CURRENT_HOST
+        .with(Cell::get)
+        .expect("simnet::spawn outside a simulated host's task");
+    spawn_on(host, fut)
+}
+
+fn spawn_on<F>(host: HostId, fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    tokio::task::spawn_local(HostScoped {
+        host,
+        inner: Box::pin(fut),
+    })
+}
+
+/// A host's task. turmoil-net's sockets do not know their host: every
+/// socket call goes to the thread's current host. So each poll (and the
+/// drop, where sockets close) first pins this task's host and the
+/// simulated time, and each poll ends by poking the scheduler, which
+/// then collects what the task sent.
+struct HostScoped<F: ?Sized> {
+    host: HostId,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future + ?Sized> Future for HostScoped<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        enter_host(self.host);
+        let out = self.inner.as_mut().poll(cx);
+        CURRENT_HOST.with(|c| c.set(None));
+        RUNNING.with(|r| {
+            if let Some(r) = r.borrow().as_ref() {
+                r.poke.notify_one();
+            }
+        });
+        out
+    }
+}
+
+impl<F: ?Sized> Drop for HostScoped<F> {
+    fn drop(&mut self) {
+        // After the run (daemons dropped with the runtime gone) the clock
+        // is not the simulation's: keep the last time.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            enter_host(self.host);
+        } else {
+            turmoil_net::set_current(self.host);
+        }
+    }
+}
+
+fn enter_host(host: HostId) {
+    turmoil_net::set_current(host);
+    RUNNING.with(|r| {
+        if let Some(r) = r.borrow().as_ref() {
+            turmoil_net::set_now(Instant::now() - r.start);
+        }
+    });
+    CURRENT_HOST.with(|c| c.set(Some(host)));
+}
+
+/// Settings of a simulation. Build one with [`Sim::builder`].
+#[derive(Debug, Clone)]
+pub struct SimBuilder {
+    latency: Duration,
+    loss: f64,
+    seed: u64,
+    limit: Duration,
+    trace_packets: bool,
+    kernel: KernelConfig,
+}
+
+impl Default for SimBuilder {
+    fn default() -> Self {
+        Self {
+            latency: Duration::from_millis(50),
+            loss: 0.0,
+            seed: 0,
+            limit: Duration::from_secs(60),
+            trace_packets: false,
+            kernel: KernelConfig::default(),
+        }
+    }
+}
+
+impl SimBuilder {
+    /// One-way latency of every link between two hosts (default 50 ms,
+    /// the sim backend's).
+    pub fn latency(&mut self, latency: Duration) -> &mut Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Probability, from 0 to 1, that a packet between two hosts is lost
+    /// (default 0). Draws are seeded by [`SimBuilder::seed`].
+    pub fn loss(&mut self, p: f64) -> &mut Self {
+        self.loss = p;
+        self
+    }
+
+    /// Seed of the loss draws (default 0).
+    pub fn seed(&mut self, seed: u64) -> &mut Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Simulated time after which the run stops, finished or not
+    /// (default 60 s).
+    pub fn limit(&mut self, limit: Duration) -> &mut Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Record every packet sent, delivered or lost in the trace (default
+    /// off: it costs a line per packet).
+    pub fn trace_packets(&mut self, on: bool) -> &mut Self {
+        self.trace_packets = on;
+        self
+    }
+
+    /// Kernel settings of hosts added with [`Sim::add_host`] (buffer
+    /// sizes, default backlog, retransmission timers).
+    pub fn kernel(&mut self, cfg: KernelConfig) -> &mut Self {
+        self.kernel = cfg;
+        self
+    }
+
+    /// A simulation with these settings and no hosts. Panics if the loss
+    /// is not a probability.
+    pub fn build(&self) -> Sim {
+        assert!(
+            (0.0..=1.0).contains(&self.loss),
+            "loss {} is not a probability",
+            self.loss
+        );
+        Sim {
+            net: Net::with_config(self.kernel.clone()),
+            cfg: self.clone(),
+            names: IndexMap::new(),
+            tasks: Vec::new(),
+        }
+    }
+}
+
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A simulation: hosts, their tasks, the network between them.
+pub struct Sim {
+    net: Net,
+    cfg: SimBuilder,
+    /// Host names by address, for the packet trace.
+    names: IndexMap<IpAddr, String>,
+    /// (host, awaited, task), in the order spawned.
+    tasks: Vec<(HostId, bool, Task)>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("cfg", &self.cfg)
+            .field("hosts", &self.names.values().collect::<Vec<_>>())
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+/// How a run went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Simulated time when the last awaited task finished, or the limit.
+    pub end: Duration,
+    /// The limit passed before every awaited task finished.
+    pub timed_out: bool,
+    /// Lines from [`trace`] (and packets, if traced), in order, stamped.
+    pub trace: Vec<String>,
+    /// Packets sent between hosts (loopback not counted).
+    pub packets: u64,
+    /// Of those, lost on the way.
+    pub lost: u64,
+    /// Times the scheduler woke (a measure of its own cost).
+    pub wakes: u64,
+}
+
+impl Sim {
+    /// Settings, starting from the defaults.
+    pub fn builder() -> SimBuilder {
+        SimBuilder::default()
+    }
+
+    /// Add a host named `name` (resolvable by that name from every host).
+    pub fn add_host(&mut self, name: &str) -> HostId {
+        let cfg = self.cfg.kernel.clone();
+        self.add_host_with_config(name, cfg)
+    }
+
+    /// Add a host with its own kernel settings.
+    pub fn add_host_with_config(&mut self, name: &str, cfg: KernelConfig) -> HostId {
+        let id = self.net.add_host_with_config(name, cfg);
+        let ip = self.net.lookup(name);
+        self.names.insert(ip, name.to_string());
+        id
+    }
+
+    /// Run `fut` on `host`; the run lasts until every such task is done.
+    pub fn spawn(&mut self, host: HostId, fut: impl Future<Output = ()> + 'static) {
+        self.tasks.push((host, true, Box::pin(fut)));
+    }
+
+    /// Run `fut` on `host` without waiting for it (a server).
+    pub fn spawn_daemon(&mut self, host: HostId, fut: impl Future<Output = ()> + 'static) {
+        self.tasks.push((host, false, Box::pin(fut)));
+    }
+
+    /// Run until every task from [`Sim::spawn`] is done or the limit
+    /// passes. Panics if another simulation runs on this thread.
+    pub fn run(self) -> Report {
+        let Sim {
+            mut net,
+            cfg,
+            names,
+            tasks,
+        } = self;
+        // Every socket call reads the simulated time and pokes the
+        // scheduler, whichever task makes it (one started with plain
+        // `tokio::task::spawn_local` too: its sockets know their host).
+        let poke = Rc::new(Notify::new());
+        let start: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+        let last = Rc::new(Cell::new(Duration::ZERO));
+        let clock_start = start.clone();
+        let on_call_poke = poke.clone();
+        net.set_driver(
+            move || {
+                // After the run (no runtime) the time stays where it was.
+                if let (Some(s), Ok(_)) = (clock_start.get(), tokio::runtime::Handle::try_current())
+                {
+                    last.set(last.get().max(Instant::now() - s));
+                }
+                last.get()
+            },
+            move || on_call_poke.notify_one(),
+        );
+        let guard = net.enter();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a current-thread runtime builds");
+        let local = LocalSet::new();
+        let report = rt.block_on(local.run_until(drive(&guard, &cfg, &names, tasks, poke, start)));
+        // Tasks still alive (daemons) drop here, closing their sockets in
+        // their own host's kernel, while the network is still installed.
+        drop(local);
+        drop(rt);
+        drop(guard);
+        let trace = RUNNING
+            .with(|r| r.borrow_mut().take())
+            .map(|r| r.trace)
+            .unwrap_or_default();
+        Report { trace, ..report }
+    }
+}
+
+/// The scheduler's loop. Each pass, at the current simulated time:
+/// deliver every packet that is due, drain every host's outbound packets
+/// (firing due TCP timers), and queue each for delivery after the
+/// latency (or lose it); repeat until a pass moves nothing. Then wait for
+/// a task to run (it pokes) or for the next delivery or TCP timer; when
+/// nothing is runnable, the paused clock jumps to the earliest timer.
+async fn drive(
+    guard: &EnterGuard,
+    cfg: &SimBuilder,
+    names: &IndexMap<IpAddr, String>,
+    tasks: Vec<(HostId, bool, Task)>,
+    poke: Rc<Notify>,
+    start_cell: Rc<Cell<Option<Instant>>>,
+) -> Report {
+    let start = Instant::now();
+    start_cell.set(Some(start));
+    RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        assert!(r.is_none(), "another Sim is running on this thread");
+        *r = Some(Running {
+            start,
+            poke: poke.clone(),
+            trace: Vec::new(),
+        });
+    });
+    let awaited = tasks.iter().filter(|t| t.1).count();
+    let done = Rc::new(Cell::new(0usize));
+    for (host, wait, fut) in tasks {
+        if wait {
+            let done = done.clone();
+            spawn_on(host, async move {
+                fut.await;
+                done.set(done.get() + 1);
+            });
+        } else {
+            spawn_on(host, fut);
+        }
+    }
+
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    // Packets in flight by (due time, send order): deterministic order.
+    let mut pending: BTreeMap<(Duration, u64), Packet> = BTreeMap::new();
+    let mut sent = 0u64;
+    let mut out: Vec<Packet> = Vec::new();
+    let mut report = Report::default();
+    let name = |ip: &IpAddr| names.get(ip).cloned().unwrap_or_else(|| ip.to_string());
+    loop {
+        let t = Instant::now() - start;
+        loop {
+            let mut moved = false;
+            guard.set_now(t);
+            while let Some(entry) = pending.first_entry() {
+                if entry.key().0 > t {
+                    break;
+                }
+                let pkt = entry.remove();
+                if cfg.trace_packets {
+                    push_trace(stamp(t, &format!("recv {}", describe(&pkt, &name))));
+                }
+                guard.deliver(pkt);
+                moved = true;
+            }
+            guard.egress_all_at(t, &mut out);
+            for pkt in out.drain(..) {
+                moved = true;
+                report.packets += 1;
+                let lost = cfg.loss > 0.0 && rng.random_bool(cfg.loss);
+                if cfg.trace_packets {
+                    let what = if lost { "lost" } else { "send" };
+                    push_trace(stamp(t, &format!("{what} {}", describe(&pkt, &name))));
+                }
+                if lost {
+                    report.lost += 1;
+                    continue;
+                }
+                pending.insert((t + cfg.latency, sent), pkt);
+                sent += 1;
+            }
+            if !moved {
+                break;
+            }
+        }
+        if done.get() == awaited && awaited > 0 {
+            report.end = t;
+            break;
+        }
+        if t >= cfg.limit {
+            report.end = t;
+            report.timed_out = awaited > 0;
+            break;
+        }
+        report.wakes += 1;
+        let next = [
+            pending.first_key_value().map(|(k, _)| k.0),
+            guard.next_deadline(),
+            Some(cfg.limit),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("the limit is always there")
+        .max(t + Duration::from_nanos(1));
+        tokio::select! {
+            _ = poke.notified() => {}
+            _ = tokio::time::sleep_until(start + next) => {}
+        }
+    }
+    report
+}
+
+fn push_trace(line: String) {
+    RUNNING.with(|r| {
+        if let Some(r) = r.borrow_mut().as_mut() {
+            r.trace.push(line);
+        }
+    });
+}
+
+/// `c1:49152 > server:10000 SA seq=1 ack=2 win=65535 len=0`.
+fn describe(pkt: &Packet, name: &impl Fn(&IpAddr) -> String) -> String {
+    match &pkt.payload {
+        Transport::Tcp(s) => {
+            let f = &s.flags;
+            let flags: String = [
+                (f.syn, 'S'),
+                (f.fin, 'F'),
+                (f.rst, 'R'),
+                (f.psh, 'P'),
+                (f.ack, '.'),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, c)| *c)
+            .collect();
+            format!(
+                "{}:{} > {}:{} [{flags}] seq={} ack={} win={} len={}",
+                name(&pkt.src),
+                s.src_port,
+                name(&pkt.dst),
+                s.dst_port,
+                s.seq,
+                s.ack,
+                s.window,
+                s.payload.len()
+            )
+        }
+        Transport::Udp(d) => format!(
+            "{}:{} > {}:{} udp len={}",
+            name(&pkt.src),
+            d.src_port,
+            name(&pkt.dst),
+            d.dst_port,
+            d.payload.len()
+        ),
+    }
+}

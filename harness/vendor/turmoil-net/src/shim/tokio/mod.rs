@@ -1,0 +1,3 @@
+//! Tokio-shaped shim over the kernel socket layer.
+
+pub mod net;
