@@ -76,7 +76,10 @@ pub(super) fn run(
             let Some(fetch) = fetches.get_mut(i).and_then(Option::as_mut) else {
                 continue;
             };
-            if let Step::Done(result) = read(fetch, poem, &mut buf, event.is_read_closed()) {
+            // FIN, not RST: a reset sets EPOLLERR too, and then the read
+            // after the poem must report it.
+            let fin = event.is_read_closed() && !event.is_error();
+            if let Step::Done(result) = read(fetch, poem, &mut buf, fin) {
                 tally.count(result, end);
                 fetches[i] = start(&poll, addr, i, &mut tally, end);
             }
@@ -129,9 +132,11 @@ fn start(
 }
 
 /// Reads what the socket has, checking it against `poem`. `closed`: the
-/// event said the server had closed (EPOLLRDHUP), so everything it sent
-/// was already queued, and a read that does not fill `buf` has taken the
-/// last of it: the end of the poem, without a read that returns 0.
+/// event said the server had closed with FIN (EPOLLRDHUP, no EPOLLERR), so
+/// everything it sent was already queued, and a read that does not fill
+/// `buf` has taken the last of it: the end of the poem, without a read
+/// that returns 0. After a reset, Linux still gives the data queued before
+/// it, and the next read the reset: that read must be made.
 fn read(fetch: &mut Fetch, poem: &[u8], buf: &mut [u8], closed: bool) -> Step {
     loop {
         match fetch.stream.read(buf) {
