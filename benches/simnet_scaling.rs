@@ -16,11 +16,13 @@
 //! Run: `cargo bench -p poetry-harness --bench simnet_scaling -- --quick`.
 //! `SIMNET_SCALING_CLIENTS=5000` (a comma-separated list) measures other N.
 
+mod cpu_time;
+use cpu_time::{cpu_criterion, process_cpu, ProcessCpu};
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
@@ -31,87 +33,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const CLIENTS: &[usize] = &[100, 500, 2000];
 
 const PORT: u16 = 10000;
-
-/// Process CPU time, user and system, of every thread.
-struct ProcessCpu;
-
-fn process_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to write.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-impl Measurement for ProcessCpu {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        process_cpu()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        process_cpu().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Duration) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &CpuFormatter
-    }
-}
-
-/// Formats nanoseconds of CPU as criterion formats wall time, with "CPU".
-struct CpuFormatter;
-
-impl ValueFormatter for CpuFormatter {
-    fn scale_values(&self, ns: f64, values: &mut [f64]) -> &'static str {
-        let (factor, unit) = if ns < 1e3 {
-            (1.0, "ns CPU")
-        } else if ns < 1e6 {
-            (1e-3, "µs CPU")
-        } else if ns < 1e9 {
-            (1e-6, "ms CPU")
-        } else {
-            (1e-9, "s CPU")
-        };
-        for v in values {
-            *v *= factor;
-        }
-        unit
-    }
-
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        throughput: &Throughput,
-        values: &mut [f64],
-    ) -> &'static str {
-        // Connections per CPU second: flat when cost is linear.
-        let per = match *throughput {
-            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
-                n as f64
-            }
-        };
-        for v in values {
-            *v = per * 1e9 / *v;
-        }
-        "conn/CPU s"
-    }
-
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
-    }
-}
 
 /// One run: `n` clients at once, each reading the whole poem. Returns the
 /// report and how many clients got all 1,000 bytes.
@@ -185,10 +106,6 @@ fn scaling(c: &mut Criterion<ProcessCpu>) {
         });
     }
     group.finish();
-}
-
-fn cpu_criterion() -> Criterion<ProcessCpu> {
-    Criterion::default().with_measurement(ProcessCpu)
 }
 
 criterion_group! {
