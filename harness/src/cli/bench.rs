@@ -437,6 +437,16 @@ fn poems(args: &BenchArgs) -> Vec<Arc<[u8]>> {
         .collect()
 }
 
+/// The load `args` put on a server at one of its [`modes`].
+fn load_at(args: &BenchArgs, mode: Mode) -> Load {
+    Load {
+        mode,
+        duration: args.duration,
+        timeout: args.timeout,
+        slow_readers: args.slow_readers,
+    }
+}
+
 fn modes(args: &BenchArgs) -> Vec<Mode> {
     if args.rate.is_empty() {
         args.connections
@@ -711,12 +721,7 @@ fn run_sim(args: &BenchArgs) -> anyhow::Result<Exit> {
                 if process::interrupted_by().is_some() {
                     break 'points;
                 }
-                let load = Load {
-                    mode,
-                    duration: args.duration,
-                    timeout: args.timeout,
-                    slow_readers: args.slow_readers,
-                };
+                let load = load_at(args, mode);
                 eprintln!(
                     "{}: {}, {}-byte poem (simulated)",
                     imp.name,
@@ -864,12 +869,7 @@ async fn measure_server(
         if process::interrupted_by().is_some() {
             break;
         }
-        let load = Load {
-            mode,
-            duration: args.duration,
-            timeout: args.timeout,
-            slow_readers: args.slow_readers,
-        };
+        let load = load_at(args, mode);
         eprintln!(
             "{}: {}, {}-byte poem",
             server.name,
