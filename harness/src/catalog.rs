@@ -607,6 +607,21 @@ results = ["poem"]
     }
 
     #[test]
+    fn min_time_scale_must_be_a_share_of_one() {
+        for bad in ["0.0", "-0.5", "1.5"] {
+            let text = GOOD.replace("role = ", &format!("min_time_scale = {bad}\nrole = "));
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("case 'client.ok': field 'min_time_scale'")
+                    && err.contains("must be above 0 and at most 1"),
+                "{bad}: {err}"
+            );
+        }
+        let text = GOOD.replace("role = ", "min_time_scale = 0.5\nrole = ");
+        assert_eq!(parse(&text).unwrap()[0].min_time_scale, Some(0.5));
+    }
+
+    #[test]
     fn result_count_must_match_servers() {
         let text = GOOD.replace("results = [\"poem\"]", "results = [\"poem\", \"poem\"]");
         let err = parse(&text).unwrap_err().to_string();

@@ -634,4 +634,23 @@ elapsed_min = "20s"
         assert_eq!(after.limit.0, Duration::from_secs(50));
         assert_eq!(after.expect.elapsed_min.unwrap().0, Duration::from_secs(10));
     }
+
+    #[test]
+    fn a_case_scale_floor_wins_over_a_smaller_time_scale_only() {
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let stalled = catalog
+            .get("server.stalled-reader-does-not-block-others")
+            .unwrap();
+        let plain = catalog
+            .cases
+            .iter()
+            .find(|c| c.min_time_scale.is_none())
+            .unwrap();
+        let mut subject = LiveSubject::new(Role::Server, "x");
+        subject.time_scale = 0.05;
+        assert_eq!(subject.scale_for(stalled), 0.5);
+        assert_eq!(subject.scale_for(plain), 0.05);
+        subject.time_scale = 2.0;
+        assert_eq!(subject.scale_for(stalled), 2.0);
+    }
 }
