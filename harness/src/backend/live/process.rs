@@ -864,12 +864,51 @@ fn sweep(sid: i32, token: &str, root: Option<i32>) {
     }
 }
 
-/// Finds a free port on 127.0.0.1 by binding port 0 and letting it go.
+/// Finds a free port on 127.0.0.1 for a program to listen on: one that
+/// binds now and is let go. It is taken below the kernel's ephemeral range
+/// (`ip_local_port_range`), so that between letting it go and the program
+/// binding it no outgoing connection, of this process or any other, can be
+/// given it: a port from `bind(0)` could be, and then a correct program
+/// failed to start with "address in use" on a busy machine. Successive
+/// calls move on through the range from a place that depends on the PID, so
+/// concurrent cases and harnesses do not offer each other the same port.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (FREE_PORTS_FROM, ephemeral_low.min(65536));
+    if high <= low + 100 {
+        // No room below the ephemeral range: let the kernel choose.
+        return Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port());
+    }
+    let span = high - low;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let port = low + NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = u16::try_from(port).unwrap_or(u16::MAX);
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(l.local_addr()?.port());
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free port on 127.0.0.1 from {low} to {high}"),
+    ))
 }
+
+/// The lowest port [`free_port`] offers: above the ports the README's
+/// by-hand examples use (10000 to 12000).
+const FREE_PORTS_FROM: u32 = 20000;
 
 /// PIDs of the processes whose environment carries [`RUN_TOKEN_VAR`] with
 /// a value starting with `prefix` (zombies left out): what a test checks
@@ -899,6 +938,24 @@ pub fn is_program_workdir(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_bindable_and_not_repeated() {
+        let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        for &p in &ports {
+            assert!((20000..ephemeral_low).contains(&p), "{p}");
+            std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+        }
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    }
 
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
