@@ -12,23 +12,17 @@ use crate::spec::Clause;
 
 /// The catalog as shipped, built into the binary.
 pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "suites/server.toml",
-        include_str!("../../suites/server.toml"),
-    ),
-    (
-        "suites/client.toml",
-        include_str!("../../suites/client.toml"),
-    ),
+    ("suites/server.toml", include_str!("../suites/server.toml")),
+    ("suites/client.toml", include_str!("../suites/client.toml")),
     (
         "suites/transform-server.toml",
-        include_str!("../../suites/transform-server.toml"),
+        include_str!("../suites/transform-server.toml"),
     ),
     (
         "suites/transform-client.toml",
-        include_str!("../../suites/transform-client.toml"),
+        include_str!("../suites/transform-client.toml"),
     ),
-    ("suites/proxy.toml", include_str!("../../suites/proxy.toml")),
+    ("suites/proxy.toml", include_str!("../suites/proxy.toml")),
 ];
 
 /// A catalog problem, located as precisely as it can be.

@@ -36,7 +36,7 @@ pub mod cli;
 pub mod duration;
 pub mod engine;
 pub mod faultproxy;
-#[path = "../../fixtures/mutants/mod.rs"]
+#[path = "../fixtures/mutants/mod.rs"]
 pub mod mutants;
 pub mod net;
 pub mod peers;

@@ -9,7 +9,7 @@
 use indexmap::IndexMap;
 
 /// The spec as shipped, built into the binary.
-pub const SPEC_MD: &str = include_str!("../../suites/SPEC.md");
+pub const SPEC_MD: &str = include_str!("../suites/SPEC.md");
 
 /// What the tutorial profile accepts instead of a clause: the behaviours
 /// of the series' own programs, named once here and granted by the

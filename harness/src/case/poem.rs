@@ -7,14 +7,14 @@ use serde::Deserialize;
 /// The poems of `fixtures/poems/`, built into the binary so the catalog runs
 /// from anywhere.
 pub const FIXTURES: &[(&str, &[u8])] = &[
-    ("tyger", include_bytes!("../../../fixtures/poems/tyger.txt")),
+    ("tyger", include_bytes!("../../fixtures/poems/tyger.txt")),
     (
         "science",
-        include_bytes!("../../../fixtures/poems/science.txt"),
+        include_bytes!("../../fixtures/poems/science.txt"),
     ),
     (
         "loreley",
-        include_bytes!("../../../fixtures/poems/loreley.txt"),
+        include_bytes!("../../fixtures/poems/loreley.txt"),
     ),
 ];
 

@@ -139,7 +139,7 @@ pub struct PairResult {
 
 /// The poem served in pair tests: non-ASCII, several hundred bytes.
 fn poem() -> Bytes {
-    Bytes::from_static(include_bytes!("../../../../fixtures/poems/loreley.txt"))
+    Bytes::from_static(include_bytes!("../../../fixtures/poems/loreley.txt"))
 }
 
 fn scale(d: Duration, by: f64) -> Duration {
