@@ -6,6 +6,7 @@ mod bench;
 mod catalog_cmds;
 mod faultproxy;
 mod get;
+mod manual;
 pub mod mutants;
 mod pair;
 mod run;
@@ -70,6 +71,8 @@ enum Command {
     /// Run the catalog against the mutant zoo: kill matrix and mutation score.
     Mutants(mutants::MutantsArgs),
     Bench(bench::BenchArgs),
+    Completions(manual::CompletionsArgs),
+    Man(manual::ManArgs),
 }
 
 impl Command {
@@ -107,14 +110,27 @@ pub fn main() -> ExitCode {
         Command::Pair(args) => pair::run(args),
         Command::Mutants(args) => mutants::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => manual::completions(args),
+        Command::Man(args) => manual::man(args),
     };
     match result {
         Ok(exit) => exit.into(),
+        // The reader of stdout went away (`poetry-harness man | head`):
+        // nobody is left to tell, as with any Unix tool.
+        Err(e) if is_broken_pipe(&e) => Exit::Ok.into(),
         Err(e) => {
             eprintln!("poetry-harness: error: {e:#}");
             Exit::Error.into()
         }
     }
+}
+
+/// Whether an error comes from writing to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The replay a printed `poetry-harness replay ...` command names, parsed
