@@ -16,7 +16,7 @@ use bytes::Bytes;
 use crate::case::Feature;
 use crate::net::{Net, TcpListener};
 use crate::reference::{
-    self, ClientConfig, FetchError, Pacing, PoetryProxy, PoetryServer, TransformClient,
+    self, ClientConfig, FetchError, OnBytes, Pacing, PoetryProxy, PoetryServer, TransformClient,
     TransformServer, Transformed,
 };
 
@@ -44,6 +44,29 @@ pub trait PoetryClientRole: Send + Sync {
         addrs: Vec<String>,
         config: ClientConfig,
     ) -> BoxFuture<Vec<Result<Bytes, FetchError>>>;
+
+    /// [`get_poems`](Self::get_poems), telling `on_bytes` of the bytes of
+    /// each download as they arrive (how `get` shows a poem arriving on a
+    /// terminal). The default tells it of each poem once, whole, when all
+    /// downloads have ended: override it to show progress.
+    fn get_poems_watched(
+        &self,
+        net: Net,
+        addrs: Vec<String>,
+        config: ClientConfig,
+        on_bytes: OnBytes,
+    ) -> BoxFuture<Vec<Result<Bytes, FetchError>>> {
+        let all = self.get_poems(net, addrs, config);
+        Box::pin(async move {
+            let results = all.await;
+            for (i, result) in results.iter().enumerate() {
+                if let Ok(poem) = result {
+                    on_bytes(i, poem);
+                }
+            }
+            results
+        })
+    }
 }
 
 /// A transformation server.
@@ -173,6 +196,18 @@ impl PoetryClientRole for Reference {
         config: ClientConfig,
     ) -> BoxFuture<Vec<Result<Bytes, FetchError>>> {
         Box::pin(async move { reference::get_poems(net, &addrs, config).await })
+    }
+
+    fn get_poems_watched(
+        &self,
+        net: Net,
+        addrs: Vec<String>,
+        config: ClientConfig,
+        on_bytes: OnBytes,
+    ) -> BoxFuture<Vec<Result<Bytes, FetchError>>> {
+        Box::pin(
+            async move { reference::get_poems_watched(net, &addrs, config, Some(on_bytes)).await },
+        )
     }
 }
 

@@ -205,6 +205,29 @@ fn get_prints_the_served_poem_byte_for_byte(#[case] serve: &[&str]) {
     assert_eq!(got.stdout, sandbox.poem());
 }
 
+/// `serve slow|fast NAME`: a built-in poem by name from any directory,
+/// but a file of that name, where there is one, is what the user meant.
+#[rstest]
+#[case::built_in(None)]
+#[case::a_file_wins(Some("my own science\n"))]
+fn serve_takes_a_built_in_poem_by_name_unless_a_file_has_that_name(#[case] file: Option<&str>) {
+    let sandbox = Sandbox::new();
+    if let Some(text) = file {
+        std::fs::write(sandbox.dir.join("science"), text).expect("write the file");
+    }
+    let server = sandbox.serve(&["fast", "science", "--port", "0"]);
+    let got = sandbox.run(&["get", &server.port()]);
+    got.assert_success();
+    let expected = match file {
+        Some(text) => text.as_bytes().to_vec(),
+        None => std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/poems/science.txt"),
+        )
+        .expect("read the fixture"),
+    };
+    assert_eq!(got.stdout, expected);
+}
+
 #[rstest]
 #[case::cummingsify("cummingsify", str::to_lowercase)]
 #[case::shout("shout", str::to_uppercase)]
@@ -402,6 +425,10 @@ fn port_in_use() -> BadArgs {
 
 #[rstest]
 #[case::missing_poem_file(bad(&["serve", "slow", "no-such-poem.txt"], &["no-such-poem.txt"]))]
+#[case::unknown_poem_name(bad(
+    &["serve", "fast", "odyssey"],
+    &["'odyssey'", "built-in poems: tyger, science, loreley"],
+))]
 #[case::bad_address(bad(&["get", "foo:bar"], &["foo:bar", "port 'bar'"]))]
 #[case::port_zero(bad(&["get", "0"], &["'0'"]))]
 #[case::no_address(bad(&["get"], &["required"]))]

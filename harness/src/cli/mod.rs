@@ -43,7 +43,7 @@ impl From<Exit> for ExitCode {
 ///
 /// Try the series' first experiment by hand, in two terminals:
 ///
-///   poetry-harness serve slow fixtures/poems/tyger.txt --port 10000
+///   poetry-harness serve slow tyger --port 10000
 ///
 ///   poetry-harness get 10000
 #[derive(Debug, Parser)]

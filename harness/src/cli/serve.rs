@@ -39,9 +39,10 @@ pub(super) struct Listen {
 enum Server {
     /// Slow poetry server (part 2): NUM_BYTES every DELAY, many clients at once.
     ///
-    /// Example: poetry-harness serve slow fixtures/poems/tyger.txt --port 10000 --delay 0.1
+    /// Example: poetry-harness serve slow tyger --port 10000 --delay 0.1
     Slow {
-        /// The poem file to serve.
+        /// The poem to serve: a file, or a built-in poem by name (tyger,
+        /// science, loreley).
         poem: PathBuf,
         #[command(flatten)]
         listen: Listen,
@@ -54,9 +55,10 @@ enum Server {
     },
     /// Fast poetry server (parts 11, 16): the whole poem at once.
     ///
-    /// Example: poetry-harness serve fast fixtures/poems/science.txt --port 10001
+    /// Example: poetry-harness serve fast science --port 10001
     Fast {
-        /// The poem file to serve.
+        /// The poem to serve: a file, or a built-in poem by name (tyger,
+        /// science, loreley).
         poem: PathBuf,
         #[command(flatten)]
         listen: Listen,
@@ -120,10 +122,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             num_bytes,
             delay,
         } => {
-            let bytes = read_poem(poem)?;
+            let (bytes, source) = read_poem(poem)?;
             let what = format!(
-                "slow poetry from {} ({} bytes, {} bytes every {})",
-                poem.display(),
+                "slow poetry from {source} ({} bytes, {} bytes every {})",
                 bytes.len(),
                 num_bytes,
                 format_duration(*delay)
@@ -135,8 +136,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             Some((listen, bytes, Some(pacing), what))
         }
         Server::Fast { poem, listen } => {
-            let bytes = read_poem(poem)?;
-            let what = format!("poetry from {} ({} bytes)", poem.display(), bytes.len());
+            let (bytes, source) = read_poem(poem)?;
+            let what = format!("poetry from {source} ({} bytes)", bytes.len());
             Some((listen, bytes, None, what))
         }
         _ => None,
@@ -241,10 +242,36 @@ fn num_bytes_arg(s: &str) -> Result<usize, String> {
     }
 }
 
-fn read_poem(path: &Path) -> anyhow::Result<Bytes> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read poem file '{}'", path.display()))?;
-    Ok(bytes.into())
+/// The poem `serve slow|fast POEM` names, and how the announcement names
+/// it: a file wins (a file of your own called `tyger` is what you mean);
+/// otherwise a built-in poem (`fixtures/poems/NAME.txt`, compiled in, so
+/// `serve slow tyger` works from any directory). A name that is neither
+/// is an error listing the built-in names.
+fn read_poem(path: &Path) -> anyhow::Result<(Bytes, String)> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok((bytes.into(), path.display().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let name = path.to_string_lossy();
+            match crate::case::poem::fixture(&name) {
+                Some(bytes) => Ok((
+                    Bytes::from_static(bytes),
+                    format!("the built-in poem {name}"),
+                )),
+                None => {
+                    let known: Vec<_> = crate::case::poem::FIXTURES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect();
+                    anyhow::bail!(
+                        "no poem file or built-in poem '{}' (built-in poems: {})",
+                        path.display(),
+                        known.join(", ")
+                    )
+                }
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read poem file '{}'", path.display())),
+    }
 }
 
 /// Binds and announces the address on stdout, flushed, so a person or a

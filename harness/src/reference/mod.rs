@@ -12,7 +12,9 @@ pub mod transform_client;
 pub mod transform_server;
 
 pub use linger::{close_gracefully, LINGER};
-pub use poetry_client::{get_poem, get_poems, ClientConfig, FetchError};
+pub use poetry_client::{
+    get_poem, get_poem_watched, get_poems, get_poems_watched, ClientConfig, FetchError, OnBytes,
+};
 pub use poetry_server::{Pacing, PoetryServer};
 pub use proxy::PoetryProxy;
 pub use transform_client::{TransformClient, TransformFailure, Transformed};

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -96,8 +97,23 @@ impl FetchError {
     }
 }
 
+/// Told of a download's bytes as they arrive: the index of its address
+/// (in the order given) and the bytes just read. How `get` shows a poem
+/// arriving on a terminal.
+pub type OnBytes = Arc<dyn Fn(usize, &[u8]) + Send + Sync>;
+
 /// Downloads one poem: every byte until the server's FIN.
 pub async fn get_poem(net: Net, addr: &str, config: ClientConfig) -> Result<Bytes, FetchError> {
+    get_poem_watched(net, addr, config, |_| {}).await
+}
+
+/// [`get_poem`], calling `on_bytes` with every run of bytes as it is read.
+pub async fn get_poem_watched(
+    net: Net,
+    addr: &str,
+    config: ClientConfig,
+    mut on_bytes: impl FnMut(&[u8]),
+) -> Result<Bytes, FetchError> {
     let connect = tokio::time::timeout(config.connect_timeout, net.connect(addr)).await;
     let mut stream = match connect {
         Err(_) => {
@@ -122,7 +138,7 @@ pub async fn get_poem(net: Net, addr: &str, config: ClientConfig) -> Result<Byte
             }
             Ok(Err(e)) => return Err(FetchError::from_io(e, got)),
             Ok(Ok(0)) => return Ok(poem.freeze()),
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => on_bytes(&poem[got..]),
         }
     }
 }
@@ -133,11 +149,31 @@ pub async fn get_poems(
     addrs: &[String],
     config: ClientConfig,
 ) -> Vec<Result<Bytes, FetchError>> {
+    get_poems_watched(net, addrs, config, None).await
+}
+
+/// [`get_poems`], telling `on_bytes` (if given) of every run of bytes as
+/// it is read.
+pub async fn get_poems_watched(
+    net: Net,
+    addrs: &[String],
+    config: ClientConfig,
+    on_bytes: Option<OnBytes>,
+) -> Vec<Result<Bytes, FetchError>> {
     let tasks: Vec<_> = addrs
         .iter()
-        .map(|addr| {
+        .enumerate()
+        .map(|(i, addr)| {
             let addr = addr.clone();
-            tokio::spawn(async move { get_poem(net, &addr, config).await })
+            let on_bytes = on_bytes.clone();
+            tokio::spawn(async move {
+                get_poem_watched(net, &addr, config, |b| {
+                    if let Some(f) = &on_bytes {
+                        f(i, b)
+                    }
+                })
+                .await
+            })
         })
         .collect();
     let mut results = Vec::with_capacity(tasks.len());
