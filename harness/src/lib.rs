@@ -46,6 +46,7 @@ pub mod reference;
 pub mod replay;
 pub mod report;
 pub mod roles;
+pub mod selection;
 pub mod shrink;
 pub mod spec;
 pub mod testing;

@@ -28,6 +28,7 @@ use crate::verdict::Profile;
 /// Examples:
 ///   poetry-harness run                         # the whole catalog
 ///   poetry-harness run client.                 # the cases whose ID starts with 'client.'
+///   poetry-harness run '*.utf8-*' --exclude 'server.*'   # globs match whole IDs
 ///   poetry-harness run client.reset-mid-poem --transcripts
 ///   poetry-harness run --explore 20            # 20 random seeds per case
 ///   poetry-harness run client. --mutant client-decodes-per-chunk --explore 20 --shrink-to shrunk
@@ -51,8 +52,12 @@ use crate::verdict::Profile;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
-    /// Case IDs or ID prefixes to run (default: all).
+    /// Cases to run (default: all): an ID, an ID prefix (`client.`), or a
+    /// glob matching whole IDs (`'*.utf8-*'`; quote it for the shell).
     cases: Vec<String>,
+    /// Leave out the cases this ID, prefix or glob matches (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
     /// Profile to judge against: strict or tutorial (default: the
     /// manifest's, else strict).
     #[arg(long)]
@@ -170,11 +175,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let catalog = load_catalog(args.suites.as_ref())?;
     let cases = match &policy {
         Some(p) => p.select(&catalog).map_err(anyhow::Error::msg)?,
-        None => catalog.select(&args.cases),
+        None => crate::selection::select(&catalog, &args.cases, &args.exclude)
+            .map_err(anyhow::Error::msg)?,
     };
-    if cases.is_empty() {
-        anyhow::bail!("no case matches {}", args.cases.join(" "));
-    }
     // An unwritable report path is found now, not after the whole run.
     for (flag, path) in [
         ("--junit", &args.junit),
@@ -650,6 +653,11 @@ fn load_policy(args: &RunArgs, path: &std::path::Path) -> anyhow::Result<Policy>
     if !args.lacks.is_empty() {
         anyhow::bail!(
             "--lacks: with a grading policy, lacks are declared in the manifest and checked against the policy's allowed_lacks ('{file}'); drop --lacks"
+        );
+    }
+    if !args.exclude.is_empty() {
+        anyhow::bail!(
+            "--exclude: the grading policy '{file}' selects the cases (its `cases` and `exclude`); drop --exclude"
         );
     }
     if !args.cases.is_empty() {
