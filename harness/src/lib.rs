@@ -30,6 +30,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod byte_diff;
 pub mod case;
 pub mod catalog;
 pub mod cli;
