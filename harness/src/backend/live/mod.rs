@@ -544,8 +544,8 @@ pub(crate) fn describe_status(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// Lines of a program's stderr a transcript keeps: [`STDERR_HEAD`] from
-/// the start and the rest from the end.
+/// Lines of a program's stderr a transcript keeps: the first 5, and the
+/// rest from the end (where a traceback says what went wrong).
 pub const STDERR_LINES: usize = 40;
 
 /// Lines kept from the start of a long stderr.
