@@ -51,8 +51,15 @@ fn line_and_column(bytes: &[u8], at: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// The one-line summary of the first difference at `at`.
-fn summary(expected: &[u8], received: &[u8], at: usize) -> String {
+/// The one-line summary of the first difference at `at`, of sides that
+/// are `expected_len` and `received_len` bytes long in all.
+fn summary(
+    expected: &[u8],
+    received: &[u8],
+    at: usize,
+    expected_len: usize,
+    received_len: usize,
+) -> String {
     let (line, column) = line_and_column(expected, at);
     let place = format!("byte {at} (line {line}, column {column})");
     match (expected.get(at), received.get(at)) {
@@ -63,12 +70,12 @@ fn summary(expected: &[u8], received: &[u8], at: usize) -> String {
         ),
         (Some(&e), None) => format!(
             "received ends at {place}, {} byte(s) short: expected {} next",
-            expected.len() - at,
+            expected_len.saturating_sub(at),
             byte(e)
         ),
         (None, Some(&r)) => format!(
             "received goes on past the expected end, at {place}: {} byte(s) too many, starting {}",
-            received.len() - at,
+            received_len.saturating_sub(at),
             byte(r)
         ),
         (None, None) => unreachable!("`at` is inside one of them when they differ"),
@@ -130,8 +137,20 @@ fn caret(at: usize) -> String {
 /// difference with a caret under the byte, the row after), expected above
 /// received in each; `None` when they are equal.
 pub fn render(expected: &[u8], received: &[u8]) -> Option<String> {
+    render_cut(expected, received, expected.len(), received.len())
+}
+
+/// [`render`] of the first bytes of two longer strings, `expected_len`
+/// and `received_len` bytes long in all: the counts of missing or extra
+/// bytes are of the whole.
+pub fn render_cut(
+    expected: &[u8],
+    received: &[u8],
+    expected_len: usize,
+    received_len: usize,
+) -> Option<String> {
     let at = first_difference(expected, received)?;
-    let mut out = summary(expected, received, at);
+    let mut out = summary(expected, received, at, expected_len, received_len);
     out.push('\n');
     let diff_row = at / ROW;
     let last_row = (expected.len().max(received.len()).max(1) - 1) / ROW;
@@ -220,6 +239,12 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_counts_of_a_cut_comparison_are_of_the_whole() {
+        let text = render_cut(b"abcd", b"ab", 1000, 2).unwrap();
+        assert!(text.contains("998 byte(s) short"), "{text}");
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub mod catalog;
 pub mod cli;
 pub mod duration;
 pub mod engine;
+pub mod failure;
 pub mod faultproxy;
+pub mod hints;
 #[path = "../../fixtures/mutants/mod.rs"]
 pub mod mutants;
 pub mod net;
