@@ -407,7 +407,10 @@ fn check_case(case: &Case, clauses: &indexmap::IndexMap<String, Clause>) -> Resu
         if d.subsec_nanos() % 1_000_000 != 0 {
             return Err(problem(
                 "duration",
-                format!("{d:?} is not a whole number of milliseconds"),
+                format!(
+                    "{} is not a whole number of milliseconds",
+                    crate::duration::format_duration(d)
+                ),
             ));
         }
     }

@@ -130,6 +130,7 @@ impl CaseResult {
                 kind: Kind::Fail,
                 reason: why,
                 failed: Vec::new(),
+                hints: Vec::new(),
             },
             outcome,
             status: Status::HarnessError,
@@ -145,6 +146,7 @@ impl CaseResult {
                 kind: Kind::Fail,
                 reason: "not run: the run was interrupted".into(),
                 failed: Vec::new(),
+                hints: Vec::new(),
             },
             outcome: None,
             status: Status::Interrupted,
@@ -228,6 +230,7 @@ fn run_case_live_untimed(case: &Case, target: &LiveTarget, opts: &EngineOptions)
                     kind: Kind::Unsupported,
                     reason: why.into(),
                     failed: Vec::new(),
+                    hints: Vec::new(),
                 })
             });
     let (Some(subject), None) = (subject, &unsupported) else {
@@ -411,6 +414,7 @@ mod tests {
                         kind: Kind::Pass,
                         reason: "fine".into(),
                         failed: Vec::new(),
+                        hints: Vec::new(),
                     },
                 )
             },

@@ -30,12 +30,15 @@
 
 pub mod backend;
 pub mod bench;
+pub mod byte_diff;
 pub mod case;
 pub mod catalog;
 pub mod cli;
 pub mod duration;
 pub mod engine;
+pub mod failure;
 pub mod faultproxy;
+pub mod hints;
 #[path = "../fixtures/mutants/mod.rs"]
 pub mod mutants;
 pub mod net;

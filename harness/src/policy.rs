@@ -758,6 +758,7 @@ mod tests {
                 kind,
                 reason: "r".into(),
                 failed: Vec::new(),
+                hints: Vec::new(),
             };
             r
         };

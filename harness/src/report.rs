@@ -141,17 +141,14 @@ pub fn table_scored(
         let show = transcripts || v.kind.fails(profile);
         if let (true, Some(o)) = (show, &r.outcome) {
             // An interrupted case's checks judge a killed program: noise.
-            if v.kind.fails(profile) && r.status == Status::Judged {
-                for c in &v.failed {
-                    let _ = writeln!(
-                        out,
-                        "    {}: expected {}\n    {}  received {}",
-                        sanitise(&c.what),
-                        sanitise(&c.expected),
-                        " ".repeat(sanitise(&c.what).chars().count()),
-                        sanitise(&c.actual)
-                    );
-                }
+            let teach = v.kind.fails(profile) && r.status == Status::Judged;
+            if teach {
+                out.push_str(&crate::failure::details(r, profile));
+            }
+            // The command comes from what the run used (see crate::replay):
+            // it repeats this transcript byte for byte.
+            if let Some(command) = crate::failure::reproduce(r, profile) {
+                let _ = writeln!(out, "    reproduce: {command}");
             }
             if o.tolerance.is_some() {
                 let _ = writeln!(
@@ -159,25 +156,24 @@ pub fn table_scored(
                     "    transcript (live run; times from when the subject was ready, or a client's first connection):"
                 );
             } else {
-                // The command comes from what the run used (see
-                // crate::replay): it repeats this transcript byte for byte.
-                let replay = match &o.replay {
-                    Some(replay) => format!(
-                        "; replay: {}",
-                        sanitise(&replay.clone().judged_by(profile).to_string())
-                    ),
-                    None => String::new(),
-                };
                 let _ = writeln!(
                     out,
-                    "    transcript ({}, tick {}ms{replay}):",
+                    "    transcript ({}, tick {}ms):",
                     o.replay
                         .as_ref()
                         .map_or_else(|| format!("seed {}", o.seed), |r| r.run.to_string()),
                     o.tick.as_millis(),
                 );
             }
-            for line in sanitise_lines(&o.transcript.render()).lines() {
+            let text = sanitise_lines(&o.transcript.render());
+            // Every line when asked for (--transcripts, replay); a
+            // failure's folded to what matters otherwise.
+            let text = if transcripts {
+                text
+            } else {
+                crate::failure::fold_transcript(r, &text)
+            };
+            for line in text.lines() {
                 let _ = writeln!(out, "    {line}");
             }
         }
@@ -669,6 +665,7 @@ mod tests {
             kind,
             reason: "r".into(),
             failed: Vec::new(),
+            hints: Vec::new(),
         };
         r
     }
@@ -687,6 +684,7 @@ mod tests {
             actual: HOSTILE.into(),
             ok: false,
             accepted_by: None,
+            compared: None,
         });
         let rec = crate::transcript::Recorder::new();
         rec.log_at(

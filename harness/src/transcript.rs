@@ -460,8 +460,9 @@ pub fn sanitise_lines(text: &str) -> String {
     out
 }
 
-/// Bytes previewed in an event.
-pub const PREVIEW: usize = 24;
+/// Bytes previewed in an event: enough for a line or two of a poem, so a
+/// reader sees where it goes wrong without the whole of it.
+pub const PREVIEW: usize = 60;
 
 /// `N bytes "text…"`: a count and a short escaped preview.
 pub fn preview(bytes: &[u8]) -> String {
@@ -473,6 +474,8 @@ pub fn preview(bytes: &[u8]) -> String {
                 '"' => s.push_str("\\\""),
                 '\\' => s.push_str("\\\\"),
                 '\t' => s.push_str("\\u{9}"),
+                // The byte-order mark: invisible, and a symptom when lost.
+                '\u{feff}' => s.push_str("\\u{feff}"),
                 c => push_escaped(&mut s, c),
             }
         }
@@ -512,7 +515,7 @@ mod tests {
     fn preview_escapes_and_truncates() {
         assert_eq!(preview(b"a\nb"), "3 bytes \"a\\nb\"");
         assert_eq!(preview(&[0x66, 0xc3]), "2 bytes \"f\\xc3\"");
-        let long = vec![b'x'; 30];
+        let long = vec![b'x'; PREVIEW + 1];
         assert!(preview(&long).ends_with("\"…"));
     }
 

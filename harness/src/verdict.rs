@@ -5,6 +5,7 @@
 //! the same in every case.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -112,6 +113,67 @@ pub struct Check {
     /// case is granted it (see [`grants`]); most relaxations work on the
     /// expectations instead (see [`relaxed`]).
     pub accepted_by: Option<Relaxation>,
+    /// The bytes compared, when the check compares bytes: what a failure
+    /// report diffs (see [`crate::byte_diff`]) and reads symptoms from
+    /// (see [`crate::hints`]). Not in reports.
+    #[serde(skip)]
+    pub compared: Option<Compared>,
+}
+
+/// The two sides of a byte comparison, each cut at [`COMPARED_CAP`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compared {
+    /// The bytes the case expects (the first [`COMPARED_CAP`]).
+    pub expected: Bytes,
+    /// The bytes the program gave (the first [`COMPARED_CAP`]).
+    pub received: Bytes,
+    /// How many bytes the case expects in all.
+    pub expected_len: usize,
+    /// How many bytes the program gave in all.
+    pub received_len: usize,
+}
+
+/// Bytes of each side a failed comparison keeps: enough for the window
+/// around a first difference and for the symptoms hints look for, and a
+/// fixed cost per failed check however much a program floods (the
+/// payload itself is dropped once a run is judged).
+pub const COMPARED_CAP: usize = 64 * 1024;
+
+impl Check {
+    /// The same check with the bytes it compared, `(expected, received)`,
+    /// when it failed: a passing check keeps no copy.
+    fn comparing(mut self, bytes: impl FnOnce() -> (Bytes, Bytes)) -> Self {
+        if !self.ok {
+            let (expected, received) = bytes();
+            self.compared = Some(Compared {
+                expected_len: expected.len(),
+                received_len: received.len(),
+                expected: expected.slice(..expected.len().min(COMPARED_CAP)),
+                received: received.slice(..received.len().min(COMPARED_CAP)),
+            });
+        }
+        self
+    }
+
+    /// The peer the check is about (`s1` of `result 1`, `c3-2` of
+    /// `c3-2 received`), if it names one; `result N` names the case's
+    /// Nth server peer.
+    pub fn peer(&self, case: &Case) -> Option<String> {
+        if let Some(n) = self
+            .what
+            .strip_prefix("result ")
+            .or_else(|| self.what.strip_prefix("output "))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            return case.server_names().get(n.checked_sub(1)?).cloned();
+        }
+        let name = self
+            .what
+            .strip_suffix(" received")
+            .or_else(|| self.what.strip_suffix(" connection end"))?;
+        Some(name.to_string())
+    }
 }
 
 /// A case's verdict with its one-line reason and the failing checks.
@@ -123,6 +185,8 @@ pub struct Verdict {
     pub reason: String,
     /// Checks that failed under the strict expectations (empty on PASS).
     pub failed: Vec<Check>,
+    /// What the failure's symptoms suggest (see [`crate::hints`]).
+    pub hints: Vec<crate::hints::Hint>,
 }
 
 impl Verdict {
@@ -131,6 +195,7 @@ impl Verdict {
             kind,
             reason: reason.into(),
             failed: Vec::new(),
+            hints: Vec::new(),
         }
     }
 }
@@ -201,7 +266,10 @@ pub fn judge(case: &Case, out: &RunOutcome) -> Verdict {
             } else {
                 format!("not finished after {} of simulated time", secs(*limit))
             };
-            return Verdict::new(Kind::Timeout, reason);
+            return Verdict {
+                hints: crate::hints::detect(case, out, Kind::Timeout, &[]),
+                ..Verdict::new(Kind::Timeout, reason)
+            };
         }
         RunEnd::Unsupported(why) => return Verdict::new(Kind::Unsupported, why.clone()),
         RunEnd::Finished(_) => {}
@@ -227,10 +295,16 @@ pub fn judge(case: &Case, out: &RunOutcome) -> Verdict {
         },
     };
     let kind = if case.info { Kind::Info } else { kind };
+    let hints = if kind == Kind::Pass || kind == Kind::Info {
+        Vec::new()
+    } else {
+        crate::hints::detect(case, out, kind, &strict_failed)
+    };
     Verdict {
         kind,
         reason,
         failed: strict_failed,
+        hints,
     }
 }
 
@@ -530,6 +604,7 @@ fn check(
         actual: actual.into(),
         ok,
         accepted_by: None,
+        compared: None,
     }
 }
 
@@ -537,6 +612,8 @@ fn check(
 pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
     let mut v = Vec::new();
     let poems: Vec<Bytes> = case.servers.iter().map(|s| s.sent_poem()).collect();
+    let servers = case.server_names();
+    let server = |i: usize| servers.get(i).map_or("the server", String::as_str);
     if let (Some(want), SubjectResult::Poems(got)) = (&exp.results, &out.result) {
         for (i, w) in want.iter().enumerate() {
             let got = got.get(i);
@@ -544,7 +621,22 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
             let unrecognised = matches!(got, Some(Err(FetchError::Unrecognised(_))));
             let ok = got.is_some_and(|g| fetch_matches(w, g, &poems[i]))
                 || (unrecognised && w.starts_with("fail:"));
-            v.push(check(format!("result {}", i + 1), w.clone(), actual, ok));
+            let mut expected = crate::case::expect::words::result(w, server(i));
+            if w == "poem" {
+                let _ = write!(expected, " ({} bytes)", poems[i].len());
+            }
+            let c = check(format!("result {}", i + 1), expected, actual, ok);
+            v.push(match (w.as_str(), got) {
+                ("poem" | "empty" | "prefix", Some(Ok(p))) => {
+                    let want = if w == "empty" {
+                        Bytes::new()
+                    } else {
+                        poems[i].clone()
+                    };
+                    c.comparing(|| (want, p.clone()))
+                }
+                _ => c,
+            });
             // A failure whose reason cannot be read is its own check:
             // the download failed as it should, but the spec's word for
             // why is missing (CLIENT-6).
@@ -579,7 +671,26 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
             let actual = got.map_or("no result".to_string(), describe_transformed);
             let ok =
                 got.is_some_and(|g| transformed_matches(w, g, &poems[i], &case.subject.transform));
-            v.push(check(format!("output {}", i + 1), w.clone(), actual, ok));
+            let c = check(
+                format!("output {}", i + 1),
+                crate::case::expect::words::output(w, server(i)),
+                actual,
+                ok,
+            );
+            let want_bytes: Option<Bytes> = match w.as_str() {
+                "transformed" => std::str::from_utf8(&poems[i])
+                    .ok()
+                    .zip(transform::Transform::from_name(&case.subject.transform))
+                    .map(|(text, t)| Bytes::from(t.apply(text))),
+                "original" => Some(poems[i].clone()),
+                _ => None,
+            };
+            v.push(match (want_bytes, got) {
+                (Some(e), Some(g @ (Transformed::Poem(_) | Transformed::Fallback { .. }))) => {
+                    c.comparing(|| (e, Bytes::copy_from_slice(g.output())))
+                }
+                _ => c,
+            });
         }
         if got.len() != want.len() {
             v.push(check(
@@ -670,12 +781,12 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
                 (_, Some(e)) => seen.received_equals(e),
                 _ => false,
             };
+            let words = crate::case::expect::words::received(want);
             let expected = match &expected_bytes {
-                Some(e) if want != "prefix" => {
-                    let kind = want.split(':').next().unwrap_or(want);
-                    format!("{kind} {}", preview(e))
+                Some(e) if want != "prefix" && !e.is_empty() => {
+                    format!("{words}: {}", preview(e))
                 }
-                _ => want.clone(),
+                _ => words,
             };
             let actual = if seen.received_truncated() {
                 format!(
@@ -686,12 +797,29 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
             } else {
                 preview(&seen.received)
             };
-            v.push(check(format!("{copy} received"), expected, actual, ok));
+            let c = check(format!("{copy} received"), expected, actual, ok);
+            let compare_with = match (want.as_str(), expected_bytes) {
+                ("prefix", _) => Some(served.to_vec()),
+                (_, e) => e,
+            };
+            v.push(match compare_with {
+                Some(e) => {
+                    let mut c = c.comparing(|| {
+                        let kept = &seen.received[..seen.received.len().min(COMPARED_CAP)];
+                        (e.into(), Bytes::copy_from_slice(kept))
+                    });
+                    if let Some(b) = &mut c.compared {
+                        b.received_len = usize::try_from(seen.received_len).unwrap_or(usize::MAX);
+                    }
+                    c
+                }
+                None => c,
+            });
         }
     }
     for (name, want) in exp.end.iter().flatten() {
         for (copy, seen) in copies(out, name) {
-            let actual = match seen.ending {
+            let token = match seen.ending {
                 None => "still open".to_string(),
                 Some(Ending::Fin) => "fin".to_string(),
                 Some(Ending::Rst) => "rst".to_string(),
@@ -703,12 +831,12 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
             };
             let ok = match want.as_str() {
                 "closed" => matches!(seen.ending, Some(Ending::Fin | Ending::Rst)),
-                w => actual == w,
+                w => token == w,
             };
             v.push(check(
                 format!("{copy} connection end"),
-                want.clone(),
-                actual,
+                crate::case::expect::words::end(want),
+                crate::case::expect::words::end(&token),
                 ok,
             ));
         }
@@ -871,8 +999,8 @@ fn fetch_matches(want: &str, got: &Result<Bytes, FetchError>, poem: &Bytes) -> b
 
 fn describe_fetch(got: &Result<Bytes, FetchError>) -> String {
     match got {
-        Ok(p) => format!("poem {}", preview(p)),
-        Err(e) => format!("fail:{} ({e})", e.kind()),
+        Ok(p) => format!("a poem of {}", preview(p)),
+        Err(e) => format!("a failure ({e})"),
     }
 }
 
@@ -890,11 +1018,14 @@ fn transformed_matches(want: &str, got: &Transformed, poem: &Bytes, name: &str) 
 
 fn describe_transformed(got: &Transformed) -> String {
     match got {
-        Transformed::Poem(p) => format!("transformed {}", preview(p.as_bytes())),
+        Transformed::Poem(p) => format!("a poem given as transformed: {}", preview(p.as_bytes())),
         Transformed::Fallback { original, failure } => {
-            format!("original {} ({failure})", preview(original))
+            format!(
+                "the poem untransformed, {} (transform failure reported: {failure})",
+                preview(original)
+            )
         }
-        Transformed::DownloadFailed(e) => format!("none (download failed: {e})"),
+        Transformed::DownloadFailed(e) => format!("no poem (download failed: {e})"),
     }
 }
 

@@ -33,7 +33,7 @@ fn opts(run: RunOptions) -> EngineOptions {
     }
 }
 
-/// The replay command in a report's transcript header, as printed.
+/// The replay command a report prints above a transcript, as printed.
 fn printed_replay(result: &CaseResult) -> String {
     let table = report::table_scored(
         std::slice::from_ref(result),
@@ -43,16 +43,10 @@ fn printed_replay(result: &CaseResult) -> String {
         false,
         None,
     );
-    let header = table
+    table
         .lines()
-        .find(|l| l.trim_start().starts_with("transcript ("))
-        .unwrap_or_else(|| panic!("{}: no transcript header in\n{table}", result.case.id));
-    let (_, command) = header
-        .split_once("; replay: ")
-        .unwrap_or_else(|| panic!("{}: no replay command in '{header}'", result.case.id));
-    command
-        .strip_suffix("):")
-        .unwrap_or_else(|| panic!("{}: header '{header}' does not end in '):'", result.case.id))
+        .find_map(|l| l.trim_start().strip_prefix("reproduce: "))
+        .unwrap_or_else(|| panic!("{}: no reproduce line in\n{table}", result.case.id))
         .to_string()
 }
 

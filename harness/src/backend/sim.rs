@@ -502,7 +502,13 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
                             server.serve(Net::Sim, listener, proxy).await
                         }
                     };
-                    rec.log("subject", format!("stopped serving: {r:?}"));
+                    rec.log(
+                        "subject",
+                        match r {
+                            Ok(()) => "stopped serving".to_string(),
+                            Err(e) => format!("stopped serving: {e}"),
+                        },
+                    );
                     Ok(())
                 }
             });

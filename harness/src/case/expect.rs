@@ -76,3 +76,59 @@ impl Expect {
         }
     }
 }
+
+/// What the catalog's expectation words mean, in plain words: for failure
+/// reports and `explain`, so a reader never has to know that `fail:timeout`
+/// is a token.
+pub mod words {
+    /// A client's `results` entry for the server peer `server`.
+    pub fn result(token: &str, server: &str) -> String {
+        match token {
+            "poem" => format!("the whole poem {server} sends, byte for byte"),
+            "empty" => format!("an empty poem ({server} closes without sending a byte)"),
+            "prefix" => format!("the start of the poem {server} sends (all of it, or a part)"),
+            "fail" => format!("the client reports a failure for {server}"),
+            "fail:refused" => format!("the client reports that {server} refused the connection"),
+            "fail:reset" => format!("the client reports a failure: {server} reset the connection"),
+            "fail:timeout" => format!("the client gives up on {server} with a timeout error"),
+            other => other.to_string(),
+        }
+    }
+
+    /// A transforming client's `outputs` entry for the server peer `server`.
+    pub fn output(token: &str, server: &str) -> String {
+        match token {
+            "transformed" => format!("the poem of {server}, transformed"),
+            "original" => {
+                format!("the poem of {server} untransformed, and the transform failure reported")
+            }
+            "none" => format!("no poem for {server}: its download failed, and says so"),
+            other => other.to_string(),
+        }
+    }
+
+    /// A server role's `received` entry for a client peer.
+    pub fn received(token: &str) -> String {
+        match token {
+            "poem" => "the whole poem, byte for byte".into(),
+            "full" => "the upstream's whole poem, uncut".into(),
+            "nothing" => "nothing, not a byte".into(),
+            "prefix" => "the start of the poem (all of it, or a part)".into(),
+            "reply" => "the reply: the netstring of the transformed poem".into(),
+            other => match other.strip_prefix("reply:") {
+                Some(text) => format!("the reply: the netstring of '{text}'"),
+                None => other.to_string(),
+            },
+        }
+    }
+
+    /// A server role's `end` entry, or how a connection ended.
+    pub fn end(token: &str) -> String {
+        match token {
+            "fin" => "a clean close (FIN)".into(),
+            "rst" => "a reset (RST)".into(),
+            "closed" => "a close, clean (FIN) or not (RST)".into(),
+            other => other.to_string(),
+        }
+    }
+}

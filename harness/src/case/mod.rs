@@ -17,6 +17,7 @@
 //! results = ["poem"]
 //! ```
 
+pub mod describe;
 pub mod expect;
 pub mod peers;
 pub mod poem;

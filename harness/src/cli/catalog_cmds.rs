@@ -90,26 +90,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<Exit> {
     let Some(case) = catalog.get(&args.id) else {
         anyhow::bail!("no case or clause '{}' (try: poetry-harness list)", args.id);
     };
-    writeln!(out, "{}: {}", case.id, case.title)?;
-    writeln!(out, "role under test: {}", case.role)?;
-    writeln!(
-        out,
-        "network: {} one-way latency; time limit {}",
-        case.net.latency, case.limit
-    )?;
-    for (name, s) in case.server_names().iter().zip(&case.servers) {
-        writeln!(out, "server peer {name}: {s:?}")?;
-    }
-    for (name, c) in case.client_names().iter().zip(&case.clients) {
-        writeln!(out, "client peer {name}: {c:?}")?;
-    }
-    if let Some(x) = &case.xform {
-        writeln!(out, "transform peer: {x:?}")?;
-    }
-    writeln!(out, "expects (strict): {:?}", case.expect)?;
-    if let Some(t) = &case.tutorial {
-        writeln!(out, "tutorial profile accepts: {t:?}")?;
-    }
+    out.write_all(crate::case::describe::case(case).as_bytes())?;
     for id in &case.clauses {
         if let Some(c) = clauses.get(id) {
             writeln!(out, "\n{} ({}) {}\n\n{}", c.id, c.level, c.title, c.body)?;

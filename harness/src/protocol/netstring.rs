@@ -108,7 +108,7 @@ pub enum NetstringError {
     #[error("connection closed before any byte of a netstring arrived")]
     Eof,
     /// Reading or writing failed.
-    #[error("io error ({kind:?}): {message}")]
+    #[error("io error ({kind}): {message}")]
     Io {
         /// The error's kind.
         kind: io::ErrorKind,

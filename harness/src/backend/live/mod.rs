@@ -547,11 +547,30 @@ pub(crate) fn describe_status(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// Lines of a program's stderr a transcript keeps: the first 5, and the
+/// rest from the end (where a traceback says what went wrong).
+pub const STDERR_LINES: usize = 40;
+
+/// Lines kept from the start of a long stderr.
+const STDERR_HEAD: usize = 5;
+
 fn log_output(rec: &Recorder, stdout: &[u8], stderr: &str) {
     if !stdout.is_empty() {
         rec.log("subject", format!("stdout {}", preview(stdout)));
     }
-    for line in stderr.lines().take(8) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    // The end of a program's stderr says most (a traceback's last line,
+    // the error after the progress): the first lines and the tail are
+    // kept, the middle folded.
+    let folded = lines.len().saturating_sub(STDERR_LINES);
+    let head = if folded > 0 { STDERR_HEAD } else { lines.len() };
+    for (i, line) in lines.iter().enumerate() {
+        if i == head && folded > 0 {
+            rec.log("subject", format!("stderr: … {folded} lines folded …"));
+        }
+        if i >= head && i < head + folded {
+            continue;
+        }
         // A line is cut at LINE_CAP bytes: a program that floods stderr
         // without a newline must not put megabytes into every report.
         let (line, cut) = cut_line(line, process::LINE_CAP);
@@ -602,6 +621,20 @@ mod tests {
             &lines[0][4000..]
         );
         assert_eq!(lines[1], "stderr: next");
+    }
+
+    #[test]
+    fn a_long_stderr_keeps_its_head_and_tail_and_folds_the_middle() {
+        let rec = Recorder::live();
+        let text: Vec<String> = (1..=100).map(|i| format!("line {i}")).collect();
+        log_output(&rec, b"", &text.join("\n"));
+        let lines: Vec<String> = rec.events().into_iter().map(|e| e.what).collect();
+        assert_eq!(lines.len(), STDERR_LINES + 1, "{lines:?}");
+        assert_eq!(lines[0], "stderr: line 1");
+        assert_eq!(lines[STDERR_HEAD - 1], "stderr: line 5");
+        assert_eq!(lines[STDERR_HEAD], "stderr: … 60 lines folded …");
+        assert_eq!(lines[STDERR_HEAD + 1], "stderr: line 66");
+        assert_eq!(lines.last().unwrap(), "stderr: line 100");
     }
 
     #[test]
