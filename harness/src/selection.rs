@@ -63,8 +63,12 @@ pub fn select<'a>(
         .chain(exclude.iter().map(|p| (p, "--exclude")))
     {
         if !all.iter().any(|c| p.matches(&c.id)) {
+            let what = match flag {
+                "case" => String::new(),
+                flag => format!("{flag}: "),
+            };
             return Err(format!(
-                "{flag} '{}' matches no case (see poetry-harness list)",
+                "{what}no case matches '{}' (try: poetry-harness list)",
                 p.text
             ));
         }
@@ -119,11 +123,11 @@ mod tests {
     fn a_pattern_matching_nothing_is_named() {
         assert_eq!(
             ids(&["clinet."], &[]).unwrap_err(),
-            "case 'clinet.' matches no case (see poetry-harness list)"
+            "no case matches 'clinet.' (try: poetry-harness list)"
         );
         assert_eq!(
             ids(&[], &["*.no-such-*"]).unwrap_err(),
-            "--exclude '*.no-such-*' matches no case (see poetry-harness list)"
+            "--exclude: no case matches '*.no-such-*' (try: poetry-harness list)"
         );
         assert!(ids(&["client."], &["client."])
             .unwrap_err()

@@ -658,7 +658,7 @@ fn unknown_case_and_clause_are_usage_errors() {
     let got = sandbox.run(&["run", "nosuch."]);
     assert_eq!(got.status.code(), Some(USAGE));
     assert!(
-        got.stderr.contains("no case matches nosuch."),
+        got.stderr.contains("no case matches 'nosuch.'"),
         "{}",
         got.stderr
     );
