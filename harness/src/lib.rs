@@ -38,6 +38,7 @@ pub mod duration;
 pub mod engine;
 pub mod failure;
 pub mod faultproxy;
+pub mod github;
 pub mod hints;
 #[path = "../fixtures/mutants/mod.rs"]
 pub mod mutants;

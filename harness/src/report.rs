@@ -129,54 +129,15 @@ pub fn table_scored(
     let mut out = String::new();
     let width = results.iter().map(|r| r.case.id.len()).max().unwrap_or(10);
     for r in results {
-        let v = &r.verdict;
         let label = format!("{:<11}", r.label());
         let _ = writeln!(
             out,
             "{:<width$}  {}  {}",
             r.case.id,
             colour(r, &label, colour_on),
-            sanitise(&v.reason)
+            sanitise(&r.verdict.reason)
         );
-        let show = transcripts || v.kind.fails(profile);
-        if let (true, Some(o)) = (show, &r.outcome) {
-            // An interrupted case's checks judge a killed program: noise.
-            let teach = v.kind.fails(profile) && r.status == Status::Judged;
-            if teach {
-                out.push_str(&crate::failure::details(r, profile));
-            }
-            // The command comes from what the run used (see crate::replay):
-            // it repeats this transcript byte for byte.
-            if let Some(command) = crate::failure::reproduce(r, profile) {
-                let _ = writeln!(out, "    reproduce: {command}");
-            }
-            if o.tolerance.is_some() {
-                let _ = writeln!(
-                    out,
-                    "    transcript (live run; times from when the subject was ready, or a client's first connection):"
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "    transcript ({}, tick {}ms):",
-                    o.replay
-                        .as_ref()
-                        .map_or_else(|| format!("seed {}", o.seed), |r| r.run.to_string()),
-                    o.tick.as_millis(),
-                );
-            }
-            let text = sanitise_lines(&o.transcript.render());
-            // Every line when asked for (--transcripts, replay); a
-            // failure's folded to what matters otherwise.
-            let text = if transcripts {
-                text
-            } else {
-                crate::failure::fold_transcript(r, &text)
-            };
-            for line in text.lines() {
-                let _ = writeln!(out, "    {line}");
-            }
-        }
+        out.push_str(&case_details(r, profile, transcripts));
     }
     let t = tally(results);
     let summary: Vec<String> = t
@@ -194,6 +155,56 @@ pub fn table_scored(
     let _ = writeln!(out, "{}", Summary::of(results, profile));
     if let Some(scoring) = scoring {
         let _ = writeln!(out, "{}", scoring.score(results, profile));
+    }
+    out
+}
+
+/// What the table shows under a case's line: for a failure (or every case
+/// with `transcripts`), the explanation (clauses, checks, hints), the
+/// command that reproduces it and the transcript, each line indented.
+/// Empty for a case that passed. Also the body of each failure in
+/// `run --github`'s summary.
+pub fn case_details(r: &CaseResult, profile: Profile, transcripts: bool) -> String {
+    let mut out = String::new();
+    let v = &r.verdict;
+    let show = transcripts || v.kind.fails(profile);
+    if let (true, Some(o)) = (show, &r.outcome) {
+        // An interrupted case's checks judge a killed program: noise.
+        let teach = v.kind.fails(profile) && r.status == Status::Judged;
+        if teach {
+            out.push_str(&crate::failure::details(r, profile));
+        }
+        // The command comes from what the run used (see crate::replay):
+        // it repeats this transcript byte for byte.
+        if let Some(command) = crate::failure::reproduce(r, profile) {
+            let _ = writeln!(out, "    reproduce: {command}");
+        }
+        if o.tolerance.is_some() {
+            let _ = writeln!(
+                out,
+                "    transcript (live run; times from when the subject was ready, or a client's first connection):"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "    transcript ({}, tick {}ms):",
+                o.replay
+                    .as_ref()
+                    .map_or_else(|| format!("seed {}", o.seed), |r| r.run.to_string()),
+                o.tick.as_millis(),
+            );
+        }
+        let text = sanitise_lines(&o.transcript.render());
+        // Every line when asked for (--transcripts, replay); a
+        // failure's folded to what matters otherwise.
+        let text = if transcripts {
+            text
+        } else {
+            crate::failure::fold_transcript(r, &text)
+        };
+        for line in text.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
     }
     out
 }

@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// Write a JSON report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// In a GitHub Actions job: each failing case becomes an error
+    /// annotation, and the job's summary page ($GITHUB_STEP_SUMMARY) gets
+    /// the totals, the score, every case and each failure's explanation.
+    #[arg(long)]
+    github: bool,
     /// Live backend: the role the program given with --cmd plays.
     #[arg(long, requires = "cmd")]
     role: Option<crate::case::Role>,
@@ -191,6 +196,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if let Some(dir) = &args.shrink_to {
         check_shrink_dir(&args, dir)?;
     }
+    let github = match args.github {
+        true => Some(crate::github::summary_path().map_err(anyhow::Error::msg)?),
+        false => None,
+    };
     let mut targets = live_targets(&args, policy.as_ref())?;
     if targets.len() > 1 {
         return run_matrix(&args, policy.as_ref(), &cases, &targets);
@@ -236,6 +245,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let transcripts = args.transcripts;
         let name = name.clone();
         let scoring = scoring.clone();
+        let github = github.clone();
         interrupt_then(move |signal| {
             let results = sink.so_far();
             if let Ok(true) =
@@ -243,6 +253,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             {
                 let scoring = scoring.as_ref();
                 print_interrupted(&results, &name, profile, transcripts, scoring, signal);
+                publish_github(github.as_deref(), &results, &name, profile, scoring);
                 std::process::exit(process::exit_status_for(signal));
             }
         });
@@ -292,6 +303,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
                 scoring.as_ref(),
                 signal,
             );
+            publish_github(
+                github.as_deref(),
+                &results,
+                &name,
+                profile,
+                scoring.as_ref(),
+            );
             std::process::exit(process::exit_status_for(signal));
         }
         // Wait for the watchdog to exit the process.
@@ -315,6 +333,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         )
         .as_bytes(),
     )?;
+    out.flush()?;
+    publish_github(
+        github.as_deref(),
+        &results,
+        &name,
+        profile,
+        scoring.as_ref(),
+    );
     if let Some(e) = results
         .iter()
         .find(|r| r.status == engine::Status::HarnessError)
@@ -501,9 +527,9 @@ fn run_matrix(
     cases: &[&crate::case::Case],
     targets: &[engine::LiveTarget],
 ) -> anyhow::Result<Exit> {
-    if args.junit.is_some() || args.json.is_some() {
+    if args.junit.is_some() || args.json.is_some() || args.github {
         anyhow::bail!(
-            "--junit and --json take one implementation; with several manifests use --matrix"
+            "--junit, --json and --github take one implementation; with several manifests use --matrix"
         );
     }
     interrupt_then(|_| {});
@@ -586,6 +612,22 @@ fn interrupt_then(fallback: impl Fn(process::Signal) + Send + Sync + 'static) {
 }
 
 /// The table of an interrupted run, and a line saying so.
+/// `--github`: the step summary and the annotations; a failure to write
+/// them is reported, and the run's verdicts stand.
+fn publish_github(
+    path: Option<&std::path::Path>,
+    results: &[engine::CaseResult],
+    name: &str,
+    profile: Profile,
+    scoring: Option<&Scoring>,
+) {
+    if let Some(path) = path {
+        if let Err(e) = crate::github::publish(path, results, name, profile, scoring) {
+            eprintln!("poetry-harness: {e}");
+        }
+    }
+}
+
 fn print_interrupted(
     results: &[engine::CaseResult],
     name: &str,
