@@ -219,20 +219,27 @@ pub fn run_case_live(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> 
     result
 }
 
-fn run_case_live_untimed(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> CaseResult {
+/// Why a program cannot be given `case` (UNSUPPORTED: no program for its
+/// role, a declared lack, the profile, or a case only the simulator can
+/// run), or `None` when it runs. The one decision, for runs and
+/// `--dry-run` alike.
+pub fn live_precheck(case: &Case, target: &LiveTarget, profile: Profile) -> Option<Verdict> {
     let subject = target.roles.get(&case.role);
     let mut lacks = target.lacks.clone();
     lacks.extend(subject.map(|s| s.lacks.clone()).unwrap_or_default());
-    let unsupported =
-        verdict::precheck_parts(case, &target.name, subject.is_some(), &lacks, opts.profile)
-            .or_else(|| {
-                live::live_unsupported(case).map(|why| Verdict {
-                    kind: Kind::Unsupported,
-                    reason: why.into(),
-                    failed: Vec::new(),
-                    hints: Vec::new(),
-                })
-            });
+    verdict::precheck_parts(case, &target.name, subject.is_some(), &lacks, profile).or_else(|| {
+        live::live_unsupported(case).map(|why| Verdict {
+            kind: Kind::Unsupported,
+            reason: why.into(),
+            failed: Vec::new(),
+            hints: Vec::new(),
+        })
+    })
+}
+
+fn run_case_live_untimed(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> CaseResult {
+    let subject = target.roles.get(&case.role);
+    let unsupported = live_precheck(case, target, opts.profile);
     let (Some(subject), None) = (subject, &unsupported) else {
         let why = unsupported.expect("unsupported when there is no subject");
         return CaseResult::not_run(case, why);

@@ -29,6 +29,7 @@ use crate::verdict::Profile;
 ///   poetry-harness run                         # the whole catalog
 ///   poetry-harness run client.                 # the cases whose ID starts with 'client.'
 ///   poetry-harness run '*.utf8-*' --exclude 'server.*'   # globs match whole IDs
+///   poetry-harness run client. --manifest impl.toml --dry-run   # what would run, and how
 ///   poetry-harness run client.reset-mid-poem --transcripts
 ///   poetry-harness run --explore 20            # 20 random seeds per case
 ///   poetry-harness run client. --mutant client-decodes-per-chunk --explore 20 --shrink-to shrunk
@@ -58,6 +59,11 @@ pub struct RunArgs {
     /// Leave out the cases this ID, prefix or glob matches (repeatable).
     #[arg(long, value_name = "PATTERN")]
     exclude: Vec<String>,
+    /// Print the cases the run would run, against what and how, and
+    /// exit without running any (checks the arguments, the manifest and
+    /// the policy as a real run does).
+    #[arg(long)]
+    dry_run: bool,
     /// Profile to judge against: strict or tutorial (default: the
     /// manifest's, else strict).
     #[arg(long)]
@@ -227,6 +233,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let name = live
         .as_ref()
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
+    if args.dry_run {
+        print!("{}", dry_run_plan(&cases, &name, profile, live.as_ref()));
+        return Ok(Exit::Ok);
+    }
     // Reports stream to disk as live cases finish (a simulated catalog
     // takes a fraction of a second: written at the end).
     let sink = Arc::new(
@@ -612,6 +622,44 @@ fn interrupt_then(fallback: impl Fn(process::Signal) + Send + Sync + 'static) {
 }
 
 /// The table of an interrupted run, and a line saying so.
+/// `--dry-run`: one line per case that would run, then what runs them.
+fn dry_run_plan(
+    cases: &[&crate::case::Case],
+    name: &str,
+    profile: Profile,
+    live: Option<&engine::LiveTarget>,
+) -> String {
+    use std::fmt::Write as _;
+    let width = cases.iter().map(|c| c.id.len()).max().unwrap_or(10);
+    let mut out = String::new();
+    for case in cases {
+        let how = match live {
+            None => "simulator".to_string(),
+            Some(target) => match engine::live_precheck(case, target, profile) {
+                Some(v) => format!("{}: {}", v.kind.label(), sanitise(&v.reason)),
+                None => "live".to_string(),
+            },
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<8}  {how}",
+            case.id,
+            case.role.to_string()
+        );
+    }
+    let backend = match live {
+        None => "in the simulator",
+        Some(_) => "as programs on 127.0.0.1",
+    };
+    let _ = writeln!(
+        out,
+        "\ndry run: {} case(s) against {} ({profile} profile), {backend}; nothing was run",
+        cases.len(),
+        sanitise(name)
+    );
+    out
+}
+
 /// `--github`: the step summary and the annotations; a failure to write
 /// them is reported, and the run's verdicts stand.
 fn publish_github(
