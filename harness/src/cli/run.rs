@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::Exit;
 use crate::backend::live::process;
-use crate::backend::sim::RunOptions;
+use crate::backend::sim::{RunOptions, SimEngine};
 use crate::catalog::Catalog;
 use crate::engine::{self, EngineOptions};
 use crate::policy::{Policy, Scoring};
@@ -81,6 +81,18 @@ pub struct RunArgs {
     /// of the reference implementation, in the simulator.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["cmd", "manifest", "role"])]
     mutant: Option<String>,
+    /// Simulator of in-process runs. EXPERIMENTAL: simnet is issue 11's
+    /// byte-accurate TCP (handshake, flow control) on an event-driven
+    /// scheduler; case times differ from turmoil's (one more round trip
+    /// per connection), its verdicts are not yet the catalog's, and its
+    /// runs print no replay command.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = SimEngine::Turmoil,
+        conflicts_with_all = ["cmd", "manifest"]
+    )]
+    engine: SimEngine,
     /// Read the catalog from this .toml file, or this folder of .toml
     /// files, instead of the built-in one.
     #[arg(long, value_name = "PATH")]
@@ -211,7 +223,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if let Some(jobs) = args.jobs {
         opts.jobs = jobs.max(1);
     }
-    opts.run = RunOptions::from_seed_flag(args.seed);
+    opts.run = RunOptions::from_seed_flag(args.seed).on_engine(args.engine);
     let name = live
         .as_ref()
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
