@@ -182,3 +182,37 @@ fn every_mutant_is_killed_on_simnet_by_a_case_the_reference_passes() {
         survivors.join("\n  ")
     );
 }
+
+#[test]
+fn the_cli_runs_cases_on_simnet_and_refuses_what_it_cannot_repeat() {
+    use std::process::Command;
+    let bin = env!("CARGO_BIN_EXE_poetry-harness");
+    let out = Command::new(bin)
+        .args([
+            "run",
+            "--engine",
+            "simnet",
+            "client.fast-poem",
+            "--transcripts",
+        ])
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 PASS"), "{stdout}");
+    // No replay command: `replay` would run it on turmoil.
+    assert!(!stdout.contains("poetry-harness replay"), "{stdout}");
+    let out = Command::new(bin)
+        .args([
+            "run",
+            "--engine",
+            "simnet",
+            "--explore",
+            "1",
+            "client.fast-poem",
+        ])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--engine turmoil"));
+}

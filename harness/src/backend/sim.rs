@@ -359,15 +359,16 @@ pub struct RunOptions {
     engine: SimEngine,
 }
 
-/// Which simulator runs a case: `run --engine`.
+/// Which simulator runs a case: `run --engine`. `Turmoil` is this
+/// module's [`run`]; `Simnet` is [`super::simnet::run_case`] (issue 11),
+/// whose differences the module doc's "Status" lists. (The variants'
+/// own docs are `--help` text.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SimEngine {
-    /// turmoil 0.7.2 with a tick loop (this module): the catalog's engine.
+    /// turmoil 0.7.2, in ticks: the catalog's engine
     #[default]
     Turmoil,
-    /// Experimental: turmoil-net's byte-accurate TCP on the event-driven
-    /// scheduler of [`super::simnet`] (issue 11). Times differ (the
-    /// handshake adds a round trip), and a run prints no replay command.
+    /// EXPERIMENTAL: turmoil-net's byte-accurate TCP, event-driven
     Simnet,
 }
 

@@ -84,8 +84,8 @@ pub struct RunArgs {
     /// Simulator of in-process runs. EXPERIMENTAL: simnet is issue 11's
     /// byte-accurate TCP (handshake, flow control) on an event-driven
     /// scheduler; case times differ from turmoil's (one more round trip
-    /// per connection), its verdicts are not yet the catalog's, and its
-    /// runs print no replay command.
+    /// per connection), its verdicts are not yet the catalog's, its runs
+    /// print no replay command, and it takes no --explore or --shrink-to.
     #[arg(
         long,
         value_enum,
@@ -196,6 +196,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         if let Some(path) = path {
             report::check_writable(flag, path).map_err(anyhow::Error::msg)?;
         }
+    }
+    if args.engine != SimEngine::Turmoil && (args.explore > 0 || args.shrink_to.is_some()) {
+        // Explored seeds, shrinking and the replay commands they print
+        // run on turmoil: they would not repeat what this engine found.
+        anyhow::bail!("--explore and --shrink-to run only on --engine turmoil for now");
     }
     if let Some(dir) = &args.shrink_to {
         check_shrink_dir(&args, dir)?;
