@@ -127,7 +127,9 @@ impl Recorder {
     pub fn now(&self) -> Duration {
         match self.epoch {
             Some(t) => t.elapsed(),
-            None => turmoil::sim_elapsed().unwrap_or_default(),
+            None => turmoil::sim_elapsed()
+                .or_else(crate::backend::simnet::try_now)
+                .unwrap_or_default(),
         }
     }
 

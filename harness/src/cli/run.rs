@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::Exit;
 use crate::backend::live::process;
-use crate::backend::sim::RunOptions;
+use crate::backend::sim::{RunOptions, SimEngine};
 use crate::catalog::Catalog;
 use crate::engine::{self, EngineOptions};
 use crate::policy::{Policy, Scoring};
@@ -92,6 +92,18 @@ pub struct RunArgs {
     /// of the reference implementation, in the simulator.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["cmd", "manifest", "role"])]
     mutant: Option<String>,
+    /// Simulator of in-process runs. EXPERIMENTAL: simnet is issue 11's
+    /// byte-accurate TCP (handshake, flow control) on an event-driven
+    /// scheduler; case times differ from turmoil's (one more round trip
+    /// per connection), its verdicts are not yet the catalog's, its runs
+    /// print no replay command, and it takes no --explore or --shrink-to.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = SimEngine::Turmoil,
+        conflicts_with_all = ["cmd", "manifest"]
+    )]
+    engine: SimEngine,
     /// Read the catalog from this .toml file, or this folder of .toml
     /// files, instead of the built-in one.
     #[arg(long, value_name = "PATH")]
@@ -199,6 +211,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             report::check_writable(flag, path).map_err(anyhow::Error::msg)?;
         }
     }
+    if args.engine != SimEngine::Turmoil && (args.explore > 0 || args.shrink_to.is_some()) {
+        // Explored seeds, shrinking and the replay commands they print
+        // run on turmoil: they would not repeat what this engine found.
+        anyhow::bail!("--explore and --shrink-to run only on --engine turmoil for now");
+    }
     if let Some(dir) = &args.shrink_to {
         check_shrink_dir(&args, dir)?;
     }
@@ -229,7 +246,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if let Some(jobs) = args.jobs {
         opts.jobs = jobs.max(1);
     }
-    opts.run = RunOptions::from_seed_flag(args.seed);
+    opts.run = RunOptions::from_seed_flag(args.seed).on_engine(args.engine);
     let name = live
         .as_ref()
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());

@@ -1,11 +1,14 @@
-//! One network API with two sides: real sockets (tokio) and the simulated
-//! network of turmoil.
+//! One network API with three sides: real sockets (tokio), the simulated
+//! network of turmoil, and (experimental) the byte-accurate simulated TCP
+//! of [`crate::backend::simnet`].
 //!
 //! Implementations under test and the harness's own peers are written once
 //! against [`Net`], [`TcpListener`] and [`TcpStream`], which mirror
 //! `tokio::net`. [`Net::Tokio`] runs them as real programs on real sockets;
 //! [`Net::Sim`] runs the same code inside a turmoil host, where time is
 //! simulated and every run with the same seed is identical.
+//! [`Net::Simnet`] runs it on a host of a [`crate::backend::simnet::Sim`]
+//! (`run --engine simnet`).
 //!
 //! The API is an enum rather than a trait so that role traits stay object
 //! safe (`Box<dyn PoetryClient>`) and implementations need no generics.
@@ -36,6 +39,11 @@ pub enum Net {
     Tokio,
     /// turmoil's simulated network; only valid inside a turmoil host.
     Sim,
+    /// turmoil-net's simulated TCP, on this host of a running
+    /// [`crate::backend::simnet::Sim`] (experimental: `run --engine
+    /// simnet`). The host is carried so that a socket made in a task the
+    /// code started with plain `tokio::spawn` lands on it too.
+    Simnet(crate::backend::simnet::HostId),
 }
 
 impl Net {
@@ -48,6 +56,13 @@ impl Net {
             Net::Sim => turmoil::net::TcpListener::bind(addr)
                 .await
                 .map(TcpListener::from),
+            Net::Simnet(host) => {
+                // The socket is made on the host current at this call.
+                turmoil_net::set_current(host);
+                turmoil_net::shim::tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map(TcpListener::from)
+            }
         }
     }
 
@@ -60,15 +75,25 @@ impl Net {
             Net::Sim => turmoil::net::TcpStream::connect(addr)
                 .await
                 .map(TcpStream::from),
+            Net::Simnet(host) => {
+                // The socket is made before the first await, on the host
+                // current here; it calls its own host from then on.
+                turmoil_net::set_current(host);
+                turmoil_net::shim::tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map(TcpStream::from)
+            }
         }
     }
 
     /// Counts established TCP streams on the current simulated host.
     ///
-    /// Real sockets give `None`: the OS does not tell us cheaply.
+    /// Real sockets give `None`: the OS does not tell us cheaply; nor does
+    /// [`Net::Simnet`] here (its case runner counts through turmoil-net's
+    /// netstat).
     pub fn established_streams(self) -> Option<usize> {
         match self {
-            Net::Tokio => None,
+            Net::Tokio | Net::Simnet(_) => None,
             Net::Sim => Some(turmoil::established_tcp_stream_count()),
         }
     }

@@ -1,5 +1,5 @@
-//! [`TcpListener`] and [`TcpStream`]: the tokio and turmoil sockets behind
-//! one type each.
+//! [`TcpListener`] and [`TcpStream`]: the tokio, turmoil and turmoil-net
+//! sockets behind one type each.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use turmoil_net::shim::tokio::net as simnet;
 
 /// A listening socket on either network.
 pub struct TcpListener(Listener);
@@ -15,6 +16,7 @@ pub struct TcpListener(Listener);
 enum Listener {
     Tokio(tokio::net::TcpListener),
     Sim(turmoil::net::TcpListener),
+    Simnet(simnet::TcpListener),
 }
 
 impl From<tokio::net::TcpListener> for TcpListener {
@@ -26,6 +28,12 @@ impl From<tokio::net::TcpListener> for TcpListener {
 impl From<turmoil::net::TcpListener> for TcpListener {
     fn from(l: turmoil::net::TcpListener) -> Self {
         TcpListener(Listener::Sim(l))
+    }
+}
+
+impl From<simnet::TcpListener> for TcpListener {
+    fn from(l: simnet::TcpListener) -> Self {
+        TcpListener(Listener::Simnet(l))
     }
 }
 
@@ -42,7 +50,9 @@ impl TcpListener {
     pub fn into_std(self) -> io::Result<std::net::TcpListener> {
         match self.0 {
             Listener::Tokio(l) => l.into_std(),
-            Listener::Sim(_) => Err(io::Error::other("a simulated listener has no real socket")),
+            Listener::Sim(_) | Listener::Simnet(_) => {
+                Err(io::Error::other("a simulated listener has no real socket"))
+            }
         }
     }
 
@@ -51,6 +61,7 @@ impl TcpListener {
         match &self.0 {
             Listener::Tokio(l) => l.accept().await.map(|(s, a)| (s.into(), a)),
             Listener::Sim(l) => l.accept().await.map(|(s, a)| (s.into(), a)),
+            Listener::Simnet(l) => l.accept().await.map(|(s, a)| (s.into(), a)),
         }
     }
 
@@ -59,6 +70,7 @@ impl TcpListener {
         match &self.0 {
             Listener::Tokio(l) => l.local_addr(),
             Listener::Sim(l) => l.local_addr(),
+            Listener::Simnet(l) => l.local_addr(),
         }
     }
 }
@@ -74,6 +86,7 @@ pub struct TcpStream(Stream);
 enum Stream {
     Tokio(tokio::net::TcpStream),
     Sim(turmoil::net::TcpStream),
+    Simnet(simnet::TcpStream),
 }
 
 impl From<tokio::net::TcpStream> for TcpStream {
@@ -88,6 +101,12 @@ impl From<turmoil::net::TcpStream> for TcpStream {
     }
 }
 
+impl From<simnet::TcpStream> for TcpStream {
+    fn from(s: simnet::TcpStream) -> Self {
+        TcpStream(Stream::Simnet(s))
+    }
+}
+
 impl TcpStream {
     /// A handle that can hold this connection's next segment back until
     /// the FIN joins it (real sockets only; `None` in the simulator, whose
@@ -96,12 +115,13 @@ impl TcpStream {
     pub fn last_segment_holder(&self) -> Option<LastSegment> {
         match &self.0 {
             Stream::Tokio(s) => socket2::SockRef::from(s).try_clone().ok().map(LastSegment),
-            Stream::Sim(_) => None,
+            Stream::Sim(_) | Stream::Simnet(_) => None,
         }
     }
 
     /// Asks the kernel for a send buffer of about `bytes` (real sockets
-    /// only; the simulator has no byte buffers). A small one makes a
+    /// only; turmoil has no byte buffers, and turmoil-net sizes them on
+    /// its `TcpSocket`, before the connection, not on a stream). A small one makes a
     /// writer block as soon as its reader stops reading, as a slow link
     /// would, instead of after the megabytes loopback would hold.
     pub fn set_send_buffer(&self, bytes: usize) -> io::Result<()> {
@@ -110,7 +130,7 @@ impl TcpStream {
                 nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::SndBuf, &bytes)
                     .map_err(io::Error::from)
             }
-            Stream::Sim(_) => Ok(()),
+            Stream::Sim(_) | Stream::Simnet(_) => Ok(()),
         }
     }
 
@@ -119,6 +139,7 @@ impl TcpStream {
         match &self.0 {
             Stream::Tokio(s) => s.peer_addr(),
             Stream::Sim(s) => s.peer_addr(),
+            Stream::Simnet(s) => s.peer_addr(),
         }
     }
 
@@ -127,6 +148,7 @@ impl TcpStream {
         match &self.0 {
             Stream::Tokio(s) => s.local_addr(),
             Stream::Sim(s) => s.local_addr(),
+            Stream::Simnet(s) => s.local_addr(),
         }
     }
 
@@ -134,7 +156,8 @@ impl TcpStream {
     ///
     /// On real sockets this is `SO_LINGER` 0 followed by close; in the
     /// simulator it is the vendored turmoil's `abort`, which sends a real
-    /// RST segment through the simulated network.
+    /// RST segment through the simulated network (turmoil-net's `abort`
+    /// on [`crate::net::Net::Simnet`]).
     pub fn abort(self) {
         match self.0 {
             Stream::Tokio(s) => {
@@ -144,6 +167,7 @@ impl TcpStream {
                 drop(s);
             }
             Stream::Sim(s) => s.abort(),
+            Stream::Simnet(s) => s.abort(),
         }
     }
 }
@@ -170,6 +194,7 @@ impl AsyncRead for TcpStream {
         match &mut self.get_mut().0 {
             Stream::Tokio(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Sim(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Simnet(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -183,6 +208,7 @@ impl AsyncWrite for TcpStream {
         match &mut self.get_mut().0 {
             Stream::Tokio(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Sim(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Simnet(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -190,6 +216,7 @@ impl AsyncWrite for TcpStream {
         match &mut self.get_mut().0 {
             Stream::Tokio(s) => Pin::new(s).poll_flush(cx),
             Stream::Sim(s) => Pin::new(s).poll_flush(cx),
+            Stream::Simnet(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -197,6 +224,7 @@ impl AsyncWrite for TcpStream {
         match &mut self.get_mut().0 {
             Stream::Tokio(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Sim(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Simnet(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

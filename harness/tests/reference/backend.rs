@@ -106,7 +106,7 @@ impl Ctx {
     pub fn connections_on(&self, name: &str) -> Option<usize> {
         match self.net {
             Net::Sim => Some(turmoil::established_tcp_stream_count_on(name)),
-            Net::Tokio => None,
+            Net::Tokio | Net::Simnet(_) => None,
         }
     }
 

@@ -2,11 +2,13 @@
 //! patched at `harness/vendor/turmoil-net`) driven by our own
 //! event-driven scheduler.
 //!
-//! **Not wired into `run` yet**: the sim backend ([`super::sim`]) still
-//! runs every catalog case on turmoil 0.7.2. This module is the
-//! foundation the move onto turmoil-net builds on (see "Choosing the TCP
-//! model" in [`super::sim`]); it is tested on its own in
-//! `harness/tests/simnet.rs` and measured by `benches/simnet_scaling.rs`.
+//! **Wired behind a flag**: `poetry-harness run --engine simnet`
+//! (experimental) runs the catalog here through [`run_case`]; the
+//! default engine is still turmoil 0.7.2 ([`super::sim`], whose "Status"
+//! lists what passes here and why the rest does not). The scheduler is
+//! tested on its own in `harness/tests/simnet.rs`, the engine in
+//! `harness/tests/simnet_engine.rs`, and measured by
+//! `benches/simnet_scaling.rs`.
 //!
 //! What it models, per connection: send and receive buffers in bytes
 //! (a writer blocks when its peer does not read), a listen backlog,
@@ -63,8 +65,11 @@
 //! assert_eq!(report.trace, vec!["   200.000 ms  got \"a poem\"".to_string()]);
 //! ```
 
+mod runner;
 mod sched;
 
-pub use sched::{now, spawn, trace, Report, Sim, SimBuilder};
+pub use runner::run_case;
+
+pub use sched::{now, spawn, trace, try_now, Report, Sim, SimBuilder};
 pub use turmoil_net::shim::tokio::net::{TcpListener, TcpSocket, TcpStream};
 pub use turmoil_net::{lookup_host, HostId, KernelConfig};

@@ -43,6 +43,12 @@ pub fn now() -> Duration {
     })
 }
 
+/// Simulated time since the simulation started, or `None` outside a
+/// running [`Sim`] (what a clock shared with other simulators asks).
+pub fn try_now() -> Option<Duration> {
+    RUNNING.with(|r| r.borrow().as_ref().map(|r| Instant::now() - r.start))
+}
+
 /// Add `line` to the run's trace ([`Report::trace`]), stamped with the
 /// simulated time. Panics outside a running [`Sim`].
 pub fn trace(line: impl AsRef<str>) {
@@ -210,6 +216,7 @@ impl SimBuilder {
             cfg: self.clone(),
             names: IndexMap::new(),
             tasks: Vec::new(),
+            held: Vec::new(),
         }
     }
 }
@@ -224,6 +231,8 @@ pub struct Sim {
     names: IndexMap<IpAddr, String>,
     /// (host, awaited, task), in the order spawned.
     tasks: Vec<(HostId, bool, Task)>,
+    /// Pairs of hosts whose link holds every packet, both ways.
+    held: Vec<(IpAddr, IpAddr)>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -273,6 +282,14 @@ impl Sim {
         id
     }
 
+    /// Hold every packet between hosts `a` and `b`, both ways, for the
+    /// whole run (a blackholed server: a SYN is never answered, and is
+    /// resent until `connect` times out). Panics if a name is not a host.
+    pub fn hold(&mut self, a: &str, b: &str) {
+        let (a, b) = (self.net.lookup(a), self.net.lookup(b));
+        self.held.push((a, b));
+    }
+
     /// Run `fut` on `host`; the run lasts until every such task is done.
     pub fn spawn(&mut self, host: HostId, fut: impl Future<Output = ()> + 'static) {
         self.tasks.push((host, true, Box::pin(fut)));
@@ -291,6 +308,7 @@ impl Sim {
             cfg,
             names,
             tasks,
+            held,
         } = self;
         // Every socket call reads the simulated time and pokes the
         // scheduler, whichever task makes it (one started with plain
@@ -318,7 +336,20 @@ impl Sim {
             .build()
             .expect("a current-thread runtime builds");
         let local = LocalSet::new();
-        let report = rt.block_on(local.run_until(drive(&guard, &cfg, &names, tasks, poke, start)));
+        // A panic out of the loop still ends this run: the next one on
+        // this thread must find no simulation running.
+        struct Clear;
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                RUNNING.with(|r| r.borrow_mut().take());
+            }
+        }
+        let clear = Clear;
+        let links = Links {
+            names: &names,
+            held: &held,
+        };
+        let report = rt.block_on(local.run_until(drive(&guard, &cfg, links, tasks, poke, start)));
         // Tasks still alive (daemons) drop here, closing their sockets in
         // their own host's kernel, while the network is still installed.
         drop(local);
@@ -328,6 +359,7 @@ impl Sim {
             .with(|r| r.borrow_mut().take())
             .map(|r| r.trace)
             .unwrap_or_default();
+        drop(clear);
         Report { trace, ..report }
     }
 }
@@ -338,10 +370,24 @@ impl Sim {
 /// latency (or lose it); repeat until a pass moves nothing. Then wait for
 /// a task to run (it pokes) or for the next delivery or TCP timer; when
 /// nothing is runnable, the paused clock jumps to the earliest timer.
+/// The hosts' names and the held links, for [`drive`].
+struct Links<'a> {
+    names: &'a IndexMap<IpAddr, String>,
+    held: &'a [(IpAddr, IpAddr)],
+}
+
+impl Links<'_> {
+    fn holds(&self, pkt: &Packet) -> bool {
+        self.held
+            .iter()
+            .any(|&(a, b)| (pkt.src, pkt.dst) == (a, b) || (pkt.src, pkt.dst) == (b, a))
+    }
+}
+
 async fn drive(
     guard: &EnterGuard,
     cfg: &SimBuilder,
-    names: &IndexMap<IpAddr, String>,
+    links: Links<'_>,
     tasks: Vec<(HostId, bool, Task)>,
     poke: Rc<Notify>,
     start_cell: Rc<Cell<Option<Instant>>>,
@@ -372,12 +418,24 @@ async fn drive(
     }
 
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    // Packets in flight by (due time, send order): deterministic order.
-    let mut pending: BTreeMap<(Duration, u64), Packet> = BTreeMap::new();
+    // Packets in flight by due time, then flow, then send order. Packets
+    // due at the same instant are delivered flow by flow, in the order of
+    // their addresses, not in the order they were sent: tasks woken at
+    // one instant run in an order tokio does not promise (a `watch`
+    // channel wakes its waiters through buckets drawn from tokio's own
+    // unseeded RNG), so the order in which they send must not reach the
+    // order in which their peers receive. Within a flow, send order.
+    let mut pending: BTreeMap<(Duration, Flow, u64), Packet> = BTreeMap::new();
     let mut sent = 0u64;
     let mut out: Vec<Packet> = Vec::new();
     let mut report = Report::default();
-    let name = |ip: &IpAddr| names.get(ip).cloned().unwrap_or_else(|| ip.to_string());
+    let name = |ip: &IpAddr| {
+        links
+            .names
+            .get(ip)
+            .cloned()
+            .unwrap_or_else(|| ip.to_string())
+    };
     loop {
         let t = Instant::now() - start;
         loop {
@@ -398,16 +456,28 @@ async fn drive(
             for pkt in out.drain(..) {
                 moved = true;
                 report.packets += 1;
-                let lost = cfg.loss > 0.0 && rng.random_bool(cfg.loss);
+                // A held packet never arrives: dropped, it costs the same
+                // (the sender resends into the same hold) and no memory.
+                let held = links.holds(&pkt);
+                let lost = held || (cfg.loss > 0.0 && rng.random_bool(cfg.loss));
                 if cfg.trace_packets {
-                    let what = if lost { "lost" } else { "send" };
+                    let what = if held {
+                        "held"
+                    } else if lost {
+                        "lost"
+                    } else {
+                        "send"
+                    };
                     push_trace(stamp(t, &format!("{what} {}", describe(&pkt, &name))));
+                }
+                if held {
+                    continue;
                 }
                 if lost {
                     report.lost += 1;
                     continue;
                 }
-                pending.insert((t + cfg.latency, sent), pkt);
+                pending.insert((t + cfg.latency, flow(&pkt), sent), pkt);
                 sent += 1;
             }
             if !moved {
@@ -440,6 +510,17 @@ async fn drive(
         }
     }
     report
+}
+
+/// A packet's flow: source and destination address and port.
+type Flow = (IpAddr, u16, IpAddr, u16);
+
+fn flow(pkt: &Packet) -> Flow {
+    let (sport, dport) = match &pkt.payload {
+        Transport::Tcp(s) => (s.src_port, s.dst_port),
+        Transport::Udp(d) => (d.src_port, d.dst_port),
+    };
+    (pkt.src, sport, pkt.dst, dport)
 }
 
 fn push_trace(line: String) {
