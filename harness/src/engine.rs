@@ -79,6 +79,9 @@ pub struct EngineOptions {
     pub run: RunOptions,
     /// Worker threads (each runs whole cases).
     pub jobs: usize,
+    /// Start no further case once one fails (`run --fail-fast`); the cases
+    /// not started are reported as not run.
+    pub fail_fast: bool,
 }
 
 impl Default for EngineOptions {
@@ -87,6 +90,7 @@ impl Default for EngineOptions {
             profile: Profile::Strict,
             run: RunOptions::default(),
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            fail_fast: false,
         }
     }
 }
@@ -203,12 +207,7 @@ pub fn run_all(
     opts: &EngineOptions,
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
-    run_parallel(
-        cases,
-        opts.jobs,
-        &|case| run_case(case, imp, opts),
-        progress,
-    )
+    run_parallel(cases, opts, &|case| run_case(case, imp, opts), progress)
 }
 
 /// Runs and judges one case against a program (live backend).
@@ -307,7 +306,7 @@ pub fn run_all_live(
 ) -> Vec<CaseResult> {
     run_parallel(
         cases,
-        opts.jobs,
+        opts,
         &|case| run_case_live(case, target, opts),
         progress,
     )
@@ -315,16 +314,20 @@ pub fn run_all_live(
 
 fn run_parallel(
     cases: &[&Case],
-    jobs: usize,
+    opts: &EngineOptions,
     run_one: &(dyn Fn(&Case) -> CaseResult + Sync),
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
+    let jobs = opts.jobs;
     let next = AtomicUsize::new(0);
+    // The first case that failed, under --fail-fast.
+    let failed_first: Mutex<Option<String>> = Mutex::new(None);
+    let stop_now = || stop_requested() || failed_first.lock().map(|f| f.is_some()).unwrap_or(false);
     let slots: Vec<Mutex<Option<CaseResult>>> = cases.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, cases.len().max(1)) {
             scope.spawn(|| loop {
-                if stop_requested() {
+                if stop_now() {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -346,6 +349,11 @@ fn run_parallel(
                     result.verdict.reason =
                         format!("interrupted while running ({})", result.verdict.reason);
                 }
+                if opts.fail_fast && result.verdict.kind.fails(opts.profile) {
+                    if let Ok(mut first) = failed_first.lock() {
+                        first.get_or_insert_with(|| case.id.clone());
+                    }
+                }
                 progress(&result);
                 if let Ok(mut slot) = slots[i].lock() {
                     *slot = Some(result);
@@ -353,14 +361,27 @@ fn run_parallel(
             });
         }
     });
+    let failed_first = failed_first.into_inner().ok().flatten();
     slots
         .into_iter()
         .zip(cases)
         .map(|(s, case)| {
-            s.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| CaseResult::interrupted(case))
+            s.into_inner().ok().flatten().unwrap_or_else(|| {
+                match (&failed_first, stop_requested()) {
+                    (Some(first), false) => CaseResult::not_run(
+                        case,
+                        Verdict {
+                            kind: Kind::Unsupported,
+                            reason: format!(
+                                "not run: --fail-fast stopped the run when {first} failed"
+                            ),
+                            failed: Vec::new(),
+                            hints: Vec::new(),
+                        },
+                    ),
+                    _ => CaseResult::interrupted(case),
+                }
+            })
         })
         .collect()
 }
@@ -400,6 +421,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fail_fast_starts_nothing_after_the_first_failure() {
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let cases = catalog.select(&["client.".to_string()]);
+        let imp = (crate::mutants::by_name("client-reads-once").unwrap().build)();
+        let mut opts = EngineOptions {
+            jobs: 1,
+            ..EngineOptions::default()
+        };
+        let all = run_all(&cases, &imp, &opts, &|_| {});
+        let failures = |rs: &[CaseResult]| {
+            rs.iter()
+                .filter(|r| r.verdict.kind.fails(opts.profile))
+                .count()
+        };
+        assert!(failures(&all) > 1);
+        opts.fail_fast = true;
+        let fast = run_all(&cases, &imp, &opts, &|_| {});
+        assert_eq!(fast.len(), cases.len());
+        assert_eq!(failures(&fast), 1);
+        let first = fast
+            .iter()
+            .position(|r| r.verdict.kind.fails(opts.profile))
+            .unwrap();
+        for r in &fast[first + 1..] {
+            assert_eq!(r.verdict.kind, Kind::Unsupported, "{}", r.case.id);
+            assert!(
+                r.verdict
+                    .reason
+                    .starts_with("not run: --fail-fast stopped the run when client."),
+                "{}",
+                r.verdict.reason
+            );
+            assert!(r.outcome.is_none());
+        }
+    }
+
+    #[test]
     fn a_panic_in_one_case_is_a_harness_error_and_the_others_run() {
         let catalog = crate::catalog::Catalog::builtin().unwrap();
         let cases: Vec<&Case> = catalog
@@ -410,7 +468,10 @@ mod tests {
         let panicky = cases[1].id.clone();
         let results = run_parallel(
             &cases,
-            2,
+            &EngineOptions {
+                jobs: 2,
+                ..EngineOptions::default()
+            },
             &|case| {
                 if case.id == panicky {
                     panic!("boom in {}", case.id);

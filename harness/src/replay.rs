@@ -136,6 +136,7 @@ impl Replay {
             profile: self.profile,
             run: self.run,
             jobs: 1,
+            fail_fast: false,
         };
         Ok(engine::run_case(
             case,

@@ -251,6 +251,7 @@ pub fn shrink(
         profile,
         run,
         jobs: 1,
+        fail_fast: false,
     };
     let first = engine::run_case(case, imp, &opts);
     let kind = first.verdict.kind;

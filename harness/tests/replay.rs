@@ -30,6 +30,7 @@ fn opts(run: RunOptions) -> EngineOptions {
         profile: Profile::Strict,
         run,
         jobs: jobs(),
+        ..EngineOptions::default()
     }
 }
 

@@ -23,6 +23,7 @@ fn strict(run: RunOptions) -> EngineOptions {
         profile: Profile::Strict,
         run,
         jobs: 1,
+        ..EngineOptions::default()
     }
 }
 

@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// the policy as a real run does).
     #[arg(long)]
     dry_run: bool,
+    /// Start no further case once one fails (those running finish); the
+    /// rest are reported as not run. For a quick red or green.
+    #[arg(long)]
+    fail_fast: bool,
     /// Profile to judge against: strict or tutorial (default: the
     /// manifest's, else strict).
     #[arg(long)]
@@ -247,6 +251,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         opts.jobs = jobs.max(1);
     }
     opts.run = RunOptions::from_seed_flag(args.seed).on_engine(args.engine);
+    opts.fail_fast = args.fail_fast;
     let name = live
         .as_ref()
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
