@@ -163,8 +163,7 @@ pub fn run(case: &Case, subject: &LiveSubject, seed: u64) -> RunOutcome {
             return outcome;
         }
     };
-    // Measured once per run, before the first case, outside any runtime,
-    // and again during the case (`run_async`'s canary).
+    // Measured once per run, before the first case, outside any runtime.
     let jitter = timing::Jitter::get();
     rt.block_on(run_async(case, subject, seed, jitter))
 }
@@ -178,12 +177,10 @@ async fn run_async(
     let rec = Recorder::live();
     let seen: peers::Shared = Arc::new(Mutex::new(Observations::default()));
     let mut outcome = not_started(seed);
-    let canary = timing::Canary::start();
     let end = match drive(case, subject, seed, &rec, &seen, &mut outcome).await {
         Ok(end) => end,
         Err(e) => RunEnd::Crashed(e),
     };
-    let jitter = canary.stop(jitter);
     outcome.end = end;
     outcome.seen = std::mem::take(&mut *seen.lock().expect("observations lock"));
     let latency = case.net.latency.0.mul_f64(subject.scale_for(case));

@@ -9,10 +9,7 @@
 //! 35 ms each add up to more than one pause of lateness.
 //!
 //! The lateness of one pause is measured once per run, at the start, by
-//! sleeping a few times and keeping the worst overshoot, and again during
-//! every case by a [`Canary`] that sleeps beside the case's peers, so a
-//! load burst in the middle of a run widens the bounds of the cases it
-//! hits. From the worse of the two:
+//! sleeping a few times and keeping the worst overshoot. From it:
 //! - late tolerance = `BASE_PAUSES` overshoots + `bound` x overshoot /
 //!   shortest pause of the case (every pause may overshoot once);
 //! - early tolerance = [`EARLY`] + [`LATENCY_TRIPS`] simulated link
@@ -113,45 +110,6 @@ impl Jitter {
     }
 }
 
-/// Measures timer lateness while a case runs: a task that sleeps
-/// [`CANARY_PAUSE`] over and over on the case's runtime and keeps the
-/// worst overshoot. The harness's peers wake on the same runtime, so what
-/// delays the canary delays them.
-pub struct Canary {
-    worst: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// The pause the canary sleeps: long enough to cost nothing noticeable
-/// (200 wake-ups a second), short enough to see a burst of a few ms.
-pub const CANARY_PAUSE: Duration = Duration::from_millis(5);
-
-impl Canary {
-    /// Starts measuring; call inside the case's runtime.
-    pub fn start() -> Canary {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        let worst = std::sync::Arc::new(AtomicU64::new(0));
-        let w = worst.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let t = Instant::now();
-                tokio::time::sleep(CANARY_PAUSE).await;
-                let late = t.elapsed().saturating_sub(CANARY_PAUSE);
-                w.fetch_max(late.as_micros() as u64, Ordering::Relaxed);
-            }
-        });
-        Canary { worst, task }
-    }
-
-    /// Stops measuring; the jitter is the worse of `before` and what the
-    /// canary saw.
-    pub fn stop(self, before: Jitter) -> Jitter {
-        self.task.abort();
-        let seen = Duration::from_micros(self.worst.load(std::sync::atomic::Ordering::Relaxed));
-        Jitter::from_measured(before.measured.max(seen))
-    }
-}
-
 impl std::fmt::Display for Jitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -209,29 +167,6 @@ mod tests {
             Duration::from_millis(8) + Duration::from_millis(200)
         );
         assert_eq!(t.early, EARLY);
-    }
-
-    #[test]
-    fn the_canary_keeps_the_worse_of_the_run_and_the_case() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let before = Jitter::from_measured(Duration::from_millis(3));
-        let after = rt.block_on(async {
-            let canary = Canary::start();
-            // Let the canary start its first sleep, then hold the thread:
-            // its timer fires at least 40 ms late.
-            tokio::task::yield_now().await;
-            std::thread::sleep(Duration::from_millis(50));
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            canary.stop(before)
-        });
-        assert!(after.measured >= Duration::from_millis(40), "{after:?}");
-        // Never below what the run measured at the start.
-        let quiet = rt.block_on(async { Canary::start().stop(before) });
-        assert_eq!(quiet.measured, before.measured);
     }
 
     #[test]
