@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -384,7 +384,7 @@ pub async fn measure_here(target: Target, poem: Arc<[u8]>, load: Load) -> Tally 
     let start = Instant::now();
     let end = start + load.duration;
     let slow: Vec<_> = (0..load.slow_readers)
-        .map(|_| tokio::spawn(slow_reader(target.clone(), end)))
+        .map(|_| tokio::spawn(slow_reader(target.clone(), end, None)))
         .collect();
     let mut tally = match load.mode {
         Mode::Closed { connections } => closed(&target, poem, &load, connections, end).await,
@@ -413,6 +413,11 @@ fn measure_on_threads(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
     let cpu_before = cpu_time();
     let start = Instant::now();
     let end = start + load.duration;
+    // Each slow reader says when its first connection is made, and the
+    // fetchers start after: the slow readers are in the mix from the start
+    // of the window, not whenever their thread got going on a loaded
+    // machine (a one-at-a-time server must meet them first to show it).
+    let (connected, slow_ready) = mpsc::channel();
     let parts: Vec<Tally> = std::thread::scope(|scope| {
         // Slow readers load the server from a loop of their own.
         let slow = (load.slow_readers > 0).then(|| {
@@ -422,8 +427,12 @@ fn measure_on_threads(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
                 };
                 rt.block_on(async move {
                     let slow: Vec<_> = (0..load.slow_readers)
-                        .map(|_| tokio::spawn(slow_reader(Target::Real(addr), end)))
+                        .map(|_| {
+                            let tx = Some(connected.clone());
+                            tokio::spawn(slow_reader(Target::Real(addr), end, tx))
+                        })
                         .collect();
+                    drop(connected);
                     tokio::time::sleep_until(end).await;
                     for s in slow {
                         s.abort();
@@ -431,6 +440,12 @@ fn measure_on_threads(addr: SocketAddr, poem: Arc<[u8]>, load: Load) -> Tally {
                 });
             })
         });
+        for _ in 0..load.slow_readers {
+            // Ends early if the slow readers' loop could not start.
+            if slow_ready.recv_timeout(load.timeout).is_err() {
+                break;
+            }
+        }
         let handles: Vec<_> = (0..threads)
             .map(|k| {
                 let poem = poem.clone();
@@ -567,10 +582,16 @@ async fn open(
 
 /// A connection that reads [`SLOW_READ`] bytes every [`SLOW_PAUSE`], and
 /// starts over when the poem ends, until `end`.
-async fn slow_reader(target: Target, end: Instant) {
+/// A client that reads a poem slowly, again and again until `end`; tells
+/// `connected` once its first connection attempt has ended (made or not).
+async fn slow_reader(target: Target, end: Instant, mut connected: Option<mpsc::Sender<()>>) {
     let mut buf = vec![0u8; SLOW_READ];
     while Instant::now() < end {
-        let Ok(mut s) = target.connect().await else {
+        let attempt = target.connect().await;
+        if let Some(tx) = connected.take() {
+            let _ = tx.send(());
+        }
+        let Ok(mut s) = attempt else {
             tokio::time::sleep(SLOW_PAUSE).await;
             continue;
         };
