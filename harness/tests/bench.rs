@@ -71,6 +71,12 @@ fn the_reference_is_verified_then_measured_with_every_poem_whole() {
         "{point:#}"
     );
     assert_eq!(point["errors"], serde_json::json!({}), "{point:#}");
+    // The server's CPU per poem is read from /proc (10 ms ticks: it may
+    // round to 0 over a short run, never below).
+    assert!(
+        point["server_cpu_us_per_poem"].as_f64() >= Some(0.0),
+        "{point:#}"
+    );
     let last = &point["latency_us"]["last_byte"];
     assert!(last["count"].as_u64() > Some(0));
     assert!(last["p50"].as_u64() <= last["p99"].as_u64());

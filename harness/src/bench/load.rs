@@ -174,6 +174,9 @@ pub struct Tally {
     pub window: Duration,
     /// CPU time the generator (this process) used in the window.
     pub generator_cpu: Duration,
+    /// CPU time the server's program used in the window, where it can be
+    /// read (a live program on Linux).
+    pub server_cpu: Option<Duration>,
     /// One message per kind of `other` failure.
     pub notes: BTreeMap<String, u64>,
 }
@@ -190,6 +193,7 @@ impl Default for Tally {
             late: 0,
             window: Duration::ZERO,
             generator_cpu: Duration::ZERO,
+            server_cpu: None,
             notes: BTreeMap::new(),
         }
     }

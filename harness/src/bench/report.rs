@@ -46,6 +46,11 @@ pub struct Point {
     pub late: u64,
     /// The generator's CPU, as a share of one core, mean over runs.
     pub generator_cpu: f64,
+    /// The server's CPU time per whole poem, in microseconds, over every
+    /// run: where the server's time goes, and a figure a loaded machine
+    /// disturbs far less than a rate. `None` where it cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_poem: Option<f64>,
     /// Messages of `other` failures, with counts.
     pub notes: std::collections::BTreeMap<String, u64>,
     /// A simulated bench's exact figures and its model's prediction.
@@ -134,6 +139,7 @@ impl Point {
                 .collect(),
             late: all.late,
             generator_cpu: Estimate::of(&per_run(&|t| t.generator_cpu_share())).mean,
+            server_cpu_us_per_poem: server_cpu_per_poem(runs),
             notes: all.notes,
             sim: None,
         }
@@ -143,6 +149,15 @@ impl Point {
     pub fn failed(&self) -> u64 {
         self.errors.values().sum()
     }
+}
+
+/// The server's CPU time per whole poem over `runs`, in microseconds:
+/// known only when every run read it and some poem was fetched.
+fn server_cpu_per_poem(runs: &[Tally]) -> Option<f64> {
+    let cpu: Option<Vec<_>> = runs.iter().map(|t| t.server_cpu).collect();
+    let cpu: std::time::Duration = cpu?.into_iter().sum();
+    let poems: u64 = runs.iter().map(|t| t.poems).sum();
+    (poems > 0).then(|| cpu.as_secs_f64() * 1e6 / poems as f64)
 }
 
 /// One server's results.
@@ -378,8 +393,12 @@ const HEADER: [&str; 9] = [
     "errors",
 ];
 
+/// The columns after [`HEADER`] in a live bench's tables: the server's
+/// CPU per poem, and the generator's own CPU.
+const TAIL: [&str; 2] = ["srv CPU/poem", "gen CPU"];
+
 /// Rows of one load point: one per server measured at it.
-fn rows(b: &Bench, key: &(Load, usize)) -> Vec<[String; 10]> {
+fn rows(b: &Bench, key: &(Load, usize)) -> Vec<[String; 11]> {
     let at_key = |s: &ServerResult| {
         s.points
             .iter()
@@ -417,6 +436,8 @@ fn rows(b: &Bench, key: &(Load, usize)) -> Vec<[String; 10]> {
             us_or_dash(l.count, l.p999),
             us_or_dash(l.count, l.max),
             errors(p),
+            p.server_cpu_us_per_poem
+                .map_or("-".into(), |us| format!("{us:.1} µs")),
             format!("{:.0}%", p.generator_cpu * 100.0),
         ]);
     }
@@ -469,7 +490,7 @@ pub fn table(b: &Bench) -> String {
         let mut all = vec![HEADER
             .iter()
             .map(|h| h.to_string())
-            .chain(["gen CPU".to_string()])
+            .chain(TAIL.iter().map(|h| h.to_string()))
             .collect::<Vec<_>>()];
         all.extend(rows(b, &key).into_iter().map(|r| r.to_vec()));
         out.push_str(&aligned(&all));
@@ -477,7 +498,7 @@ pub fn table(b: &Bench) -> String {
     out.push_str(&notes(b));
     if b.servers.iter().any(|s| !s.points.is_empty()) {
         out.push_str(
-            "\nratio: poems/s against the baseline (--baseline, else the first server of each table); gen CPU: the load generator's own CPU, share of one core\n",
+            "\nratio: poems/s against the baseline (--baseline, else the first server of each table); srv CPU/poem: the server program's CPU time (user and system, its whole session) per whole poem; gen CPU: the load generator's own CPU, share of one core\n",
         );
     }
     out
@@ -706,8 +727,12 @@ pub fn markdown(b: &Bench) -> String {
     }
     for key in keys(b) {
         out.push_str(&format!("\n## {}\n\n", title(b, &key)));
-        out.push_str(&format!("| {} | gen CPU |\n", HEADER.join(" | ")));
-        out.push_str(&format!("|{}\n", "---|".repeat(HEADER.len() + 1)));
+        out.push_str(&format!(
+            "| {} | {} |\n",
+            HEADER.join(" | "),
+            TAIL.join(" | ")
+        ));
+        out.push_str(&format!("|{}\n", "---|".repeat(HEADER.len() + TAIL.len())));
         for r in rows(b, &key) {
             let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));

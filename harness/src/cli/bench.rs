@@ -889,7 +889,11 @@ async fn measure_server(
         }
         let mut runs = Vec::new();
         for _ in 0..args.runs {
-            let tally = load::measure(running.addr, poem.clone(), load).await;
+            let cpu_before = running.program.cpu_time();
+            let mut tally = load::measure(running.addr, poem.clone(), load).await;
+            tally.server_cpu = cpu_before
+                .zip(running.program.cpu_time())
+                .map(|(before, after)| after.saturating_sub(before));
             // A run cut short by an interrupt would understate the rate.
             if process::interrupted_by().is_some() {
                 break;

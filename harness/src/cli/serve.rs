@@ -152,8 +152,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         };
+        // The reference with the poem in one write takes the short way
+        // (`reference::one_write`); a mutant keeps its own code.
+        let one_write = args.mutant.is_none() && pacing.is_none_or(|p| p.num_bytes >= bytes.len());
         serve_on_loops(listener, loops, &|l| {
-            server.serve(Net::Tokio, l, bytes.clone(), pacing)
+            if one_write {
+                return Box::pin(crate::reference::one_write::serve(l, bytes.clone()));
+            }
+            let (server, bytes) = (server.clone(), bytes.clone());
+            Box::pin(async move {
+                let l = TcpListener::from(tokio::net::TcpListener::from_std(l)?);
+                server.serve(Net::Tokio, l, bytes, pacing).await
+            })
         })?;
         return Ok(Exit::Ok);
     }
@@ -205,7 +215,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
 fn serve_on_loops(
     listener: std::net::TcpListener,
     loops: usize,
-    serve: &(dyn Fn(TcpListener) -> crate::roles::BoxFuture<std::io::Result<()>> + Sync),
+    serve: &(dyn Fn(std::net::TcpListener) -> crate::roles::BoxFuture<std::io::Result<()>> + Sync),
 ) -> anyhow::Result<()> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..loops.max(1))
@@ -216,8 +226,7 @@ fn serve_on_loops(
                         .enable_all()
                         .build()?;
                     rt.block_on(async move {
-                        let l = tokio::net::TcpListener::from_std(listener?)?;
-                        serve(TcpListener::from(l)).await?;
+                        serve(listener?).await?;
                         Ok(())
                     })
                 })

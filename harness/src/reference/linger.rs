@@ -19,12 +19,22 @@ pub const LINGER: Duration = Duration::from_secs(5);
 /// [`LINGER`] passes.
 pub async fn close_gracefully(mut stream: TcpStream) -> std::io::Result<()> {
     stream.shutdown().await?;
+    drain_then_close(stream, LINGER).await
+}
+
+/// Reads and discards what the peer still sends until it closes or
+/// `limit` passes, then closes: the second half of [`close_gracefully`],
+/// for a stream whose FIN is sent already.
+pub(crate) async fn drain_then_close(
+    mut stream: TcpStream,
+    limit: Duration,
+) -> std::io::Result<()> {
     let mut sink = [0u8; 1024];
     let drain = async {
         while stream.read(&mut sink).await? > 0 {}
         Ok::<_, std::io::Error>(())
     };
-    match tokio::time::timeout(LINGER, drain).await {
+    match tokio::time::timeout(limit, drain).await {
         Ok(result) => result,
         Err(_) => Ok(()),
     }

@@ -5,6 +5,7 @@
 //! catalog checks that they do.
 
 mod linger;
+pub mod one_write;
 pub mod poetry_client;
 pub mod poetry_server;
 pub mod proxy;

@@ -614,6 +614,27 @@ impl Program {
         }
     }
 
+    /// The CPU time (user and system) its session has used so far: every
+    /// process in it, and the children they have waited for. Read from
+    /// `/proc` in clock ticks (usually 10 ms); `None` where there is no
+    /// `/proc`. A process that escaped the session is not counted.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|&t| t > 0)?;
+        let procs = processes();
+        if procs.is_empty() {
+            return None;
+        }
+        let ticks: u64 = procs
+            .iter()
+            .filter(|p| p.sid == self.sid)
+            .map(|p| p.cpu_ticks)
+            .sum();
+        Some(Duration::from_secs_f64(ticks as f64 / tick as f64))
+    }
+
     /// What it wrote on stdout so far.
     pub fn stdout(&self) -> Captured {
         self.stdout.lock().expect("capture lock").clone()
@@ -751,6 +772,9 @@ struct Proc {
     pgrp: i32,
     sid: i32,
     zombie: bool,
+    /// CPU time in clock ticks: its own (user and system) and that of
+    /// its children it has waited for.
+    cpu_ticks: u64,
 }
 
 /// Every process visible in `/proc`.
@@ -770,12 +794,19 @@ fn processes() -> Vec<Proc> {
             let ppid = f.next()?.parse().ok()?;
             let pgrp = f.next()?.parse().ok()?;
             let sid = f.next()?.parse().ok()?;
+            // Fields 14 to 17 of proc(5): utime, stime, cutime, cstime.
+            let cpu_ticks = f
+                .skip(7)
+                .take(4)
+                .map(|t| t.parse::<i64>().map_or(0, |t| t.max(0) as u64))
+                .sum();
             Some(Proc {
                 pid,
                 ppid,
                 pgrp,
                 sid,
                 zombie: state == "Z" || state == "X",
+                cpu_ticks,
             })
         })
         .collect()
@@ -987,6 +1018,27 @@ mod tests {
             assert!(!processes_with_token(&token).is_empty());
             p.kill();
             assert_eq!(processes_with_token(&token), Vec::<i32>::new());
+        });
+    }
+
+    #[test]
+    fn cpu_time_counts_the_whole_session_children_included() {
+        rt().block_on(async {
+            // A child of the session's shell burns CPU (about 0.1-1 s),
+            // then the program idles until killed.
+            let mut p = Program::spawn(
+                "sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo done' ; sleep 30",
+                &[],
+            )
+            .unwrap();
+            let before = p.cpu_time().expect("Linux has /proc");
+            p.wait_for_line(Duration::from_secs(60), |l| l == "done")
+                .await
+                .unwrap();
+            // The loop's child has been waited for: its time is the shell's.
+            let after = p.cpu_time().unwrap();
+            assert!(after > before, "{before:?} then {after:?}");
+            p.kill();
         });
     }
 

@@ -1,0 +1,290 @@
+//! The reference poetry server's path for a poem sent in one write on a
+//! real machine (`serve fast`, or `serve slow` with a chunk as long as the
+//! poem): what [`super::PoetryServer`] does, in fewer system calls.
+//!
+//! For a small poem a server's cost is the kernel's: accept, write, close.
+//! The general path adds a task and a reactor registration per connection
+//! (`epoll_ctl` to add and remove it, a wake-up, a read that finds nothing
+//! yet, a timer for [`LINGER`]), which measured about 1.6 times the CPU per
+//! poem of the minimal server (`bench`'s "srv CPU/poem"; BENCHMARKS.md).
+//! Here a connection costs accept, send, shutdown, one read that sees the
+//! client's FIN, and close:
+//!
+//! 1. accept, then `send` the poem without blocking (`MSG_DONTWAIT`);
+//! 2. all of it sent: `shutdown` (FIN), and the socket joins the lingering
+//!    list, which a sweep every [`SWEEP`] reads without blocking: the
+//!    client's FIN closes it, bytes it sent are discarded (NET-1: closing
+//!    with unread input would send RST);
+//! 3. anything else goes the general way, on the reactor: a poem the
+//!    socket could not take at once (larger than the send buffer, or a
+//!    client not reading) is written to the end and closed gracefully; a
+//!    socket still open after [`SWEEPS_BEFORE_HANDOVER`] sweeps is drained
+//!    for the rest of [`LINGER`], so a silent client costs no more than on
+//!    the general path.
+//!
+//! The clauses are the general path's: the poem unchanged, FIN after its
+//! last byte, early leavers end only their own connection, one slow client
+//! never holds up another.
+
+use std::io::ErrorKind;
+use std::net::TcpStream as StdStream;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use bytes::Bytes;
+use nix::sys::socket::{recv, send, MsgFlags};
+use tokio::io::{unix::AsyncFd, AsyncWriteExt};
+
+use super::linger::{close_gracefully, drain_then_close, LINGER};
+use crate::net::TcpStream;
+
+/// How often the lingering sockets are read for the client's FIN.
+pub const SWEEP: Duration = Duration::from_millis(1);
+
+/// Sweeps that find a lingering socket still open before it goes to the
+/// reactor, there to be drained for the rest of [`LINGER`].
+pub const SWEEPS_BEFORE_HANDOVER: u8 = 2;
+
+/// A socket whose poem and FIN are sent, waiting for the client's FIN.
+struct Lingering {
+    stream: StdStream,
+    misses: u8,
+}
+
+/// Serves `poem` to every connection on `listener`, one write each, on
+/// the current (single-threaded) tokio runtime. Returns only on an error
+/// of the listener itself.
+pub async fn serve(listener: std::net::TcpListener, poem: Bytes) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    // SAFETY: the listener owns its file descriptor and is moved into the
+    // `AsyncFd`, reachable only through it: the descriptor stays open and
+    // the same until the `AsyncFd` is dropped.
+    let listener =
+        unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }
+            .map_err(std::io::Error::from)?;
+    let mut lingering: Vec<Lingering> = Vec::new();
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ready = listener.readable() => {
+                let mut ready = ready?;
+                loop {
+                    match ready.get_inner().accept() {
+                        Ok((stream, _)) => {
+                            if let Some(l) = start(stream, &poem) {
+                                lingering.push(l);
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            ready.clear_ready();
+                            break;
+                        }
+                        // A connection that ended before it was accepted:
+                        // the next one.
+                        Err(e) if gone(&e) => {}
+                        // Out of file descriptors for now: the lingering
+                        // sockets free theirs within a sweep or two.
+                        Err(e) if out_of_fds(&e) => {
+                            tokio::time::sleep(SWEEP).await;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            _ = sweep.tick(), if !lingering.is_empty() => {
+                lingering = std::mem::take(&mut lingering)
+                    .into_iter()
+                    .filter_map(still_lingering)
+                    .collect();
+            }
+        }
+    }
+}
+
+/// Accept errors that concern one connection only.
+fn gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    )
+}
+
+/// The process or the system is out of file descriptors.
+fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EMFILE | nix::libc::ENFILE)
+    )
+}
+
+/// Sends the poem and FIN on a new connection: the socket to linger on,
+/// or `None` when it is done with or handed to the reactor.
+fn start(stream: StdStream, poem: &Bytes) -> Option<Lingering> {
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    let sent = match send(stream.as_raw_fd(), poem, flags) {
+        Ok(n) => n,
+        Err(nix::errno::Errno::EAGAIN) => 0,
+        // The client left already: its connection only.
+        Err(_) => return None,
+    };
+    if sent < poem.len() {
+        let rest = poem.slice(sent..);
+        hand_over(stream, move |mut s| async move {
+            s.write_all(&rest).await?;
+            close_gracefully(s).await
+        });
+        return None;
+    }
+    if stream.shutdown(std::net::Shutdown::Write).is_err() {
+        return None;
+    }
+    Some(Lingering { stream, misses: 0 })
+}
+
+/// Reads what the client sent without blocking: the socket back while it
+/// still waits for the client's FIN, else `None` (it is closed, or on the
+/// reactor).
+fn still_lingering(mut l: Lingering) -> Option<Lingering> {
+    let mut sink = [0u8; 1024];
+    loop {
+        match recv(l.stream.as_raw_fd(), &mut sink, MsgFlags::MSG_DONTWAIT) {
+            // The client's FIN: close.
+            Ok(0) => return None,
+            // Bytes the client sent: discard, read on.
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => break,
+            // Reset or gone: nothing to wait for.
+            Err(_) => return None,
+        }
+    }
+    l.misses += 1;
+    if l.misses < SWEEPS_BEFORE_HANDOVER {
+        return Some(l);
+    }
+    let waited = SWEEP * u32::from(l.misses);
+    hand_over(l.stream, move |s| {
+        drain_then_close(s, LINGER.saturating_sub(waited))
+    });
+    None
+}
+
+/// Puts `stream` on the reactor, in a task of its own running `then`.
+fn hand_over<F, Fut>(stream: StdStream, then: F)
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+        return;
+    };
+    tokio::spawn(async move {
+        // A client that leaves early only ends its own connection.
+        let _ = then(TcpStream::from(stream)).await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream as Client};
+
+    /// A one-write server on 127.0.0.1:0, on a runtime of its own thread
+    /// (ended with the test process).
+    fn server(poem: &'static [u8]) -> std::net::SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = rt.block_on(serve(listener, Bytes::from_static(poem)));
+        });
+        addr
+    }
+
+    fn client(addr: std::net::SocketAddr) -> Client {
+        let c = Client::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c
+    }
+
+    /// Reads to the end: the bytes, and whether the end was a FIN (not a
+    /// reset or a timeout).
+    fn read_all(c: &mut Client) -> (Vec<u8>, std::io::Result<()>) {
+        let mut got = Vec::new();
+        let end = c.read_to_end(&mut got).map(|_| ());
+        (got, end)
+    }
+
+    #[test]
+    fn a_small_poem_arrives_whole_and_ends_with_fin() {
+        let addr = server(b"tyger tyger");
+        for _ in 0..50 {
+            let (got, end) = read_all(&mut client(addr));
+            assert_eq!(got, b"tyger tyger");
+            end.unwrap();
+        }
+    }
+
+    #[test]
+    fn bytes_the_client_sends_are_drained_so_the_close_is_fin_not_rst() {
+        let addr = server(b"burning bright");
+        let mut c = client(addr);
+        c.write_all(&[b'x'; 4000]).unwrap();
+        let (got, end) = read_all(&mut c);
+        assert_eq!(got, b"burning bright");
+        end.unwrap();
+        // Sweeps later the server still drains: had it closed with the
+        // bytes unread, its RST would fail this write (EPIPE).
+        std::thread::sleep(SWEEP * 5);
+        c.write_all(&[b'y'; 4000])
+            .expect("the server reads on: no RST");
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut more = [0u8; 16];
+        assert_eq!(c.read(&mut more).unwrap(), 0, "EOF again, not a reset");
+    }
+
+    #[test]
+    fn a_poem_larger_than_the_send_buffer_goes_whole_through_the_reactor() {
+        static BIG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let big: &'static [u8] = BIG.get_or_init(|| (0..8_000_000u32).map(|i| i as u8).collect());
+        let addr = server(big);
+        // A client that waits before reading: the first send cannot take
+        // the poem, the rest is written as the client reads.
+        let mut c = client(addr);
+        std::thread::sleep(Duration::from_millis(50));
+        let (got, end) = read_all(&mut c);
+        assert_eq!(got.len(), big.len());
+        assert!(got == big, "the poem arrives unchanged");
+        end.unwrap();
+    }
+
+    #[test]
+    fn a_client_that_never_closes_holds_up_no_one() {
+        let addr = server(b"in the forests of the night");
+        // Silent clients that read nothing and never close: they linger,
+        // then go to the reactor.
+        let silent: Vec<Client> = (0..20).map(|_| client(addr)).collect();
+        std::thread::sleep(SWEEP * 10);
+        for _ in 0..20 {
+            let (got, end) = read_all(&mut client(addr));
+            assert_eq!(got, b"in the forests of the night");
+            end.unwrap();
+        }
+        // The silent ones got theirs too.
+        for mut s in silent {
+            s.shutdown(Shutdown::Write).unwrap();
+            let (got, end) = read_all(&mut s);
+            assert_eq!(got, b"in the forests of the night");
+            end.unwrap();
+        }
+    }
+}
