@@ -155,10 +155,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         // The reference with the poem in one write takes the short way
         // (`reference::one_write`); a mutant keeps its own code.
         let one_write = args.mutant.is_none() && pacing.is_none_or(|p| p.num_bytes >= bytes.len());
+        if one_write {
+            crate::reference::one_write::serve(listener, bytes, loops)?;
+            return Ok(Exit::Ok);
+        }
         serve_on_loops(listener, loops, &|l| {
-            if one_write {
-                return Box::pin(crate::reference::one_write::serve(l, bytes.clone()));
-            }
             let (server, bytes) = (server.clone(), bytes.clone());
             Box::pin(async move {
                 let l = TcpListener::from(tokio::net::TcpListener::from_std(l)?);

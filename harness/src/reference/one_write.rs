@@ -3,24 +3,35 @@
 //! poem): what [`super::PoetryServer`] does, in fewer system calls.
 //!
 //! For a small poem a server's cost is the kernel's: accept, write, close.
-//! The general path adds a task and a reactor registration per connection
-//! (`epoll_ctl` to add and remove it, a wake-up, a read that finds nothing
-//! yet, a timer for [`LINGER`]), which measured about 1.6 times the CPU per
-//! poem of the minimal server (`bench`'s "srv CPU/poem"; BENCHMARKS.md).
-//! Here a connection costs accept, send, shutdown, one read that sees the
-//! client's FIN, and close:
+//! The general path adds, per connection, a task and a reactor
+//! registration (`epoll_ctl` to add and remove it, a wake-up, a read that
+//! finds nothing yet, a timer for [`LINGER`]), and per batch of
+//! connections an `epoll_wait` and an `accept` that finds none. Here, like
+//! the minimal server (`fixtures/ceiling`), one thread per core blocks in
+//! `accept` on the shared listener (the kernel wakes one thread per
+//! connection), and a connection costs accept, send, shutdown, one read
+//! that sees the client's FIN, and close:
 //!
 //! 1. accept, then `send` the poem without blocking (`MSG_DONTWAIT`);
-//! 2. all of it sent: `shutdown` (FIN), and the socket joins the lingering
-//!    list, which a sweep every [`SWEEP`] reads without blocking: the
-//!    client's FIN closes it, bytes it sent are discarded (NET-1: closing
-//!    with unread input would send RST);
-//! 3. anything else goes the general way, on the reactor: a poem the
+//! 2. all of it sent: `shutdown` (FIN), and the socket joins the thread's
+//!    lingering list, which a sweep every [`SWEEP`] reads without blocking:
+//!    the client's FIN closes it, bytes it sent are discarded (NET-1:
+//!    closing with unread input would send RST). The accept gives up after
+//!    a [`SWEEP`] (`SO_RCVTIMEO`), so sweeps go on when connections stop:
+//!    an idle server wakes every millisecond per thread, measured at 0.2%
+//!    of a core;
+//! 3. anything else goes the general way, on a tokio runtime: a poem the
 //!    socket could not take at once (larger than the send buffer, or a
 //!    client not reading) is written to the end and closed gracefully; a
 //!    socket still open after [`SWEEPS_BEFORE_HANDOVER`] sweeps is drained
 //!    for the rest of [`LINGER`], so a silent client costs no more than on
 //!    the general path.
+//!
+//! Measured (`bench --reference --manifest fixtures/strategies/ceiling.toml
+//! --baseline rust-ceiling --connections 8,32 --force`, BENCHMARKS.md): the
+//! server's CPU per poem 10.2 and 12.7 µs at 8 and 32 connections, against
+//! 12.4 and 13.7 µs for the general path and 8.4 and 9.3 µs for the
+//! minimal server.
 //!
 //! The clauses are the general path's: the poem unchanged, FIN after its
 //! last byte, early leavers end only their own connection, one slow client
@@ -29,11 +40,11 @@
 use std::io::ErrorKind;
 use std::net::TcpStream as StdStream;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nix::sys::socket::{recv, send, MsgFlags};
-use tokio::io::{unix::AsyncFd, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::linger::{close_gracefully, drain_then_close, LINGER};
 use crate::net::TcpStream;
@@ -51,54 +62,69 @@ struct Lingering {
     misses: u8,
 }
 
-/// Serves `poem` to every connection on `listener`, one write each, on
-/// the current (single-threaded) tokio runtime. Returns only on an error
-/// of the listener itself.
-pub async fn serve(listener: std::net::TcpListener, poem: Bytes) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
-    // SAFETY: the listener owns its file descriptor and is moved into the
-    // `AsyncFd`, reachable only through it: the descriptor stays open and
-    // the same until the `AsyncFd` is dropped.
-    let listener =
-        unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }
-            .map_err(std::io::Error::from)?;
+/// Serves `poem` to every connection on `listener`, one write each, from
+/// `loops` threads accepting on it; what goes the general way runs on a
+/// tokio runtime of as many workers. Returns only on an error of the
+/// listener itself.
+pub fn serve(listener: std::net::TcpListener, poem: Bytes, loops: usize) -> std::io::Result<()> {
+    let reactor = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(loops.max(1))
+        .enable_all()
+        .build()?;
+    listener.set_nonblocking(false)?;
+    // A blocking accept that gives up after a sweep's time, so a quiet
+    // listener still sweeps (one file description: every loop's too).
+    nix::sys::socket::setsockopt(
+        &listener,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, SWEEP.as_micros() as _),
+    )?;
+    std::thread::scope(|scope| {
+        let loops: Vec<_> = (0..loops.max(1))
+            .map(|_| {
+                let listener = listener.try_clone();
+                let (poem, reactor) = (poem.clone(), reactor.handle().clone());
+                scope.spawn(move || accept_loop(&listener?, &poem, &reactor))
+            })
+            .collect();
+        for l in loops {
+            l.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("a serving loop panicked")))?;
+        }
+        Ok(())
+    })
+}
+
+/// One thread's loop: accept, send, sweep.
+fn accept_loop(
+    listener: &std::net::TcpListener,
+    poem: &Bytes,
+    reactor: &tokio::runtime::Handle,
+) -> std::io::Result<()> {
     let mut lingering: Vec<Lingering> = Vec::new();
-    let mut sweep = tokio::time::interval(SWEEP);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = Instant::now();
     loop {
-        tokio::select! {
-            ready = listener.readable() => {
-                let mut ready = ready?;
-                loop {
-                    match ready.get_inner().accept() {
-                        Ok((stream, _)) => {
-                            if let Some(l) = start(stream, &poem) {
-                                lingering.push(l);
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            ready.clear_ready();
-                            break;
-                        }
-                        // A connection that ended before it was accepted:
-                        // the next one.
-                        Err(e) if gone(&e) => {}
-                        // Out of file descriptors for now: the lingering
-                        // sockets free theirs within a sweep or two.
-                        Err(e) if out_of_fds(&e) => {
-                            tokio::time::sleep(SWEEP).await;
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Some(l) = start(stream, poem, reactor) {
+                    lingering.push(l);
                 }
             }
-            _ = sweep.tick(), if !lingering.is_empty() => {
-                lingering = std::mem::take(&mut lingering)
-                    .into_iter()
-                    .filter_map(still_lingering)
-                    .collect();
-            }
+            // A sweep's time without a connection.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // A connection that ended before it was accepted: the next one.
+            Err(e) if gone(&e) => {}
+            // Out of file descriptors for now: the lingering sockets free
+            // theirs within a sweep or two.
+            Err(e) if out_of_fds(&e) => std::thread::sleep(SWEEP),
+            Err(e) => return Err(e),
+        }
+        if !lingering.is_empty() && last_sweep.elapsed() >= SWEEP {
+            last_sweep = Instant::now();
+            lingering = std::mem::take(&mut lingering)
+                .into_iter()
+                .filter_map(|l| still_lingering(l, reactor))
+                .collect();
         }
     }
 }
@@ -121,7 +147,7 @@ fn out_of_fds(e: &std::io::Error) -> bool {
 
 /// Sends the poem and FIN on a new connection: the socket to linger on,
 /// or `None` when it is done with or handed to the reactor.
-fn start(stream: StdStream, poem: &Bytes) -> Option<Lingering> {
+fn start(stream: StdStream, poem: &Bytes, reactor: &tokio::runtime::Handle) -> Option<Lingering> {
     let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
     let sent = match send(stream.as_raw_fd(), poem, flags) {
         Ok(n) => n,
@@ -131,7 +157,7 @@ fn start(stream: StdStream, poem: &Bytes) -> Option<Lingering> {
     };
     if sent < poem.len() {
         let rest = poem.slice(sent..);
-        hand_over(stream, move |mut s| async move {
+        hand_over(reactor, stream, move |mut s| async move {
             s.write_all(&rest).await?;
             close_gracefully(s).await
         });
@@ -146,7 +172,7 @@ fn start(stream: StdStream, poem: &Bytes) -> Option<Lingering> {
 /// Reads what the client sent without blocking: the socket back while it
 /// still waits for the client's FIN, else `None` (it is closed, or on the
 /// reactor).
-fn still_lingering(mut l: Lingering) -> Option<Lingering> {
+fn still_lingering(mut l: Lingering, reactor: &tokio::runtime::Handle) -> Option<Lingering> {
     let mut sink = [0u8; 1024];
     loop {
         match recv(l.stream.as_raw_fd(), &mut sink, MsgFlags::MSG_DONTWAIT) {
@@ -165,14 +191,14 @@ fn still_lingering(mut l: Lingering) -> Option<Lingering> {
         return Some(l);
     }
     let waited = SWEEP * u32::from(l.misses);
-    hand_over(l.stream, move |s| {
+    hand_over(reactor, l.stream, move |s| {
         drain_then_close(s, LINGER.saturating_sub(waited))
     });
     None
 }
 
 /// Puts `stream` on the reactor, in a task of its own running `then`.
-fn hand_over<F, Fut>(stream: StdStream, then: F)
+fn hand_over<F, Fut>(reactor: &tokio::runtime::Handle, stream: StdStream, then: F)
 where
     F: FnOnce(TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
@@ -180,10 +206,10 @@ where
     if stream.set_nonblocking(true).is_err() {
         return;
     }
-    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
-        return;
-    };
-    tokio::spawn(async move {
+    reactor.spawn(async move {
+        let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+            return;
+        };
         // A client that leaves early only ends its own connection.
         let _ = then(TcpStream::from(stream)).await;
     });
@@ -201,11 +227,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let _ = rt.block_on(serve(listener, Bytes::from_static(poem)));
+            let _ = serve(listener, Bytes::from_static(poem), 2);
         });
         addr
     }
