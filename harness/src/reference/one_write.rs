@@ -23,15 +23,16 @@
 //! 3. anything else goes the general way, on a tokio runtime: a poem the
 //!    socket could not take at once (larger than the send buffer, or a
 //!    client not reading) is written to the end and closed gracefully; a
-//!    socket still open after [`SWEEPS_BEFORE_HANDOVER`] sweeps is drained
+//!    socket still open after [`SWEEPS_BEFORE_HANDOVER`] reads, backing
+//!    off (about 128 ms in all), is drained
 //!    for the rest of [`LINGER`], so a silent client costs no more than on
 //!    the general path.
 //!
 //! Measured (`bench --reference --manifest fixtures/strategies/ceiling.toml
-//! --baseline rust-ceiling --connections 8,32 --force`, BENCHMARKS.md): the
-//! server's CPU per poem 10.2 and 12.7 µs at 8 and 32 connections, against
-//! 12.4 and 13.7 µs for the general path and 8.4 and 9.3 µs for the
-//! minimal server.
+//! --baseline rust-ceiling --connections 8,32,64 --force`, BENCHMARKS.md):
+//! the server's CPU per poem 10.7, 11.1 and 11.8 µs at 8, 32 and 64
+//! connections, against 12.4 and 13.7 µs (8, 32) for the same steps on
+//! the reactor and 7.8 to 10.2 µs for the minimal server.
 //!
 //! The clauses are the general path's: the poem unchanged, FIN after its
 //! last byte, early leavers end only their own connection, one slow client
@@ -52,14 +53,23 @@ use crate::net::TcpStream;
 /// How often the lingering sockets are read for the client's FIN.
 pub const SWEEP: Duration = Duration::from_millis(1);
 
-/// Sweeps that find a lingering socket still open before it goes to the
-/// reactor, there to be drained for the rest of [`LINGER`].
-pub const SWEEPS_BEFORE_HANDOVER: u8 = 2;
+/// Reads that find a lingering socket still open before it goes to the
+/// reactor, there to be drained for the rest of [`LINGER`]. The reads
+/// back off: one sweep after the FIN, then 2, 4, ... sweeps apart, so a
+/// socket lingers about 2^N sweeps (128 ms) at most. A busy client takes
+/// milliseconds to close (measured: with 64 connections on 2 cores, half
+/// the fetches took 1.5 ms); handing its socket to the reactor after two
+/// sweeps tripled the CPU per poem.
+pub const SWEEPS_BEFORE_HANDOVER: u8 = 7;
 
 /// A socket whose poem and FIN are sent, waiting for the client's FIN.
 struct Lingering {
     stream: StdStream,
     misses: u8,
+    /// When the FIN was sent.
+    since: Instant,
+    /// When to read it next.
+    due: Instant,
 }
 
 /// Serves `poem` to every connection on `listener`, one write each, from
@@ -123,7 +133,7 @@ fn accept_loop(
             last_sweep = Instant::now();
             lingering = std::mem::take(&mut lingering)
                 .into_iter()
-                .filter_map(|l| still_lingering(l, reactor))
+                .filter_map(|l| still_lingering(l, last_sweep, reactor))
                 .collect();
         }
     }
@@ -166,13 +176,26 @@ fn start(stream: StdStream, poem: &Bytes, reactor: &tokio::runtime::Handle) -> O
     if stream.shutdown(std::net::Shutdown::Write).is_err() {
         return None;
     }
-    Some(Lingering { stream, misses: 0 })
+    let now = Instant::now();
+    Some(Lingering {
+        stream,
+        misses: 0,
+        since: now,
+        due: now + SWEEP,
+    })
 }
 
 /// Reads what the client sent without blocking: the socket back while it
 /// still waits for the client's FIN, else `None` (it is closed, or on the
 /// reactor).
-fn still_lingering(mut l: Lingering, reactor: &tokio::runtime::Handle) -> Option<Lingering> {
+fn still_lingering(
+    mut l: Lingering,
+    now: Instant,
+    reactor: &tokio::runtime::Handle,
+) -> Option<Lingering> {
+    if now < l.due {
+        return Some(l);
+    }
     let mut sink = [0u8; 1024];
     loop {
         match recv(l.stream.as_raw_fd(), &mut sink, MsgFlags::MSG_DONTWAIT) {
@@ -188,9 +211,10 @@ fn still_lingering(mut l: Lingering, reactor: &tokio::runtime::Handle) -> Option
     }
     l.misses += 1;
     if l.misses < SWEEPS_BEFORE_HANDOVER {
+        l.due = now + SWEEP * (1 << l.misses);
         return Some(l);
     }
-    let waited = SWEEP * u32::from(l.misses);
+    let waited = now.saturating_duration_since(l.since);
     hand_over(reactor, l.stream, move |s| {
         drain_then_close(s, LINGER.saturating_sub(waited))
     });
