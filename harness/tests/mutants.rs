@@ -157,3 +157,22 @@ fn every_case_catches_at_least_one_mutant() {
         .collect();
     assert!(idle.is_empty(), "cases that kill no mutant: {idle:?}");
 }
+
+#[test]
+fn the_cli_scores_the_zoo_on_simnet_too() {
+    // Every mutant is killed on turmoil-net's TCP as well, by each case it
+    // lists: the CLI's exit status says so (1 on a survivor or a broken
+    // promise, each marked !!).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poetry-harness"))
+        .args(["mutants", "--engine", "simnet"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let n = mutants::all().len();
+    assert!(
+        stdout.contains(&format!("mutation score: {n}/{n} (100%)")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("!!"), "{stdout}");
+}

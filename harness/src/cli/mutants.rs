@@ -13,6 +13,7 @@ use crate::backend::live::reference_programs::{
     assess_mutants, live_score_percent, LiveAssessment, MutantCases, ReferencePrograms,
     MIN_LIVE_SCORE_PERCENT,
 };
+use crate::backend::sim::SimEngine;
 use crate::case::Case;
 use crate::mutants::{self, Assessment};
 use crate::verdict::Kind;
@@ -32,6 +33,13 @@ pub struct MutantsArgs {
     /// files, instead of the built-in one.
     #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
+    /// The simulator that runs the cases (without --live). simnet is
+    /// EXPERIMENTAL: turmoil-net's byte-accurate TCP; the cases a mutant
+    /// lists as its killers are the catalog's on turmoil, so a promise
+    /// that does not hold on simnet is marked !! and is not a defect of
+    /// the mutant.
+    #[arg(long, value_enum, default_value_t = SimEngine::Turmoil, conflicts_with = "live")]
+    engine: SimEngine,
     /// Run every mutant as a program (serve|get --mutant NAME) through the
     /// live backend: the live kill matrix and mutation score.
     #[arg(long, conflicts_with = "markdown")]
@@ -77,6 +85,7 @@ Examples:
   poetry-harness mutants
   poetry-harness mutants --markdown      # the table for the README
   poetry-harness mutants --jobs 1
+  poetry-harness mutants --engine simnet   # on turmoil-net's TCP (experimental)
   poetry-harness mutants --live          # the zoo as programs, on loopback
   poetry-harness mutants --live --all-cases --time-scale 0.1";
 
@@ -90,7 +99,7 @@ pub fn run(args: MutantsArgs) -> anyhow::Result<Exit> {
     if args.live {
         return run_live(&args, &cases, jobs);
     }
-    let assessments = mutants::assess_all(&cases, jobs);
+    let assessments = mutants::assess_all_on(&cases, jobs, args.engine);
     let text = if args.markdown {
         markdown(&assessments)
     } else {
