@@ -357,6 +357,9 @@ pub struct RunOptions {
     perturb: bool,
     /// Which simulator runs the case (`run --engine`).
     engine: SimEngine,
+    /// A named network profile on every link of the subject, both ways
+    /// (`run --engine simnet --network NAME`; simnet only).
+    network: Option<&'static str>,
 }
 
 /// Which simulator runs a case: `run --engine`. `Turmoil` is this
@@ -384,6 +387,7 @@ impl RunOptions {
             seed: Self::CATALOG_SEED,
             perturb: false,
             engine: SimEngine::Turmoil,
+            network: None,
         }
     }
 
@@ -394,6 +398,7 @@ impl RunOptions {
             seed,
             perturb: true,
             engine: SimEngine::Turmoil,
+            network: None,
         }
     }
 
@@ -434,6 +439,23 @@ impl RunOptions {
     /// Which simulator runs the case.
     pub const fn engine(&self) -> SimEngine {
         self.engine
+    }
+
+    /// The same run with the named network profile on every link of the
+    /// subject (see [`super::simnet::faults::PROFILES`]): an error naming
+    /// the profiles if there is none of that name.
+    pub fn on_network(mut self, name: &str) -> Result<Self, String> {
+        super::simnet::Faults::profile(name)?;
+        self.network = super::simnet::faults::PROFILES
+            .iter()
+            .map(|(n, _)| *n)
+            .find(|n| *n == name);
+        Ok(self)
+    }
+
+    /// The network profile on the subject's links, if any.
+    pub const fn network(&self) -> Option<&'static str> {
+        self.network
     }
 }
 

@@ -108,6 +108,15 @@ pub struct RunArgs {
         conflicts_with_all = ["cmd", "manifest"]
     )]
     engine: SimEngine,
+    /// With --engine simnet: put a named network profile's packet faults
+    /// (bandwidth, loss, jitter, duplication, reordering) on every link
+    /// of the implementation, both ways. Profiles: gprs (5 KB/s, 2% loss,
+    /// 200 ms jitter), lossy-wifi (1 MB/s, loss in bursts), satellite
+    /// (100 KB/s, 0.5% loss), flaky (1% lost, duplicated; 5% reordered).
+    /// Cases keep their time bounds, so a slow profile fails the timing
+    /// cases: a stress test, not the catalog's verdict.
+    #[arg(long, value_name = "PROFILE")]
+    network: Option<String>,
     /// Read the catalog from this .toml file, or this folder of .toml
     /// files, instead of the built-in one.
     #[arg(long, value_name = "PATH")]
@@ -220,6 +229,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         // run on turmoil: they would not repeat what this engine found.
         anyhow::bail!("--explore and --shrink-to run only on --engine turmoil for now");
     }
+    if args.network.is_some() && args.engine != SimEngine::Simnet {
+        anyhow::bail!(
+            "--network needs --engine simnet: only its TCP retransmits what a link loses"
+        );
+    }
     if let Some(dir) = &args.shrink_to {
         check_shrink_dir(&args, dir)?;
     }
@@ -251,6 +265,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         opts.jobs = jobs.max(1);
     }
     opts.run = RunOptions::from_seed_flag(args.seed).on_engine(args.engine);
+    if let Some(name) = &args.network {
+        opts.run = opts.run.on_network(name).map_err(anyhow::Error::msg)?;
+    }
     opts.fail_fast = args.fail_fast;
     let name = live
         .as_ref()

@@ -65,9 +65,11 @@
 //! assert_eq!(report.trace, vec!["   200.000 ms  got \"a poem\"".to_string()]);
 //! ```
 
+pub mod faults;
 mod runner;
 mod sched;
 
+pub use faults::{Faults, Loss};
 pub use runner::run_case;
 
 pub use sched::{now, spawn, trace, try_now, Report, Sim, SimBuilder};

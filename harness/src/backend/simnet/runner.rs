@@ -99,6 +99,18 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
         }
     }
     let harness = sim.add_host("harness");
+    // A network profile: on every link of the subject, both ways.
+    if let Some(faults) = opts.network().and_then(|n| super::Faults::profile(n).ok()) {
+        let peers = server_names
+            .iter()
+            .cloned()
+            .chain(xform_host.map(|_| peers::transform_server::NAME.to_string()))
+            .chain(clients.iter().map(|(_, name, _, _)| name.clone()));
+        for peer in peers {
+            let _ = sim.faults("subject", &peer, faults);
+            let _ = sim.faults(&peer, "subject", faults);
+        }
+    }
     // Blackholed servers: the link to them holds every packet.
     for (name, spec) in server_names.iter().zip(&case.servers) {
         if spec.blackhole {

@@ -18,6 +18,8 @@ use tokio::task::{JoinHandle, LocalSet};
 use tokio::time::Instant;
 use turmoil_net::{EnterGuard, HostId, KernelConfig, Net, Packet, Transport};
 
+use super::faults::{Direction, Faults};
+
 thread_local! {
     /// The running simulation's state, for the free functions ([`now`],
     /// [`spawn`], [`trace`]) that tasks call.
@@ -217,6 +219,7 @@ impl SimBuilder {
             names: IndexMap::new(),
             tasks: Vec::new(),
             held: Vec::new(),
+            faults: BTreeMap::new(),
         }
     }
 }
@@ -233,6 +236,8 @@ pub struct Sim {
     tasks: Vec<(HostId, bool, Task)>,
     /// Pairs of hosts whose link holds every packet, both ways.
     held: Vec<(IpAddr, IpAddr)>,
+    /// Faults by direction (from, to).
+    faults: BTreeMap<(IpAddr, IpAddr), Faults>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -258,6 +263,8 @@ pub struct Report {
     pub packets: u64,
     /// Of those, lost on the way.
     pub lost: u64,
+    /// Of those, delivered twice ([`Faults::duplicate`]).
+    pub duplicated: u64,
     /// Times the scheduler woke (a measure of its own cost).
     pub wakes: u64,
 }
@@ -290,6 +297,18 @@ impl Sim {
         self.held.push((a, b));
     }
 
+    /// Faults on the packets from host `from` to host `to` (one direction;
+    /// call again the other way for both), replacing any set before for
+    /// that direction: see [`Faults`] for what each does and in which
+    /// order. An error if a probability is not one; panics if a name is
+    /// not a host.
+    pub fn faults(&mut self, from: &str, to: &str, faults: Faults) -> Result<(), String> {
+        faults.check()?;
+        let (a, b) = (self.net.lookup(from), self.net.lookup(to));
+        self.faults.insert((a, b), faults);
+        Ok(())
+    }
+
     /// Run `fut` on `host`; the run lasts until every such task is done.
     pub fn spawn(&mut self, host: HostId, fut: impl Future<Output = ()> + 'static) {
         self.tasks.push((host, true, Box::pin(fut)));
@@ -309,6 +328,7 @@ impl Sim {
             names,
             tasks,
             held,
+            faults,
         } = self;
         // Every socket call reads the simulated time and pokes the
         // scheduler, whichever task makes it (one started with plain
@@ -348,6 +368,10 @@ impl Sim {
         let links = Links {
             names: &names,
             held: &held,
+            faults: faults
+                .into_iter()
+                .map(|(k, f)| (k, Direction::new(f)))
+                .collect(),
         };
         let report = rt.block_on(local.run_until(drive(&guard, &cfg, links, tasks, poke, start)));
         // Tasks still alive (daemons) drop here, closing their sockets in
@@ -374,6 +398,8 @@ impl Sim {
 struct Links<'a> {
     names: &'a IndexMap<IpAddr, String>,
     held: &'a [(IpAddr, IpAddr)],
+    /// Faulty directions, with their state.
+    faults: BTreeMap<(IpAddr, IpAddr), Direction>,
 }
 
 impl Links<'_> {
@@ -387,7 +413,7 @@ impl Links<'_> {
 async fn drive(
     guard: &EnterGuard,
     cfg: &SimBuilder,
-    links: Links<'_>,
+    mut links: Links<'_>,
     tasks: Vec<(HostId, bool, Task)>,
     poke: Rc<Notify>,
     start_cell: Rc<Cell<Option<Instant>>>,
@@ -453,6 +479,10 @@ async fn drive(
                 moved = true;
             }
             guard.egress_all_at(t, &mut out);
+            // Flow by flow (send order within each), as deliveries are:
+            // fault draws follow this order, and the order in which
+            // tasks woken at one instant sent is tokio's, not ours.
+            out.sort_by_key(flow);
             for pkt in out.drain(..) {
                 moved = true;
                 report.packets += 1;
@@ -477,8 +507,23 @@ async fn drive(
                     report.lost += 1;
                     continue;
                 }
-                pending.insert((t + cfg.latency, flow(&pkt), sent), pkt);
-                sent += 1;
+                let Some(dir) = links.faults.get_mut(&(pkt.src, pkt.dst)) else {
+                    pending.insert((t + cfg.latency, flow(&pkt), sent), pkt);
+                    sent += 1;
+                    continue;
+                };
+                let arrivals = dir.arrivals(t, pkt.size(), cfg.latency, &mut rng);
+                if arrivals.is_empty() {
+                    report.lost += 1;
+                    if cfg.trace_packets {
+                        push_trace(stamp(t, &format!("lost {}", describe(&pkt, &name))));
+                    }
+                }
+                report.duplicated += arrivals.len().saturating_sub(1) as u64;
+                for at in arrivals {
+                    pending.insert((at, flow(&pkt), sent), pkt.clone());
+                    sent += 1;
+                }
             }
             if !moved {
                 break;
