@@ -531,7 +531,8 @@ fn push_trace(line: String) {
     });
 }
 
-/// `c1:49152 > server:10000 SA seq=1 ack=2 win=65535 len=0`.
+/// `c1:49152 > server:10000 [S.] seq=1 ack=2 win=65535 wscale=7 len=0`
+/// (`wscale`: the window scale option of a SYN or SYN-ACK).
 fn describe(pkt: &Packet, name: &impl Fn(&IpAddr) -> String) -> String {
     match &pkt.payload {
         Transport::Tcp(s) => {
@@ -548,7 +549,7 @@ fn describe(pkt: &Packet, name: &impl Fn(&IpAddr) -> String) -> String {
             .map(|(_, c)| *c)
             .collect();
             format!(
-                "{}:{} > {}:{} [{flags}] seq={} ack={} win={} len={}",
+                "{}:{} > {}:{} [{flags}] seq={} ack={} win={}{} len={}",
                 name(&pkt.src),
                 s.src_port,
                 name(&pkt.dst),
@@ -556,6 +557,7 @@ fn describe(pkt: &Packet, name: &impl Fn(&IpAddr) -> String) -> String {
                 s.seq,
                 s.ack,
                 s.window,
+                s.wscale.map(|w| format!(" wscale={w}")).unwrap_or_default(),
                 s.payload.len()
             )
         }
