@@ -13,7 +13,11 @@
 //!
 //! Differences from turmoil, by design: `connect` completes on the
 //! handshake, so a connection is up one round trip later; bytes, not
-//! writes, cross the network, with flow control; a subject's panic in a
+//! writes, cross the network, with flow control (windows scaled, buffers
+//! growing as on Linux: see [`super`]); data reaching a socket its
+//! program closed is answered with a RST, so the sender learns the
+//! client left (and its connection leaves the netstat the leak count
+//! reads) where turmoil's host simply vanishes; a subject's panic in a
 //! task it spawned itself is tokio's (the task ends) rather than the
 //! run's.
 
