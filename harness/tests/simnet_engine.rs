@@ -201,3 +201,38 @@ fn the_cli_runs_cases_on_simnet_and_refuses_what_it_cannot_repeat() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--engine turmoil"));
 }
+
+#[test]
+fn a_failing_transcript_ends_with_every_socket_and_a_passing_one_does_not() {
+    // proxy-leaks-upstream never closes its upstream connection: the
+    // dump shows who holds it (the subject, in CLOSE_WAIT towards s1,
+    // which is in FIN_WAIT2), with the bytes queued each way.
+    let catalog = catalog();
+    let case = catalog
+        .cases
+        .iter()
+        .find(|c| c.id == "proxy.first-request-fetches")
+        .expect("the case is in the catalog");
+    let mutant = mutants::by_name("proxy-leaks-upstream").expect("in the zoo");
+    let bad = run_case(case, &(mutant.build)(), &simnet());
+    assert_eq!(bad.verdict.kind, Kind::Fail, "{}", bad.explained());
+    let transcript = bad.transcript();
+    assert!(
+        transcript.contains("subject:49152 s1:10000      CLOSE_WAIT"),
+        "{transcript}"
+    );
+    insta::assert_snapshot!("proxy-leaks-upstream-transcript-on-simnet", transcript);
+
+    let good = run_case(case, &Implementation::reference(), &simnet());
+    assert_eq!(good.verdict.kind, Kind::Pass, "{}", good.explained());
+    assert!(!good.transcript().contains("sockets at the end"));
+
+    // The default engine has no dump.
+    let turmoil = EngineOptions {
+        profile: Profile::Strict,
+        ..EngineOptions::default()
+    };
+    let bad = run_case(case, &(mutant.build)(), &turmoil);
+    assert_eq!(bad.verdict.kind, Kind::Fail, "{}", bad.explained());
+    assert!(!bad.transcript().contains("sockets at the end"));
+}

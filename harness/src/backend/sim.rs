@@ -723,6 +723,7 @@ pub fn run(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutcome {
         timed_from: Duration::ZERO,
         startup: None,
         tolerance: None,
+        sockets: None,
     }
 }
 

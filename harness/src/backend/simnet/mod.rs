@@ -47,6 +47,12 @@
 //! randomness (loss draws come from a seeded ChaCha8), no hash-order
 //! iteration.
 //!
+//! Sockets at the end: with [`SimBuilder::socket_dump`], the [`Report`]
+//! holds every host's sockets when the run ends (netstat: state, bytes
+//! queued each way, the host that holds it and its peer, by name);
+//! [`render_sockets`] makes a table of them. A failing case's transcript
+//! on `--engine simnet` ends with it.
+//!
 //! Hosts: a task started with [`Sim::spawn`] or [`spawn`] runs on its
 //! host, and the sockets it makes belong to that host. A socket knows its
 //! host, so it can be moved into a task started with plain
@@ -90,6 +96,6 @@ mod sched;
 
 pub use runner::run_case;
 
-pub use sched::{now, spawn, trace, try_now, Report, Sim, SimBuilder};
+pub use sched::{now, render_sockets, spawn, trace, try_now, Report, Sim, SimBuilder, SocketRow};
 pub use turmoil_net::shim::tokio::net::{TcpListener, TcpSocket, TcpStream};
 pub use turmoil_net::{lookup_host, HostId, KernelConfig};
