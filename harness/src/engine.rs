@@ -177,13 +177,46 @@ impl CaseResult {
             );
             return CaseResult::harness_error(case, why, Some(outcome));
         }
+        let verdict = verdict::judge(judged_as, &outcome);
+        let mut outcome = outcome;
+        let passed = verdict.kind == Kind::Pass || (case.info && verdict.kind == Kind::Info);
+        if !passed {
+            append_sockets(&mut outcome);
+        }
         CaseResult {
             case: case.clone(),
-            verdict: verdict::judge(judged_as, &outcome),
+            verdict,
             outcome: Some(outcome),
             status: Status::Judged,
             wall: Duration::ZERO,
         }
+    }
+}
+
+/// A failing run on simnet: its transcript ends with the socket dump, the
+/// harness's events at the transcript's last time: every socket of every
+/// host at the end of the run, netstat-style (state, bytes queued each
+/// way, which host holds it and its peer). Other engines have none.
+fn append_sockets(outcome: &mut RunOutcome) {
+    let Some(rows) = outcome.sockets.as_ref() else {
+        return;
+    };
+    let at = outcome.transcript.span();
+    let mut add = |what: String| {
+        outcome.transcript.events.push(crate::transcript::Event {
+            at,
+            who: "harness".to_string(),
+            what,
+            run: None,
+        });
+    };
+    if rows.len() <= 1 {
+        add("sockets at the end: none".to_string());
+        return;
+    }
+    add("sockets at the end (every host, netstat):".to_string());
+    for row in rows {
+        add(row.clone());
     }
 }
 

@@ -721,6 +721,7 @@ mod tests {
             timed_from: std::time::Duration::ZERO,
             startup: None,
             tolerance: None,
+            sockets: None,
         });
         r
     }

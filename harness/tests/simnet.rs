@@ -6,11 +6,16 @@
 //! - flow control: `writer_blocks_after_its_buffer_and_the_peer_window_fill_and_resumes_when_the_peer_reads`,
 //!   `per_host_and_per_socket_buffer_sizes_set_where_a_writer_blocks`,
 //!   `reader_that_fell_behind_and_reads_4_kib_at_a_time_still_gets_everything`,
-//!   `zero_window_is_probed_on_the_persist_timer`
+//!   `zero_window_is_probed_on_the_persist_timer` (these on upstream's
+//!   fixed 64 KiB buffers, [`fixed_64k`]), and on the default buffers
+//!   `a_writer_to_a_reader_that_never_reads_blocks_after_both_buffers_fill`
+//! - window scaling and buffer autotuning: `window_scaling_and_autotuning_move_1_mib_in_4_round_trips`,
+//!   `without_window_scaling_on_one_side_neither_scales`
 //! - handshake and backlog: `connect_completes_on_the_handshake_one_round_trip_before_accept`,
 //!   `backlog_of_5_takes_5_of_12_connects_and_the_rest_resend_their_syn_at_1_3_7_15_s`,
 //!   `syn_to_a_silent_host_is_resent_at_1_3_7_15_31_63_s_and_connect_times_out_at_127_s`
-//! - resets: `rst_discards_unread_data`, `abort_sends_rst`, `linger_zero_close_sends_rst_and_default_close_sends_fin`
+//! - resets: `rst_discards_unread_data`, `abort_sends_rst`, `linger_zero_close_sends_rst_and_default_close_sends_fin`,
+//!   `data_for_a_socket_its_application_closed_is_answered_with_rst`
 //! - loss: `transfer_under_10_percent_loss_completes_later_than_without`
 //! - determinism: `two_runs_give_the_same_event_trace`
 //! - host identity: `a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host`
@@ -25,6 +30,20 @@ use poetry_harness::backend::simnet::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PORT: u16 = 10000;
+
+/// Upstream turmoil-net's buffers: a fixed 64 KiB each way, no window
+/// scaling, so a window is at most 65,535 bytes. The flow-control and
+/// loss tests below use it to show the mechanics in round numbers; the
+/// default (Linux's sizes, growing, with window scaling) is tested by
+/// `window_scaling_and_autotuning_move_1_mib_in_4_round_trips` and
+/// `a_writer_to_a_reader_that_never_reads_blocks_after_both_buffers_fill`.
+fn fixed_64k() -> KernelConfig {
+    KernelConfig::default()
+        .recv_buf_cap(64 * 1024)
+        .recv_buf_max(64 * 1024)
+        .send_buf_max(64 * 1024)
+        .window_scaling(false)
+}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -131,7 +150,7 @@ fn simnet_addr(host: &str) -> std::net::SocketAddr {
 
 #[test]
 fn writer_blocks_after_its_buffer_and_the_peer_window_fill_and_resumes_when_the_peer_reads() {
-    let mut sim = Sim::builder().build();
+    let mut sim = Sim::builder().kernel(fixed_64k()).build();
     let got = blocked_writer(&mut sim, TcpSocket::new_v4().unwrap());
     let report = sim.run();
     assert_eq!(*got.borrow(), 1 << 20, "{}", dump(&report));
@@ -158,10 +177,10 @@ fn writer_blocks_after_its_buffer_and_the_peer_window_fill_and_resumes_when_the_
 
 #[test]
 fn per_host_and_per_socket_buffer_sizes_set_where_a_writer_blocks() {
-    let mut sim = Sim::builder().build();
+    let mut sim = Sim::builder().kernel(fixed_64k()).build();
     // The server's host has 8 KiB send buffers; the client's socket an
     // 8 KiB receive buffer (window).
-    let small = KernelConfig::default().send_buf_cap(8 * 1024);
+    let small = fixed_64k().send_buf_cap(8 * 1024).send_buf_max(8 * 1024);
     let server = sim.add_host_with_config("server", small);
     let client = sim.add_host("client");
     sim.spawn(server, async {
@@ -198,7 +217,7 @@ fn per_host_and_per_socket_buffer_sizes_set_where_a_writer_blocks() {
 fn reader_that_fell_behind_and_reads_4_kib_at_a_time_still_gets_everything() {
     // Upstream turmoil-net stalled here for good: it advertised a window
     // only when one read freed half the buffer.
-    let mut sim = Sim::builder().build();
+    let mut sim = Sim::builder().kernel(fixed_64k()).build();
     let server = sim.add_host("server");
     let client = sim.add_host("client");
     sim.spawn(server, async {
@@ -239,7 +258,10 @@ fn reader_that_fell_behind_and_reads_4_kib_at_a_time_still_gets_everything() {
 
 #[test]
 fn zero_window_is_probed_on_the_persist_timer() {
-    let mut sim = Sim::builder().trace_packets(true).build();
+    let mut sim = Sim::builder()
+        .kernel(fixed_64k())
+        .trace_packets(true)
+        .build();
     let server = sim.add_host("server");
     let client = sim.add_host("client");
     sim.spawn_daemon(server, async {
@@ -483,6 +505,7 @@ fn linger_zero_close_sends_rst_and_default_close_sends_fin() {
 /// packets (seeded); the report, and the bytes the client got.
 fn transfer(loss: f64, seed: u64, trace_packets: bool) -> (Report, usize) {
     let mut sim = Sim::builder()
+        .kernel(fixed_64k())
         .loss(loss)
         .seed(seed)
         .trace_packets(trace_packets)
@@ -583,4 +606,181 @@ fn a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host() {
     let report = sim.run();
     // Accepted at 150 ms, written at 1,150 ms, read at 1,200 ms.
     assert_eq!(report.trace, ["  1200.000 ms  poem"], "{}", dump(&report));
+}
+
+/// 1 MiB from a server on `server_cfg` to a client on the default
+/// settings; the report (with packets).
+fn one_mib(server_cfg: KernelConfig) -> Report {
+    let mut sim = Sim::builder().trace_packets(true).build();
+    let server = sim.add_host_with_config("server", server_cfg);
+    let client = sim.add_host("client");
+    sim.spawn_daemon(server, async {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        s.write_all(&vec![b'p'; 1 << 20]).await.unwrap();
+        s.shutdown().await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    sim.spawn(client, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        let mut poem = Vec::new();
+        s.read_to_end(&mut poem).await.unwrap();
+        simnet::trace(format!("client read {} bytes", poem.len()));
+    });
+    sim.run()
+}
+
+/// The SYN and SYN-ACK as sent.
+fn sent_syns(report: &Report) -> Vec<&str> {
+    lines(report, "[S")
+        .into_iter()
+        .filter(|l| l.contains(" send "))
+        .collect()
+}
+
+#[test]
+fn window_scaling_and_autotuning_move_1_mib_in_4_round_trips() {
+    let report = one_mib(KernelConfig::default());
+    // Both SYNs offer a shift of 7 (a 6 MiB maximum receive buffer:
+    // log2 minus 15, as Linux), with an unscaled window.
+    let syns = sent_syns(&report);
+    assert_eq!(syns.len(), 2, "{}", dump(&report));
+    for syn in syns {
+        assert!(syn.contains("win=65535 wscale=7 len=0"), "{syn}");
+    }
+    // After the SYN-ACK, the client advertises its 128 KiB buffer scaled:
+    // 131072 >> 7.
+    assert!(
+        report
+            .trace
+            .iter()
+            .any(|l| l.contains("send client:49152 > server:10000 [.]") && l.contains("win=1024 ")),
+        "{}",
+        dump(&report)
+    );
+    // Receive autotuning: the client reads 128 KiB at 200 ms and 300 ms
+    // (its first period, one RTT), so its buffer grows to 512 KiB; the
+    // server's send buffer grows with that window (to twice it), and the
+    // rest arrives at 400 and 500 ms. Without scaling, 64 KiB a round
+    // trip: see the next test.
+    assert_eq!(
+        lines(&report, "client read"),
+        ["   500.000 ms  client read 1048576 bytes"],
+        "{}",
+        dump(&report)
+    );
+}
+
+#[test]
+fn without_window_scaling_on_one_side_neither_scales() {
+    let report = one_mib(KernelConfig::default().window_scaling(false));
+    // The client offers a shift; the server's SYN-ACK carries none, so
+    // both advertise unscaled windows, at most 65,535 bytes however large
+    // the buffer grows.
+    let syns = sent_syns(&report);
+    assert!(syns[0].contains("wscale=7"), "{}", syns[0]);
+    assert!(!syns[1].contains("wscale"), "{}", syns[1]);
+    assert!(
+        report
+            .trace
+            .iter()
+            .any(|l| l.contains("send client:49152 > server:10000 [.]") && l.contains("win=65535 ")),
+        "{}",
+        dump(&report)
+    );
+    // 64 KiB a round trip: 16 of them after the first window.
+    let done = lines(&report, "client read");
+    assert_eq!(done.len(), 1, "{}", dump(&report));
+    assert!(at(done[0]) > 1600.0, "{}", done[0]);
+}
+
+#[test]
+fn a_writer_to_a_reader_that_never_reads_blocks_after_both_buffers_fill() {
+    // The default buffers: the reader's 128 KiB never grows (it never
+    // reads), and the writer's grows to twice the window it was offered,
+    // 256 KiB: 384 KiB in all, where upstream's fixed 64 KiB each way
+    // blocked at 128 KiB.
+    let mut sim = Sim::builder().build();
+    let server = sim.add_host("server");
+    let client = sim.add_host("client");
+    sim.spawn(server, async {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut total = 0;
+        while tokio::time::timeout(Duration::from_secs(1), s.write(&[b'p'; 1024]))
+            .await
+            .is_ok()
+        {
+            total += 1024;
+        }
+        simnet::trace(format!("writer blocked after {total} bytes"));
+    });
+    sim.spawn_daemon(client, async {
+        let _s = TcpStream::connect(("server", PORT)).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let report = sim.run();
+    assert_eq!(
+        lines(&report, "writer blocked after"),
+        ["  1250.000 ms  writer blocked after 393216 bytes"],
+        "{}",
+        dump(&report)
+    );
+}
+
+#[test]
+fn data_for_a_socket_its_application_closed_is_answered_with_rst() {
+    // The client reads the first chunk and closes (FIN, nothing unread).
+    // The server's next chunk reaches a socket nobody can read from any
+    // more: Linux answers with a RST (and so does this stack; upstream
+    // ACKed it), and the server's following write fails.
+    let mut sim = Sim::builder().trace_packets(true).build();
+    let server = sim.add_host("server");
+    let client = sim.add_host("client");
+    sim.spawn(server, async {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        for chunk in 0..3 {
+            if chunk > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if let Err(e) = s.write_all(b"0123456789").await {
+                simnet::trace(format!("chunk {chunk}: {:?}", e.kind()));
+                return;
+            }
+        }
+        simnet::trace("every chunk written");
+    });
+    sim.spawn(client, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        let mut chunk = [0u8; 10];
+        s.read_exact(&mut chunk).await.unwrap();
+        drop(s);
+        simnet::trace("client closed");
+    });
+    let report = sim.run();
+    let events: Vec<&str> = report
+        .trace
+        .iter()
+        .filter(|l| !l.contains(" send ") && !l.contains(" recv "))
+        .map(String::as_str)
+        .collect();
+    // Written at 150 ms (accepted) and read at 200 ms; the second chunk
+    // leaves at 1,150 ms and is answered at 1,200 ms with a RST, which
+    // reaches the server at 1,250 ms; its third write fails.
+    assert_eq!(
+        events,
+        [
+            "   200.000 ms  client closed",
+            "  2150.000 ms  chunk 2: ConnectionReset"
+        ],
+        "{}",
+        dump(&report)
+    );
+    assert_eq!(
+        lines(&report, "send client:49152 > server:10000 [R]"),
+        ["  1200.000 ms  send client:49152 > server:10000 [R] seq=16777218 ack=0 win=0 len=0"],
+        "{}",
+        dump(&report)
+    );
 }

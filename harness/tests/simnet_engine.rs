@@ -2,11 +2,11 @@
 //! catalog on turmoil-net's byte-accurate TCP and the event-driven
 //! scheduler of `backend::simnet`, instead of turmoil 0.7.2.
 //!
-//! What it establishes: the reference passes every case but the four
-//! listed in [`NOT_PASSING`], each for a reason of the TCP model that the
-//! list explains (and none by a crash); runs are deterministic; and the
-//! mutants are still caught, some (a server that serves one client at a
-//! time against a reader that stalls) now by byte flow control itself.
+//! What it establishes: the reference passes every case but the one
+//! listed in [`NOT_PASSING`], for the reason the list explains (and none
+//! by a crash); runs are deterministic; and the mutants are still caught,
+//! some (a server that serves one client at a time against a reader that
+//! stalls) now by byte flow control itself.
 
 use std::collections::BTreeMap;
 
@@ -20,37 +20,18 @@ use poetry_harness::verdict::{Kind, Profile};
 
 /// The cases the reference does not pass on simnet, with what the verdict
 /// says and why. A case that starts passing must leave this list.
-const NOT_PASSING: [(&str, Kind, &str, &str); 4] = [
-    (
-        "server.large-poem-written-whole",
-        Kind::Fail,
-        "elapsed: expected at most 1.050s, got 1.800s",
-        "no window scaling: a 64 KiB window per 100 ms round trip moves \
-         655 kB/s, so 1 MiB takes 1.6 s after the handshake; turmoil has no \
-         window and delivers it in one tick",
-    ),
-    (
-        "server.slow-first-chunk-at-once",
-        Kind::Fail,
-        "elapsed: expected at most 0.150s, got 0.200s",
-        "the handshake: the server accepts at 150 ms (SYN, SYN-ACK, ACK), \
-         the first chunk arrives at 200 ms; and the server has not learnt \
-         by the leak count that the client left (its FIN half-closes; \
-         turmoil-net ACKs data for a closed socket where Linux resets)",
-    ),
-    (
-        "server.stalled-reader-does-not-block-others",
-        Kind::NonStrict,
-        "c2 received: expected the whole poem, byte for byte: 8388608 bytes",
-        "no window scaling: c2 gets 655 kB/s, 2.5 MB of 8 MiB in its 4 s",
-    ),
-    (
-        "proxy.large-poem-cached-at-once",
-        Kind::Fail,
-        "elapsed: expected at most 11.100s, got 11.800s",
-        "no window scaling: the cached 1 MiB takes 1.6 s to the second client",
-    ),
-];
+const NOT_PASSING: [(&str, Kind, &str, &str); 1] = [(
+    "server.slow-first-chunk-at-once",
+    Kind::Fail,
+    "elapsed: expected at most 0.150s, got 0.200s",
+    "the handshake: the client's SYN, the SYN-ACK and the ACK put the \
+     server's accept at 150 ms, so the first chunk arrives at 200 ms, \
+     50 ms after the accept (POEM-8's t0 + tau holds); the case's 150 ms \
+     is turmoil's accept at 50 ms plus tau. No TCP with a three-way \
+     handshake over 50 ms links delivers a byte before 200 ms: the bound \
+     has to move (or be measured from the accept), which is a decision \
+     about the catalog, not the TCP model",
+)];
 
 fn simnet() -> EngineOptions {
     EngineOptions {
@@ -107,7 +88,7 @@ fn the_reference_passes_all_but_the_listed_cases_on_simnet() {
         problems.join("\n")
     );
     assert_eq!(passed, results.len() - NOT_PASSING.len());
-    assert!(passed >= 112, "only {passed} cases pass on simnet");
+    assert!(passed >= 115, "only {passed} cases pass on simnet");
 }
 
 #[test]
@@ -132,9 +113,12 @@ fn simnet_runs_are_deterministic() {
 #[test]
 fn a_one_at_a_time_server_is_blocked_by_a_stalled_reader() {
     // Byte flow control: the stalled reader's window closes, the
-    // mutant's one write blocks, and c2 is never served. The reference,
-    // serving both at once, sends c2 bytes (not all 8 MiB: see
-    // NOT_PASSING).
+    // mutant's one write blocks, and c2 is never served: NON-STRICT, the
+    // tutorial profile's one-at-a-time server, as on turmoil. (It was
+    // FAIL here while turmoil-net ACKed data for a closed socket: the
+    // mutant, writing to c2 after c2 had left, was never told and kept
+    // the connection open.) The reference, serving both at once, sends
+    // c2 the whole 8 MiB (window scaling).
     let catalog = catalog();
     let case = catalog
         .cases
@@ -149,10 +133,11 @@ fn a_one_at_a_time_server_is_blocked_by_a_stalled_reader() {
     };
     let mutant = mutants::by_name("server-one-at-a-time").expect("in the zoo");
     let bad = run_case(case, &(mutant.build)(), &simnet());
-    assert_eq!(bad.verdict.kind, Kind::Fail, "{}", bad.explained());
+    assert_eq!(bad.verdict.kind, Kind::NonStrict, "{}", bad.explained());
     assert_eq!(c2(&bad), 0, "{}", bad.explained());
     let good = run_case(case, &Implementation::reference(), &simnet());
-    assert!(c2(&good) > 1_000_000, "{}", good.explained());
+    assert_eq!(good.verdict.kind, Kind::Pass, "{}", good.explained());
+    assert_eq!(c2(&good), 8 << 20, "{}", good.explained());
 }
 
 #[test]
@@ -215,4 +200,39 @@ fn the_cli_runs_cases_on_simnet_and_refuses_what_it_cannot_repeat() {
         .expect("the binary runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--engine turmoil"));
+}
+
+#[test]
+fn a_failing_transcript_ends_with_every_socket_and_a_passing_one_does_not() {
+    // proxy-leaks-upstream never closes its upstream connection: the
+    // dump shows who holds it (the subject, in CLOSE_WAIT towards s1,
+    // which is in FIN_WAIT2), with the bytes queued each way.
+    let catalog = catalog();
+    let case = catalog
+        .cases
+        .iter()
+        .find(|c| c.id == "proxy.first-request-fetches")
+        .expect("the case is in the catalog");
+    let mutant = mutants::by_name("proxy-leaks-upstream").expect("in the zoo");
+    let bad = run_case(case, &(mutant.build)(), &simnet());
+    assert_eq!(bad.verdict.kind, Kind::Fail, "{}", bad.explained());
+    let transcript = bad.transcript();
+    assert!(
+        transcript.contains("subject:49152 s1:10000      CLOSE_WAIT"),
+        "{transcript}"
+    );
+    insta::assert_snapshot!("proxy-leaks-upstream-transcript-on-simnet", transcript);
+
+    let good = run_case(case, &Implementation::reference(), &simnet());
+    assert_eq!(good.verdict.kind, Kind::Pass, "{}", good.explained());
+    assert!(!good.transcript().contains("sockets at the end"));
+
+    // The default engine has no dump.
+    let turmoil = EngineOptions {
+        profile: Profile::Strict,
+        ..EngineOptions::default()
+    };
+    let bad = run_case(case, &(mutant.build)(), &turmoil);
+    assert_eq!(bad.verdict.kind, Kind::Fail, "{}", bad.explained());
+    assert!(!bad.transcript().contains("sockets at the end"));
 }

@@ -58,6 +58,10 @@ pub struct RunOutcome {
     pub startup: Option<(Duration, Duration)>,
     /// Live: how far time bounds bend (`None`: exact, as in the simulator).
     pub tolerance: Option<crate::backend::live::timing::Tolerance>,
+    /// simnet: every socket of every host at the end of the run, a
+    /// netstat table ([`crate::backend::simnet::render_sockets`]), which a
+    /// failing verdict's transcript ends with. `None` elsewhere.
+    pub sockets: Option<Vec<String>>,
     /// What the peers observed.
     pub seen: Observations,
     /// Established connections left on the subject's host at the end.

@@ -215,6 +215,7 @@ fn not_started(seed: u64) -> RunOutcome {
         timed_from: Duration::ZERO,
         startup: None,
         tolerance: None,
+        sockets: None,
     }
 }
 

@@ -17,6 +17,26 @@
 //! `SO_LINGER` 0), and retransmission on a timer in simulated time (SYN
 //! resent at 1 s, 3 s, 7 s, ...; data after an RTO of at least 200 ms,
 //! doubling), so that loss slows a connection instead of breaking it.
+//! No congestion control: a sender sends as much as the window allows.
+//!
+//! Windows and buffers, as Linux's defaults: the SYNs negotiate window
+//! scaling (RFC 7323, shift 7), so a window can pass 64 KiB. A receive
+//! buffer starts at 128 KiB and, while the application keeps up, grows
+//! to twice what it read in a round trip, up to 6 MiB (a simple receive
+//! autotuning); a send buffer starts at 64 KiB and grows to twice the
+//! peer's largest window, up to 4 MiB. `SO_RCVBUF` / `SO_SNDBUF` fix
+//! them. So a reader that keeps up gets 1 MiB in four round trips after
+//! the handshake (128 KiB, 128 KiB, 512 KiB, the rest), and a writer to
+//! a reader that never reads blocks once 384 KiB are buffered (128 KiB
+//! on the reader's side, 256 KiB on its own). [`KernelConfig`] has the
+//! sizes and `window_scaling(false)`.
+//!
+//! RST, as Linux: closing a socket with unread data, or with `SO_LINGER`
+//! 0, or [`TcpStream::abort`], resets the connection; new data reaching a
+//! socket its program closed (after `close`, not a half-close) is
+//! answered with a RST, so the peer's next write fails instead of going
+//! nowhere; a segment for a socket that is gone, or was reset, gets a
+//! RST.
 //!
 //! Time is event-driven: one current-thread tokio runtime with a paused
 //! clock runs every host's tasks; packets wait for their link's latency
@@ -26,6 +46,12 @@
 //! connections. Everything is deterministic: no wall clock, no OS
 //! randomness (loss draws come from a seeded ChaCha8), no hash-order
 //! iteration.
+//!
+//! Sockets at the end: with [`SimBuilder::socket_dump`], the [`Report`]
+//! holds every host's sockets when the run ends (netstat: state, bytes
+//! queued each way, the host that holds it and its peer, by name);
+//! [`render_sockets`] makes a table of them. A failing case's transcript
+//! on `--engine simnet` ends with it.
 //!
 //! Hosts: a task started with [`Sim::spawn`] or [`spawn`] runs on its
 //! host, and the sockets it makes belong to that host. A socket knows its
@@ -72,6 +98,6 @@ mod sched;
 pub use faults::{Faults, Loss};
 pub use runner::run_case;
 
-pub use sched::{now, spawn, trace, try_now, Report, Sim, SimBuilder};
+pub use sched::{now, render_sockets, spawn, trace, try_now, Report, Sim, SimBuilder, SocketRow};
 pub use turmoil_net::shim::tokio::net::{TcpListener, TcpSocket, TcpStream};
 pub use turmoil_net::{lookup_host, HostId, KernelConfig};

@@ -10,10 +10,17 @@
 //! [`crate::transcript::Recorder::now`]). The leak count is the subject's
 //! TCP sockets in `ESTABLISHED` or `CLOSE_WAIT` (open on the subject's
 //! side) in turmoil-net's netstat, [`SETTLE`] after the last actor.
+//! Every host's sockets at the end of the run (the same netstat, host by
+//! host) go into [`RunOutcome::sockets`]: a failing transcript ends with
+//! them (see [`crate::engine`]).
 //!
 //! Differences from turmoil, by design: `connect` completes on the
 //! handshake, so a connection is up one round trip later; bytes, not
-//! writes, cross the network, with flow control; a subject's panic in a
+//! writes, cross the network, with flow control (windows scaled, buffers
+//! growing as on Linux: see [`super`]); data reaching a socket its
+//! program closed is answered with a RST, so the sender learns the
+//! client left (and its connection leaves the netstat the leak count
+//! reads) where turmoil's host simply vanishes; a subject's panic in a
 //! task it spawned itself is tokio's (the task ends) rather than the
 //! run's.
 
@@ -74,6 +81,7 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
         .seed(opts.seed())
         .limit(case.limit.0 + SETTLE + tick_for(case))
         .kernel(kernel)
+        .socket_dump(true)
         .build();
 
     // Every host first, so that every name resolves from the start.
@@ -258,6 +266,10 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
     }
 
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
+    let sockets = run
+        .as_ref()
+        .ok()
+        .map(|report| super::render_sockets(&report.sockets));
     let crashed = ends.crashed.borrow_mut().take();
     let end = match (run, crashed) {
         (_, Some(why)) => RunEnd::Crashed(why),
@@ -293,6 +305,7 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
         timed_from: Duration::ZERO,
         startup: None,
         tolerance: None,
+        sockets,
     }
 }
 

@@ -147,6 +147,7 @@ pub struct SimBuilder {
     seed: u64,
     limit: Duration,
     trace_packets: bool,
+    socket_dump: bool,
     kernel: KernelConfig,
 }
 
@@ -158,6 +159,7 @@ impl Default for SimBuilder {
             seed: 0,
             limit: Duration::from_secs(60),
             trace_packets: false,
+            socket_dump: false,
             kernel: KernelConfig::default(),
         }
     }
@@ -195,6 +197,13 @@ impl SimBuilder {
     /// off: it costs a line per packet).
     pub fn trace_packets(&mut self, on: bool) -> &mut Self {
         self.trace_packets = on;
+        self
+    }
+
+    /// Take every host's sockets at the end of the run, before the tasks
+    /// still running are dropped, into [`Report::sockets`] (default off).
+    pub fn socket_dump(&mut self, on: bool) -> &mut Self {
+        self.socket_dump = on;
         self
     }
 
@@ -267,6 +276,109 @@ pub struct Report {
     pub duplicated: u64,
     /// Times the scheduler woke (a measure of its own cost).
     pub wakes: u64,
+    /// With [`SimBuilder::socket_dump`]: every socket of every host at the
+    /// end of the run, host by host in the order they were added, each
+    /// host's in its socket table's order.
+    pub sockets: Vec<SocketRow>,
+}
+
+/// One socket at the end of a run, as netstat shows it, addresses by
+/// host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketRow {
+    /// The host that holds it.
+    pub host: String,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Bytes received, not yet read by the program (a listener: the
+    /// connections waiting for `accept`).
+    pub recv_q: usize,
+    /// Bytes written, not yet acknowledged by the peer (a listener: its
+    /// backlog).
+    pub send_q: usize,
+    /// `host:port` of this end.
+    pub local: String,
+    /// `host:port` of the other end, `*:*` for none.
+    pub peer: String,
+    /// The TCP state (`ESTABLISHED`, `FIN_WAIT2`, ...), empty for UDP.
+    pub state: String,
+}
+
+/// `rows` as a table with a header, columns aligned (Recv-Q and Send-Q
+/// to the right, as netstat), one line each, no trailing spaces.
+pub fn render_sockets(rows: &[SocketRow]) -> Vec<String> {
+    let header = [
+        "Host", "Proto", "Recv-Q", "Send-Q", "Local", "Foreign", "State",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.host.clone(),
+                r.proto.clone(),
+                r.recv_q.to_string(),
+                r.send_q.to_string(),
+                r.local.clone(),
+                r.peer.clone(),
+                r.state.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    std::iter::once(header.map(String::from))
+        .chain(cells)
+        .map(|row| {
+            let line: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .enumerate()
+                .map(|(i, (c, w))| {
+                    if matches!(i, 2 | 3) {
+                        format!("{c:>w$}")
+                    } else {
+                        format!("{c:<w$}")
+                    }
+                })
+                .collect();
+            line.join(" ").trim_end().to_string()
+        })
+        .collect()
+}
+
+/// Every socket of every host named in `names`, by host name.
+fn snapshot_sockets(names: &IndexMap<IpAddr, String>) -> Vec<SocketRow> {
+    let name = |a: std::net::SocketAddr| {
+        let host = names
+            .get(&a.ip())
+            .cloned()
+            .unwrap_or_else(|| a.ip().to_string());
+        format!("{host}:{}", a.port())
+    };
+    let mut rows = Vec::new();
+    for (ip, host) in names {
+        for e in turmoil_net::netstat(*ip).entries {
+            rows.push(SocketRow {
+                host: host.clone(),
+                proto: e.proto.to_string(),
+                recv_q: e.recv_q,
+                send_q: e.send_q,
+                // A wildcard bind (a listener on 0.0.0.0) is the host's.
+                local: if e.local.ip().is_unspecified() {
+                    format!("{host}:{}", e.local.port())
+                } else {
+                    name(e.local)
+                },
+                peer: e.peer.map_or_else(|| "*:*".to_string(), name),
+                state: e.state.map(|s| s.to_string()).unwrap_or_default(),
+            });
+        }
+    }
+    rows
 }
 
 impl Sim {
@@ -373,7 +485,11 @@ impl Sim {
                 .map(|(k, f)| (k, Direction::new(f)))
                 .collect(),
         };
-        let report = rt.block_on(local.run_until(drive(&guard, &cfg, links, tasks, poke, start)));
+        let mut report =
+            rt.block_on(local.run_until(drive(&guard, &cfg, links, tasks, poke, start)));
+        if cfg.socket_dump {
+            report.sockets = snapshot_sockets(&names);
+        }
         // Tasks still alive (daemons) drop here, closing their sockets in
         // their own host's kernel, while the network is still installed.
         drop(local);
@@ -576,7 +692,8 @@ fn push_trace(line: String) {
     });
 }
 
-/// `c1:49152 > server:10000 SA seq=1 ack=2 win=65535 len=0`.
+/// `c1:49152 > server:10000 [S.] seq=1 ack=2 win=65535 wscale=7 len=0`
+/// (`wscale`: the window scale option of a SYN or SYN-ACK).
 fn describe(pkt: &Packet, name: &impl Fn(&IpAddr) -> String) -> String {
     match &pkt.payload {
         Transport::Tcp(s) => {
@@ -593,7 +710,7 @@ fn describe(pkt: &Packet, name: &impl Fn(&IpAddr) -> String) -> String {
             .map(|(_, c)| *c)
             .collect();
             format!(
-                "{}:{} > {}:{} [{flags}] seq={} ack={} win={} len={}",
+                "{}:{} > {}:{} [{flags}] seq={} ack={} win={}{} len={}",
                 name(&pkt.src),
                 s.src_port,
                 name(&pkt.dst),
@@ -601,6 +718,7 @@ fn describe(pkt: &Packet, name: &impl Fn(&IpAddr) -> String) -> String {
                 s.seq,
                 s.ack,
                 s.window,
+                s.wscale.map(|w| format!(" wscale={w}")).unwrap_or_default(),
                 s.payload.len()
             )
         }

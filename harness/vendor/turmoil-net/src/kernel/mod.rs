@@ -19,7 +19,10 @@ use std::time::Duration;
 
 use tokio::io::ReadBuf;
 
-use crate::kernel::socket::{BindKey, SocketTable, DEFAULT_RECV_BUF_CAP, DEFAULT_SEND_BUF_CAP};
+use crate::kernel::socket::{
+    BindKey, SocketTable, DEFAULT_RECV_BUF_CAP, DEFAULT_RECV_BUF_MAX, DEFAULT_SEND_BUF_CAP,
+    DEFAULT_SEND_BUF_MAX,
+};
 
 mod packet;
 mod socket;
@@ -86,6 +89,15 @@ pub struct KernelConfig {
     pub loopback_mtu: u32,
     pub send_buf_cap: usize,
     pub recv_buf_cap: usize,
+    /// PATCH (poetry-harness): how far the buffers grow when the
+    /// application did not set `SO_SNDBUF` / `SO_RCVBUF` (Linux's
+    /// `tcp_wmem[2]` and `tcp_rmem[2]`). A maximum no larger than the
+    /// initial cap turns growth off. The receive maximum also sets the
+    /// window scale a SYN offers.
+    pub send_buf_max: usize,
+    pub recv_buf_max: usize,
+    /// PATCH (poetry-harness): offer window scaling (RFC 7323) in SYNs.
+    pub window_scaling: bool,
     pub default_backlog: usize,
     // PATCH (poetry-harness): `retx_threshold` (egress passes) replaced by
     // the timer settings below.
@@ -104,6 +116,9 @@ impl Default for KernelConfig {
             loopback_mtu: DEFAULT_LOOPBACK_MTU,
             send_buf_cap: DEFAULT_SEND_BUF_CAP,
             recv_buf_cap: DEFAULT_RECV_BUF_CAP,
+            send_buf_max: DEFAULT_SEND_BUF_MAX,
+            recv_buf_max: DEFAULT_RECV_BUF_MAX,
+            window_scaling: true,
             default_backlog: DEFAULT_BACKLOG,
             syn_rto: DEFAULT_SYN_RTO,
             rto_min: DEFAULT_RTO_MIN,
@@ -130,6 +145,19 @@ impl KernelConfig {
     }
     pub fn recv_buf_cap(mut self, v: usize) -> Self {
         self.recv_buf_cap = v;
+        self
+    }
+    // PATCH (poetry-harness): setters of buffer growth and window scaling.
+    pub fn send_buf_max(mut self, v: usize) -> Self {
+        self.send_buf_max = v;
+        self
+    }
+    pub fn recv_buf_max(mut self, v: usize) -> Self {
+        self.recv_buf_max = v;
+        self
+    }
+    pub fn window_scaling(mut self, v: bool) -> Self {
+        self.window_scaling = v;
         self
     }
     pub fn default_backlog(mut self, v: usize) -> Self {
@@ -188,6 +216,10 @@ pub struct Kernel {
     pub(crate) loopback_mtu: u32,
     pub(crate) send_buf_cap: usize,
     pub(crate) recv_buf_cap: usize,
+    // PATCH (poetry-harness): see `KernelConfig`.
+    pub(crate) send_buf_max: usize,
+    pub(crate) recv_buf_max: usize,
+    pub(crate) window_scaling: bool,
     pub(crate) default_backlog: usize,
     // PATCH (poetry-harness): the timer settings (see `KernelConfig`).
     pub(crate) syn_rto: Duration,
@@ -231,6 +263,9 @@ impl Kernel {
             loopback_mtu: cfg.loopback_mtu,
             send_buf_cap: cfg.send_buf_cap,
             recv_buf_cap: cfg.recv_buf_cap,
+            send_buf_max: cfg.send_buf_max,
+            recv_buf_max: cfg.recv_buf_max,
+            window_scaling: cfg.window_scaling,
             default_backlog: cfg.default_backlog,
             syn_rto: cfg.syn_rto,
             rto_min: cfg.rto_min,

@@ -80,7 +80,13 @@ pub struct TcpSegment {
     pub seq: u32,
     pub ack: u32,
     pub flags: TcpFlags,
+    /// The receive window, scaled by the sender's window scale (RFC
+    /// 7323) except in a SYN or SYN-ACK, whose window is never scaled.
     pub window: u16,
+    /// PATCH (poetry-harness): the window scale option (RFC 7323), in a
+    /// SYN or SYN-ACK only: the shift the sender will apply to the
+    /// windows it advertises. Scaling is on when both SYNs carry it.
+    pub wscale: Option<u8>,
     pub payload: Bytes,
 }
 

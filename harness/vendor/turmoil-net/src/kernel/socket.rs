@@ -19,12 +19,30 @@ pub const DEFAULT_EPHEMERAL_PORTS: RangeInclusive<u16> = 49152..=65535;
 /// Default per-socket TCP send buffer cap (bytes). Bounds the sum of
 /// queued-but-unsent and sent-but-unACK'd data, matching Linux
 /// `SO_SNDBUF` semantics. Overridable via [`KernelConfig`].
+///
+/// PATCH (poetry-harness): the initial size; unless `SO_SNDBUF` is set, it
+/// grows to twice the peer's largest advertised window, up to
+/// [`DEFAULT_SEND_BUF_MAX`] (Linux grows it with the congestion window,
+/// which this stack does not model).
 pub const DEFAULT_SEND_BUF_CAP: usize = 64 * 1024;
+
+/// PATCH (poetry-harness): the most the send buffer grows to (Linux's
+/// `tcp_wmem[2]`, 4 MiB).
+pub const DEFAULT_SEND_BUF_MAX: usize = 4 * 1024 * 1024;
 
 /// Default per-socket TCP receive buffer cap (bytes). Advertised as
 /// the TCP window in outgoing segments. Overridable via
 /// [`KernelConfig`].
-pub const DEFAULT_RECV_BUF_CAP: usize = 64 * 1024;
+///
+/// PATCH (poetry-harness): Linux's `tcp_rmem[1]` (128 KiB, upstream had 64
+/// KiB), the initial size; unless `SO_RCVBUF` is set, it grows as the
+/// application reads (see `tcp::autotune_recv`), up to
+/// [`DEFAULT_RECV_BUF_MAX`].
+pub const DEFAULT_RECV_BUF_CAP: usize = 128 * 1024;
+
+/// PATCH (poetry-harness): the most the receive buffer grows to (Linux's
+/// `tcp_rmem[2]`, 6 MiB). It also sets the window scale a SYN offers.
+pub const DEFAULT_RECV_BUF_MAX: usize = 6 * 1024 * 1024;
 
 /// Communication domain — POSIX `socket(2)`'s first argument. Variants
 /// we don't construct yet (Unix) are forward-declared for parity.
@@ -219,7 +237,8 @@ pub struct Tcb {
     pub snd_una: u32,
     /// Peer's last-advertised receive window, in bytes. Bounds how far
     /// beyond `snd_una` we're allowed to push `snd_nxt` before pausing.
-    pub snd_wnd: u16,
+    /// PATCH (poetry-harness): in bytes after window scaling (a `u32`).
+    pub snd_wnd: u32,
     /// Next sequence number we expect to receive.
     pub rcv_nxt: u32,
     /// Outgoing byte queue — see type-level doc for layout.
@@ -272,8 +291,30 @@ pub struct Tcb {
     /// The armed timer, if any: when it fires and what it is for.
     pub timer: Option<(Duration, TimerKind)>,
     /// Receive window last advertised to the peer, to decide when a
-    /// read has opened enough room to be worth a window update.
-    pub last_adv_wnd: u16,
+    /// read has opened enough room to be worth a window update. In
+    /// bytes, as the peer reads it (after scaling).
+    pub last_adv_wnd: u32,
+    /// PATCH (poetry-harness): window scaling (RFC 7323). The shift the
+    /// peer applies to the windows it advertises (0 unless both SYNs
+    /// carried the option)...
+    pub snd_wscale: u8,
+    /// ...and the shift this side applies to its own: offered in its SYN
+    /// or SYN-ACK, 0 if the peer's SYN or SYN-ACK did not carry one.
+    pub rcv_wscale: u8,
+    /// The option this side's SYN or SYN-ACK carries (and carries again
+    /// when resent).
+    pub syn_wscale: Option<u8>,
+    /// PATCH (poetry-harness): the receive buffer (the most the window
+    /// offers) unless `SO_RCVBUF` is set: the kernel's default, grown by
+    /// receive autotuning.
+    pub rcv_cap: usize,
+    /// PATCH (poetry-harness): the send buffer unless `SO_SNDBUF` is set:
+    /// the kernel's default, grown with the peer's window.
+    pub snd_cap: usize,
+    /// PATCH (poetry-harness): receive autotuning's measurement: when the
+    /// current period (one smoothed RTT) began, and the bytes the
+    /// application read since.
+    pub rcv_space: Option<(Duration, usize)>,
 }
 
 /// PATCH (poetry-harness): what a TCB's timer does when it fires.

@@ -14,6 +14,30 @@
 //! from the listener's own sets, and segmentation of dirty sockets
 //! only. No congestion control: a sender sends its whole window.
 //!
+//! PATCH (poetry-harness): window scaling and buffer sizes as on Linux.
+//! A SYN offers a window scale (RFC 7323: [`TcpSegment::wscale`]; the
+//! shift is log2 of the largest receive buffer minus 15, 7 for 6 MiB, as
+//! Linux's `tcp_select_initial_window`); scaling is on when the SYN-ACK
+//! answers with one, and then every window but a SYN's is shifted, so a
+//! window can pass 64 KiB. A receive buffer starts at 128 KiB
+//! (`tcp_rmem[1]`) and, unless `SO_RCVBUF` is set, grows while the
+//! application keeps up (`autotune_recv`: twice what it read in a round
+//! trip, up to 6 MiB, `tcp_rmem[2]`); a send buffer starts at 64 KiB and,
+//! unless `SO_SNDBUF` is set, grows to twice the peer's largest window
+//! (up to 4 MiB, `tcp_wmem[2]`; Linux sizes it from the congestion
+//! window, which is not modelled). `KernelConfig::window_scaling(false)`
+//! and maximums equal to the initial sizes give upstream's fixed 64 KiB.
+//!
+//! PATCH (poetry-harness): RST where Linux sends one. New data reaching
+//! a socket its application closed (FIN_WAIT1, FIN_WAIT2, CLOSING after
+//! `close`, not after a half-close) is answered with a RST and the
+//! connection is dropped (`data_after_close`; upstream ACKed and
+//! discarded it, so the peer wrote on into the void). A connection that
+//! was reset or timed out, still held by its application, answers any
+//! segment but a RST with a RST (Linux has unhashed it). As before:
+//! closing with unread data, `SO_LINGER` 0 and `abort` send a RST, and a
+//! segment for no socket at all gets one.
+//!
 //! ## Go-back-N, not SACK
 //!
 //! On retransmit we rewind `snd_nxt = snd_una` and re-emit the entire
@@ -48,7 +72,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use crate::kernel::packet::{self, Packet, TcpFlags, TcpSegment, Transport};
-use crate::kernel::socket::{Addr, BindKey, Domain, Fd, Socket, Tcb, TcpState, TimerKind, Type};
+use crate::kernel::socket::{
+    Addr, BindKey, Domain, Fd, Socket, Tcb, TcpState, TimerKind, Type, DEFAULT_RECV_BUF_CAP,
+    DEFAULT_SEND_BUF_CAP,
+};
 use crate::kernel::Kernel;
 
 /// Drives `Kernel::poll_connect` for `SOCK_STREAM`. First poll builds a
@@ -95,10 +122,12 @@ pub(super) fn poll_connect(
     }
     let src = local_endpoint(k, fd);
     let isn = initial_sequence(k);
-    let (now, syn_rto, kernel_rcv_cap) = (k.now, k.syn_rto, k.recv_buf_cap);
-    let window = {
+    let (now, syn_rto) = (k.now, k.syn_rto);
+    let (window, wscale) = {
+        let (rcv_cap, snd_cap) = (k.recv_buf_cap, k.send_buf_cap);
+        let wscale = offered_wscale(k, fd);
         let st = k.lookup_mut(fd).expect("fd validated");
-        st.tcb = Some(new_tcb(
+        let mut tcb = new_tcb(
             TcpState::SynSent,
             peer,
             isn,
@@ -106,9 +135,14 @@ pub(super) fn poll_connect(
             DEFAULT_WINDOW,
             now,
             syn_rto,
-        ));
+        );
+        // PATCH (poetry-harness): the SYN offers a window scale.
+        (tcb.rcv_cap, tcb.snd_cap) = (rcv_cap, snd_cap);
+        tcb.syn_wscale = wscale;
+        tcb.rcv_wscale = wscale.unwrap_or(0);
+        st.tcb = Some(tcb);
         st.peer = Some(Addr::Inet(peer));
-        initial_window(st, kernel_rcv_cap)
+        (initial_window(st), wscale)
     };
     k.sockets.insert_connection(src, peer, fd);
     // PATCH (poetry-harness): the SYN is resent on a timer (1 s, then
@@ -128,6 +162,7 @@ pub(super) fn poll_connect(
                 ..TcpFlags::default()
             },
             window,
+            wscale,
             payload: Bytes::new(),
         },
     );
@@ -197,6 +232,7 @@ fn emit_rst(k: &mut Kernel, local: SocketAddr, remote: SocketAddr, s: &TcpSegmen
                 ..TcpFlags::default()
             },
             window: 0,
+            wscale: None,
             payload: Bytes::new(),
         },
     );
@@ -215,9 +251,19 @@ fn handle_on_connection(
         abort_connection(k, fd);
         return;
     }
+    // PATCH (poetry-harness): new data for a socket the application has
+    // closed (not just shut down for writing) cannot be read by anyone:
+    // Linux answers it with a RST and drops the connection (its
+    // `TCPAbortOnData`), so the peer's next write fails instead of
+    // filling a buffer nobody reads. Upstream ACKed it.
+    if data_after_close(k, fd, s) {
+        emit_rst(k, local, remote, s);
+        abort_connection(k, fd);
+        return;
+    }
 
     let now = k.now;
-    let (rto_min, rto_max) = (k.rto_min, k.rto_max);
+    let (rto_min, rto_max, snd_max) = (k.rto_min, k.rto_max, k.send_buf_max);
     let recv_cap = recv_cap_of(k, fd);
     let tcb = k
         .lookup(fd)
@@ -233,13 +279,20 @@ fn handle_on_connection(
                 let tcb = k.lookup_mut(fd).unwrap().tcb.as_mut().unwrap();
                 tcb.state = TcpState::Established;
                 tcb.rcv_nxt = s.seq.wrapping_add(1);
-                tcb.snd_wnd = s.window;
+                // PATCH (poetry-harness): scaling is on if both SYNs carried
+                // the option; the SYN-ACK's own window is not scaled.
+                match s.wscale {
+                    Some(shift) if tcb.syn_wscale.is_some() => {
+                        tcb.snd_wscale = shift.min(MAX_WSCALE);
+                    }
+                    _ => tcb.rcv_wscale = 0,
+                }
+                set_snd_wnd(tcb, u32::from(s.window), snd_max);
                 // PATCH (poetry-harness): the handshake is the first RTT
                 // sample (unless the SYN was resent: Karn), and its timer
                 // stops.
                 handshake_done(tcb, now, rto_min, rto_max);
-                let window = advertised_window(recv_cap, 0);
-                tcb.last_adv_wnd = window;
+                let window = advertise(tcb, recv_cap);
                 (tcb.snd_nxt, tcb.rcv_nxt, window)
             };
             wake_connect(k, fd);
@@ -257,6 +310,7 @@ fn handle_on_connection(
                         ..TcpFlags::default()
                     },
                     window,
+                    wscale: None,
                     payload: Bytes::new(),
                 },
             );
@@ -271,7 +325,8 @@ fn handle_on_connection(
             {
                 let tcb = k.lookup_mut(fd).unwrap().tcb.as_mut().unwrap();
                 tcb.state = TcpState::Established;
-                tcb.snd_wnd = s.window;
+                let window = u32::from(s.window) << tcb.snd_wscale;
+                set_snd_wnd(tcb, window, snd_max);
                 handshake_done(tcb, now, rto_min, rto_max);
             }
             forget_handshaking(k, fd);
@@ -295,7 +350,16 @@ fn handle_on_connection(
         | TcpState::LastAck => handle_established(k, fd, local, remote, s),
         TcpState::Closed => {
             // Socket is torn down but the TCB lingers until the shim
-            // drops its Fd. Ignore any late inbound traffic.
+            // drops its Fd.
+            // PATCH (poetry-harness): as on Linux, where such a socket is
+            // no longer in the lookup tables: a connection that was reset
+            // or timed out answers anything but a RST with a RST. One
+            // that closed cleanly (Linux's TIME_WAIT) ACKs a resent FIN.
+            if tcb.reset || tcb.timed_out {
+                emit_rst(k, local, remote, s);
+            } else if s.flags.fin {
+                emit_ack(k, fd, local, remote, recv_cap);
+            }
         }
         TcpState::SynSent | TcpState::SynReceived => {
             // Handshake still in progress but segment doesn't match
@@ -303,6 +367,27 @@ fn handle_on_connection(
             // unexpected is a polish pass.
         }
     }
+}
+
+/// PATCH (poetry-harness): `s` carries data past `rcv_nxt` for a socket
+/// the application closed while its peer could still send (FIN_WAIT1,
+/// FIN_WAIT2, CLOSING): Linux's `RCV_SHUTDOWN` check in
+/// `tcp_rcv_state_process`.
+fn data_after_close(k: &Kernel, fd: Fd, s: &TcpSegment) -> bool {
+    let Some(st) = k.sockets.get(fd) else {
+        return false;
+    };
+    let Some(tcb) = st.tcb.as_ref() else {
+        return false;
+    };
+    let end = s.seq.wrapping_add(s.payload.len() as u32);
+    st.fd_closed
+        && !s.payload.is_empty()
+        && matches!(
+            tcb.state,
+            TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing
+        )
+        && seq_lt(tcb.rcv_nxt, end)
 }
 
 /// ACK processing, in-order data receipt, FIN handling, and waker
@@ -321,7 +406,7 @@ fn handle_established(
     let mut progress = false;
     let recv_cap = recv_cap_of(k, fd);
     let now = k.now;
-    let (rto_min, rto_max) = (k.rto_min, k.rto_max);
+    let (rto_min, rto_max, snd_max) = (k.rto_min, k.rto_max, k.send_buf_max);
 
     {
         let st = k.lookup_mut(fd).unwrap();
@@ -386,11 +471,15 @@ fn handle_established(
                 }
             }
             if acked <= outstanding {
-                if tcb.snd_wnd == 0 && s.window > 0 {
+                // PATCH (poetry-harness): scaled, except in a (resent)
+                // SYN-ACK.
+                let shift = if s.flags.syn { 0 } else { tcb.snd_wscale };
+                let window = u32::from(s.window) << shift;
+                if tcb.snd_wnd == 0 && window > 0 {
                     // The window reopened: the persist backoff is over.
                     tcb.retx_attempts = 0;
                 }
-                tcb.snd_wnd = s.window;
+                set_snd_wnd(tcb, window, snd_max);
             }
             wake_write = true;
         }
@@ -509,8 +598,11 @@ fn accept_syn(
     k.sockets.insert_binding(bind_key.clone(), child);
     let isn = initial_sequence(k);
     let (now, syn_rto) = (k.now, k.syn_rto);
+    let (kernel_rcv_cap, kernel_snd_cap) = (k.recv_buf_cap, k.send_buf_cap);
+    // PATCH (poetry-harness): window scaling if the SYN offered it (and
+    // this host does it): the SYN-ACK answers with this side's shift.
+    let wscale = s.wscale.and(offered_wscale_for(k, rcv_cap.unwrap_or(0)));
     let window = {
-        let kernel_rcv_cap = k.recv_buf_cap;
         let st = k.sockets.get_mut(child).unwrap();
         st.bound = Some(bind_key);
         st.peer = Some(Addr::Inet(remote));
@@ -518,16 +610,23 @@ fn accept_syn(
         // listener's SO_SNDBUF and SO_RCVBUF, as on Linux.
         st.send_buf_cap = snd_cap;
         st.recv_buf_cap = rcv_cap;
-        st.tcb = Some(new_tcb(
+        let mut tcb = new_tcb(
             TcpState::SynReceived,
             remote,
             isn,
             s.seq.wrapping_add(1),
-            s.window,
+            u32::from(s.window),
             now,
             syn_rto,
-        ));
-        initial_window(st, kernel_rcv_cap)
+        );
+        (tcb.rcv_cap, tcb.snd_cap) = (kernel_rcv_cap, kernel_snd_cap);
+        if let (Some(ours), Some(theirs)) = (wscale, s.wscale) {
+            tcb.syn_wscale = Some(ours);
+            tcb.rcv_wscale = ours;
+            tcb.snd_wscale = theirs.min(MAX_WSCALE);
+        }
+        st.tcb = Some(tcb);
+        initial_window(st)
     };
     k.sockets.insert_connection(local, remote, child);
     k.lookup_mut(listener_fd)
@@ -553,6 +652,7 @@ fn accept_syn(
                 ..TcpFlags::default()
             },
             window,
+            wscale,
             payload: Bytes::new(),
         },
     );
@@ -673,6 +773,7 @@ pub(super) fn on_close(k: &mut Kernel, fd: Fd) -> bool {
                         ..TcpFlags::default()
                     },
                     window: 0,
+                    wscale: None,
                     payload: Bytes::new(),
                 },
             );
@@ -747,6 +848,7 @@ pub(super) fn on_close(k: &mut Kernel, fd: Fd) -> bool {
                             ..TcpFlags::default()
                         },
                         window: 0,
+                        wscale: None,
                         payload: Bytes::new(),
                     },
                 );
@@ -979,7 +1081,12 @@ pub(super) fn poll_send(
     buf: &[u8],
 ) -> Poll<Result<usize>> {
     let send_cap = match k.lookup(fd) {
-        Ok(st) => st.send_buf_cap.unwrap_or(k.send_buf_cap),
+        // PATCH (poetry-harness): SO_SNDBUF, else the connection's grown
+        // send buffer.
+        Ok(st) => st
+            .send_buf_cap
+            .or(st.tcb.as_ref().map(|t| t.snd_cap))
+            .unwrap_or(k.send_buf_cap),
         Err(e) => return Poll::Ready(Err(e)),
     };
     let st = match k.lookup_mut(fd) {
@@ -1068,6 +1175,7 @@ pub(super) fn poll_recv(
         Err(e) => return Poll::Ready(Err(e)),
     };
     let mss = mss_for(k, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let (now, rcv_max) = (k.now, k.recv_buf_max);
     let (n, should_update_window, local, remote) = {
         let st = match k.lookup_mut(fd) {
             Ok(st) => st,
@@ -1117,13 +1225,22 @@ pub(super) fn poll_recv(
         // the buffer since the last advertisement. Upstream required a
         // single read to free half the buffer, so a reader that fell
         // behind and then read 4 KiB at a time stalled for good.
-        let window = advertised_window(recv_cap, tcb.recv_buf.len());
+        // PATCH (poetry-harness): receive autotuning may grow the buffer.
+        let mut recv_cap = recv_cap;
+        if st.recv_buf_cap.is_none() {
+            let tcb = st.tcb.as_mut().unwrap();
+            autotune_recv(tcb, n, now, rcv_max);
+            recv_cap = tcb.rcv_cap;
+        }
+        let tcb = st.tcb.as_mut().unwrap();
+        let window = scaled_window(recv_cap, tcb.recv_buf.len(), tcb.rcv_wscale);
         let opened = window.saturating_sub(tcb.last_adv_wnd) as usize;
         let should_update = !tcb.peer_fin && opened > 0 && opened >= mss.min(recv_cap / 2);
         (n, should_update, local, peer)
     };
 
     if should_update_window {
+        let recv_cap = recv_cap_of(k, fd);
         emit_ack(k, fd, local, remote, recv_cap);
     }
 
@@ -1270,7 +1387,8 @@ fn on_timer(k: &mut Kernel, fd: Fd, kind: TimerKind) {
                     ack: true,
                     ..TcpFlags::default()
                 },
-                window: tcb.last_adv_wnd,
+                window: wire_window(tcb.last_adv_wnd as usize, tcb.rcv_wscale),
+                wscale: None,
                 payload: Bytes::new(),
             };
             emit(k, local, remote, seg);
@@ -1333,7 +1451,7 @@ fn new_tcb(
     peer: SocketAddr,
     isn: u32,
     rcv_nxt: u32,
-    snd_wnd: u16,
+    snd_wnd: u32,
     now: Duration,
     syn_rto: Duration,
 ) -> Tcb {
@@ -1359,6 +1477,12 @@ fn new_tcb(
         rtt_probe: Some((isn.wrapping_add(1), now)),
         timer: None,
         last_adv_wnd: 0,
+        snd_wscale: 0,
+        rcv_wscale: 0,
+        syn_wscale: None,
+        rcv_cap: DEFAULT_RECV_BUF_CAP,
+        snd_cap: DEFAULT_SEND_BUF_CAP,
+        rcv_space: None,
     }
 }
 
@@ -1425,6 +1549,7 @@ pub(super) fn abort_by_app(k: &mut Kernel, fd: Fd) {
                 ..TcpFlags::default()
             },
             window: 0,
+            wscale: None,
             payload: Bytes::new(),
         };
         emit(k, local, remote, seg);
@@ -1438,8 +1563,7 @@ pub(super) fn abort_by_app(k: &mut Kernel, fd: Fd) {
 fn emit_ack(k: &mut Kernel, fd: Fd, local: SocketAddr, remote: SocketAddr, recv_cap: usize) {
     let (seq, ack, window) = {
         let tcb = k.lookup_mut(fd).unwrap().tcb.as_mut().unwrap();
-        let window = advertised_window(recv_cap, tcb.recv_buf.len());
-        tcb.last_adv_wnd = window;
+        let window = advertise(tcb, recv_cap);
         (tcb.snd_max, tcb.rcv_nxt, window)
     };
     emit(
@@ -1456,6 +1580,7 @@ fn emit_ack(k: &mut Kernel, fd: Fd, local: SocketAddr, remote: SocketAddr, recv_
                 ..TcpFlags::default()
             },
             window,
+            wscale: None,
             payload: Bytes::new(),
         },
     );
@@ -1464,19 +1589,19 @@ fn emit_ack(k: &mut Kernel, fd: Fd, local: SocketAddr, remote: SocketAddr, recv_
 /// PATCH (poetry-harness): the socket's receive buffer cap (SO_RCVBUF or
 /// the kernel's).
 fn recv_cap_of(k: &Kernel, fd: Fd) -> usize {
-    k.sockets
-        .get(fd)
-        .and_then(|s| s.recv_buf_cap)
+    let st = k.sockets.get(fd);
+    st.and_then(|s| s.recv_buf_cap)
+        .or_else(|| st.and_then(|s| s.tcb.as_ref()).map(|t| t.rcv_cap))
         .unwrap_or(k.recv_buf_cap)
 }
 
 /// PATCH (poetry-harness): the window a SYN or SYN-ACK advertises.
-fn initial_window(st: &mut Socket, kernel_recv_cap: usize) -> u16 {
-    let cap = st.recv_buf_cap.unwrap_or(kernel_recv_cap);
-    let window = advertised_window(cap, 0);
-    if let Some(tcb) = st.tcb.as_mut() {
-        tcb.last_adv_wnd = window;
-    }
+/// Never scaled (RFC 7323 section 2.2), so at most 65,535 bytes.
+fn initial_window(st: &mut Socket) -> u16 {
+    let tcb = st.tcb.as_mut().expect("a handshaking socket has a TCB");
+    let cap = st.recv_buf_cap.unwrap_or(tcb.rcv_cap);
+    let window = wire_window(cap, 0);
+    tcb.last_adv_wnd = u32::from(window);
     window
 }
 
@@ -1504,7 +1629,8 @@ fn emit_handshake(k: &mut Kernel, fd: Fd) {
         TcpState::SynReceived => (true, tcb.rcv_nxt),
         _ => unreachable!("emit_handshake only called for SynSent/SynReceived"),
     };
-    let window = tcb.last_adv_wnd;
+    let window = wire_window(tcb.last_adv_wnd as usize, 0);
+    let wscale = tcb.syn_wscale;
     emit(
         k,
         local,
@@ -1520,6 +1646,7 @@ fn emit_handshake(k: &mut Kernel, fd: Fd) {
                 ..TcpFlags::default()
             },
             window,
+            wscale,
             payload: Bytes::new(),
         },
     );
@@ -1604,8 +1731,7 @@ fn segment_one(k: &mut Kernel, fd: Fd) {
                 }
                 tcb.snd_max = tcb.snd_nxt;
             }
-            let window = advertised_window(recv_cap, tcb.recv_buf.len());
-            tcb.last_adv_wnd = window;
+            let window = advertise(tcb, recv_cap);
             (tcb.peer, tcb.rcv_nxt, window)
         };
         emit(
@@ -1624,6 +1750,7 @@ fn segment_one(k: &mut Kernel, fd: Fd) {
                     ..TcpFlags::default()
                 },
                 window,
+                wscale: None,
                 payload,
             },
         );
@@ -1658,10 +1785,84 @@ fn bound_endpoint(st: &Socket) -> SocketAddr {
     SocketAddr::new(bind.local_addr, bind.local_port)
 }
 
-fn advertised_window(recv_buf_cap: usize, recv_buf_len: usize) -> u16 {
-    recv_buf_cap
-        .saturating_sub(recv_buf_len)
-        .min(u16::MAX as usize) as u16
+/// PATCH (poetry-harness): the window field for `space` free bytes under
+/// window scale `shift` (rounded down, so never more than the room).
+fn wire_window(space: usize, shift: u8) -> u16 {
+    (space >> shift).min(u16::MAX as usize) as u16
 }
 
-const DEFAULT_WINDOW: u16 = 65535;
+/// PATCH (poetry-harness): the window the peer reads from [`wire_window`]
+/// for a buffer of `cap` holding `len` unread bytes, in bytes.
+fn scaled_window(cap: usize, len: usize, shift: u8) -> u32 {
+    u32::from(wire_window(cap.saturating_sub(len), shift)) << shift
+}
+
+/// PATCH (poetry-harness): the window field of a (non-SYN) segment about
+/// to leave, recorded as the last advertised window.
+fn advertise(tcb: &mut Tcb, recv_cap: usize) -> u16 {
+    let window = wire_window(recv_cap.saturating_sub(tcb.recv_buf.len()), tcb.rcv_wscale);
+    tcb.last_adv_wnd = u32::from(window) << tcb.rcv_wscale;
+    window
+}
+
+/// PATCH (poetry-harness): the largest shift RFC 7323 allows.
+const MAX_WSCALE: u8 = 14;
+
+/// PATCH (poetry-harness): the window scale `fd`'s SYN offers, if this host
+/// scales windows.
+fn offered_wscale(k: &Kernel, fd: Fd) -> Option<u8> {
+    let so_rcvbuf = k.sockets.get(fd).and_then(|s| s.recv_buf_cap).unwrap_or(0);
+    offered_wscale_for(k, so_rcvbuf)
+}
+
+/// PATCH (poetry-harness): as Linux's `tcp_select_initial_window`: the
+/// shift that lets the window cover the largest receive buffer the
+/// connection may grow to (`recv_buf_max`, or a larger `SO_RCVBUF`):
+/// log2 of it minus 15, so 7 for the default 6 MiB.
+fn offered_wscale_for(k: &Kernel, rcvbuf: usize) -> Option<u8> {
+    if !k.window_scaling {
+        return None;
+    }
+    let space = rcvbuf.max(k.recv_buf_max).max(k.recv_buf_cap).max(1);
+    let log2 = usize::BITS - 1 - space.leading_zeros();
+    Some(log2.saturating_sub(15).min(u32::from(MAX_WSCALE)) as u8)
+}
+
+/// PATCH (poetry-harness): the peer's window is now `window` bytes. Unless
+/// `SO_SNDBUF` fixed it, the send buffer grows to twice the largest
+/// window seen (up to `send_buf_max`): room for a window in flight and
+/// another queued behind it. (Linux sizes it from the congestion window,
+/// which this stack does not model: a sender sends its whole window.)
+fn set_snd_wnd(tcb: &mut Tcb, window: u32, send_buf_max: usize) {
+    tcb.snd_wnd = window;
+    let want = (window as usize).saturating_mul(2).min(send_buf_max);
+    tcb.snd_cap = tcb.snd_cap.max(want);
+}
+
+/// PATCH (poetry-harness): receive-buffer autotuning, after the
+/// application read `n` bytes at `now`; a simple form of Linux's
+/// dynamic right-sizing (`tcp_rcv_space_adjust`). A period starts at a
+/// read and ends at the first read at least one smoothed RTT later
+/// (which it counts); if the bytes read in it were more than half the
+/// buffer, the buffer grows to twice them (up to `max`). So a reader
+/// that keeps up with a sender at least doubles its window every round
+/// trip (128 KiB, 512 KiB, 1 MiB, ... 6 MiB: the first period holds
+/// two windows), while one that stops reading keeps its buffer. The
+/// buffer never shrinks. Nothing happens before the first RTT sample
+/// (the handshake gives one).
+fn autotune_recv(tcb: &mut Tcb, n: usize, now: Duration, max: usize) {
+    let Some(srtt) = tcb.srtt else {
+        return;
+    };
+    let (start, copied) = tcb.rcv_space.get_or_insert((now, 0));
+    *copied += n;
+    if now >= *start + srtt {
+        let want = copied.saturating_mul(2).min(max);
+        if want > tcb.rcv_cap {
+            tcb.rcv_cap = want;
+        }
+        (*start, *copied) = (now, 0);
+    }
+}
+
+const DEFAULT_WINDOW: u32 = 65535;
