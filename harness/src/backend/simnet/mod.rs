@@ -38,6 +38,12 @@
 //! nowhere; a segment for a socket that is gone, or was reset, gets a
 //! RST.
 //!
+//! Links can carry packet faults, per direction ([`faults`]): bandwidth,
+//! random or bursty (Gilbert-Elliott) loss, duplication, jitter and
+//! reordering, and named profiles of them; `run --engine simnet --network
+//! NAME` puts one on every link of the implementation. Fault draws are
+//! made flow by flow from the run's seed.
+//!
 //! Time is event-driven: one current-thread tokio runtime with a paused
 //! clock runs every host's tasks; packets wait for their link's latency
 //! in a queue; when nothing is runnable the clock jumps straight to the
