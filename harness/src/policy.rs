@@ -311,9 +311,9 @@ impl Policy {
             ));
         }
         let visibility_of = |v: &Spanned<String>, field: &str| {
-            v.get_ref().parse::<Visibility>().map_err(|e| {
-                format!("{file}:{}: {field}: {e}", line_of(text, v.span().start))
-            })
+            v.get_ref()
+                .parse::<Visibility>()
+                .map_err(|e| format!("{file}:{}: {field}: {e}", line_of(text, v.span().start)))
         };
         let default_visibility = raw
             .default_visibility
@@ -822,7 +822,10 @@ mod tests {
         assert_eq!(p.visibility("server.x"), Visibility::AfterPublished);
         let cases = p.select(&catalog).unwrap();
         let scoring = p.scoring(&cases, None);
-        assert_eq!(scoring.visibility_of("client.utf8-split"), Visibility::Hidden);
+        assert_eq!(
+            scoring.visibility_of("client.utf8-split"),
+            Visibility::Hidden
+        );
         assert_eq!(scoring.default_visibility, Visibility::AfterPublished);
         // Without a policy: every case visible, worth 1.
         let none = Policy::none(Profile::Tutorial);
