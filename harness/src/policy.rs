@@ -9,6 +9,7 @@
 //! allowed_env = ["JAVA_OPTS"]         # variables a manifest's `env` may name
 //! cases = ["client.", "server."]      # ID prefixes, as `run`'s arguments (default: all)
 //! exclude = ["client.huge-poem"]      # ID prefixes left out of those
+//! default_visibility = "visible"      # Gradescope, see [visibility]
 //!
 //! [max_startup_timeout]               # seconds, per role (default: 3600)
 //! server = 20
@@ -17,10 +18,10 @@
 //! "client." = 2                       # ID prefix wins; a case no key
 //! "client.reset-mid-poem" = 5         # matches is worth 1
 //!
-//! default_visibility = "visible"      # Gradescope: who sees a case's result
-//! [visibility]                        # (visible, hidden, after_due_date,
-//! "proxy." = "after_due_date"         # after_published); the longest
-//! "server.fifty-" = "hidden"          # matching ID prefix wins
+//! [visibility]                        # Gradescope: who sees a case's result
+//! "proxy." = "after_due_date"         # (visible, hidden, after_due_date,
+//! "server.fifty-" = "hidden"          # after_published); the longest matching
+//!                                     # ID prefix wins, else default_visibility
 //! ```
 //!
 //! Under a policy the profile, time scale and case selection are the

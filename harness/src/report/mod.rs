@@ -1,5 +1,5 @@
 //! Reports: the terminal table, JSON, JUnit, the matrix (Markdown and
-//! [`html`]) and Gradescope's `results.json` ([`gradescope`]), and the
+//! [`mod@html`]) and Gradescope's `results.json` ([`mod@gradescope`]), and the
 //! [`Sink`] that keeps a run's report files on disk as it goes.
 
 use std::fmt::Write as _;
