@@ -164,7 +164,7 @@ fn the_html_matrix_has_a_title_legend_totals_role_groups_and_each_reason_a_click
             .filter(|r| r.case.role.name() == role)
             .count();
         assert!(
-            group.contains(&format!("<tr class=\"role\"><th>{role} ({n} case(s))</th>")),
+            group.contains(&format!("<tr class=\"role\"><th>{role} ({n} cases)</th>")),
             "{group}"
         );
         assert_eq!(group.matches("<span class=\"id\">").count(), n, "{group}");
@@ -227,7 +227,7 @@ fn run_html_writes_the_page_of_one_implementation() {
     assert_eq!(got.status.code(), Some(FAILED), "{got:?}");
     let html = std::fs::read_to_string(dir.0.join("r.html")).expect("the page");
     assert!(
-        html.contains(&format!("<h1>poetry-harness: {MUTANT} on 2 case(s)</h1>")),
+        html.contains(&format!("<h1>poetry-harness: {MUTANT} on 2 cases</h1>")),
         "{html}"
     );
     assert!(
@@ -427,4 +427,38 @@ fn gradescope_results_of_a_pass_and_a_failure() {
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(check_scores(&doc), 7.0);
     insta::assert_snapshot!(text);
+}
+
+/// With several manifests, `--html` writes the matrix of them all, and
+/// `--gradescope` (one submission's file) is refused before any case runs.
+#[test]
+fn several_manifests_get_one_html_matrix_and_no_gradescope_file() {
+    let dir = Dir::new();
+    // Programs that declare every case unsupported (exit 127): quick.
+    for name in ["a", "b"] {
+        std::fs::write(
+            dir.0.join(format!("{name}.toml")),
+            format!("name = \"{name}\"\n[client]\ncommand = \"exit 127\"\n"),
+        )
+        .unwrap();
+    }
+    let manifests = ["--manifest", "a.toml", "--manifest", "b.toml"];
+    let mut args = vec!["run", "client.fast-poem"];
+    args.extend(manifests);
+    let refused = run(
+        &dir.0,
+        &[&args[..], &["--gradescope", "results.json"]].concat(),
+    );
+    assert_eq!(refused.status.code(), Some(USAGE), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--gradescope"), "{err}");
+    assert!(!dir.0.join("results.json").exists());
+    let got = run(&dir.0, &[&args[..], &["--html", "m.html"]].concat());
+    assert!(got.status.code().is_some(), "{got:?}");
+    let html = std::fs::read_to_string(dir.0.join("m.html")).expect("the page");
+    assert!(
+        html.contains("<h1>poetry-harness: 2 implementations by 1 case</h1>"),
+        "{html}"
+    );
+    assert!(html.contains("<tbody id=\"role-client\">"), "{html}");
 }

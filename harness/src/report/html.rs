@@ -76,6 +76,14 @@ fn esc(text: &str) -> String {
     out
 }
 
+/// `1 case`, `2 cases`.
+fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// The anchor of the details of column `col`'s result for row `row`.
 fn anchor(col: usize, row: usize) -> String {
     format!("r{col}-{row}")
@@ -90,8 +98,9 @@ fn description(columns: &[Column]) -> String {
         .map(|(n, p, _)| format!("{} ({p} profile)", esc(n)))
         .collect();
     format!(
-        "{} implementation(s) by {cases} case(s): {}.",
-        columns.len(),
+        "{} by {}: {}.",
+        count(columns.len(), "implementation"),
+        count(cases, "case"),
         names.join(", ")
     )
 }
@@ -125,10 +134,11 @@ pub fn matrix_html_scored(columns: &[Column], scores: &[Option<Score>]) -> Strin
     let rows = columns.first().map_or(&[][..], |(_, _, rs)| &rs[..]);
     let cases = rows.len();
     let title = match columns {
-        [(name, _, _)] => format!("poetry-harness: {} on {cases} case(s)", esc(name)),
+        [(name, _, _)] => format!("poetry-harness: {} on {}", esc(name), count(cases, "case")),
         _ => format!(
-            "poetry-harness: {} implementations by {cases} cases",
-            columns.len()
+            "poetry-harness: {} by {}",
+            count(columns.len(), "implementation"),
+            count(cases, "case")
         ),
     };
     let mut out = String::new();
@@ -169,8 +179,8 @@ pub fn matrix_html_scored(columns: &[Column], scores: &[Option<Score>]) -> Strin
         }
         let _ = write!(
             out,
-            "<tbody id=\"role-{role}\">\n<tr class=\"role\"><th>{role} ({} case(s))</th>",
-            in_role.len()
+            "<tbody id=\"role-{role}\">\n<tr class=\"role\"><th>{role} ({})</th>",
+            count(in_role.len(), "case")
         );
         for (_, p, rs) in columns {
             let of_role: Vec<CaseResult> =
