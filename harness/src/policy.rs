@@ -9,6 +9,7 @@
 //! allowed_env = ["JAVA_OPTS"]         # variables a manifest's `env` may name
 //! cases = ["client.", "server."]      # ID prefixes, as `run`'s arguments (default: all)
 //! exclude = ["client.huge-poem"]      # ID prefixes left out of those
+//! default_visibility = "visible"      # Gradescope, see [visibility]
 //!
 //! [max_startup_timeout]               # seconds, per role (default: 3600)
 //! server = 20
@@ -16,6 +17,11 @@
 //! [weights]                           # points per case: the longest matching
 //! "client." = 2                       # ID prefix wins; a case no key
 //! "client.reset-mid-poem" = 5         # matches is worth 1
+//!
+//! [visibility]                        # Gradescope: who sees a case's result
+//! "proxy." = "after_due_date"         # (visible, hidden, after_due_date,
+//! "server.fifty-" = "hidden"          # after_published); the longest matching
+//!                                     # ID prefix wins, else default_visibility
 //! ```
 //!
 //! Under a policy the profile, time scale and case selection are the
@@ -84,6 +90,63 @@ struct PolicyFile {
     max_startup_timeout: StartupMaxima,
     #[serde(default)]
     weights: IndexMap<Spanned<String>, Spanned<f64>>,
+    #[serde(default)]
+    default_visibility: Option<Spanned<String>>,
+    #[serde(default)]
+    visibility: IndexMap<Spanned<String>, Spanned<String>>,
+}
+
+/// Who sees a case's result on Gradescope (`run --gradescope`), in
+/// Gradescope's own words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Students see it at once.
+    #[default]
+    Visible,
+    /// Students never see it.
+    Hidden,
+    /// Students see it after the assignment's due date.
+    AfterDueDate,
+    /// Students see it once the grades are published.
+    AfterPublished,
+}
+
+impl Visibility {
+    /// Every visibility, in the order messages list them.
+    pub const ALL: [Visibility; 4] = [
+        Visibility::Visible,
+        Visibility::Hidden,
+        Visibility::AfterDueDate,
+        Visibility::AfterPublished,
+    ];
+
+    /// As written in policies and in Gradescope's `results.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Visibility::Visible => "visible",
+            Visibility::Hidden => "hidden",
+            Visibility::AfterDueDate => "after_due_date",
+            Visibility::AfterPublished => "after_published",
+        }
+    }
+}
+
+impl std::str::FromStr for Visibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Visibility::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Visibility::ALL.iter().map(|v| v.name()).collect();
+                format!(
+                    "'{}' is not a visibility (known: {})",
+                    s.escape_debug(),
+                    known.join(", ")
+                )
+            })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,7 +159,8 @@ struct StartupMaxima {
     proxy: Option<Spanned<f64>>,
 }
 
-/// An ID prefix of `cases`, `exclude` or `weights`, with its line.
+/// An ID prefix of `cases`, `exclude`, `weights` or `visibility`, with
+/// its line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pattern {
     /// The prefix.
@@ -128,6 +192,12 @@ pub struct Policy {
     pub exclude: Vec<Pattern>,
     /// Points per ID prefix (the longest matching wins; otherwise 1).
     pub weights: Vec<(Pattern, f64)>,
+    /// Who sees a case's result on Gradescope when no `visibility`
+    /// prefix matches its ID.
+    pub default_visibility: Visibility,
+    /// Who sees a case's result on Gradescope, per ID prefix (the
+    /// longest matching wins; otherwise `default_visibility`).
+    pub visibility: Vec<(Pattern, Visibility)>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -241,6 +311,28 @@ impl Policy {
                 x,
             ));
         }
+        let visibility_of = |v: &Spanned<String>, field: &str| {
+            v.get_ref()
+                .parse::<Visibility>()
+                .map_err(|e| format!("{file}:{}: {field}: {e}", line_of(text, v.span().start)))
+        };
+        let default_visibility = raw
+            .default_visibility
+            .as_ref()
+            .map(|v| visibility_of(v, "default_visibility"))
+            .transpose()?
+            .unwrap_or_default();
+        let mut visibility = Vec::new();
+        for (key, v) in &raw.visibility {
+            let field = format!("visibility.\"{}\"", key.get_ref().escape_debug());
+            visibility.push((
+                Pattern {
+                    prefix: key.get_ref().clone(),
+                    line: line_of(text, key.span().start),
+                },
+                visibility_of(v, &field)?,
+            ));
+        }
         Ok(Policy {
             file: file.to_string(),
             profile: raw.profile,
@@ -256,7 +348,17 @@ impl Policy {
             cases: patterns(&raw.cases),
             exclude: patterns(&raw.exclude),
             weights,
+            default_visibility,
+            visibility,
         })
+    }
+
+    /// The policy of a run without one: every case under `profile`,
+    /// worth 1 point and visible.
+    pub fn none(profile: Profile) -> Policy {
+        let mut p = Policy::parse("(no policy)", "").expect("the empty policy parses");
+        p.profile = profile;
+        p
     }
 
     /// The cases the policy grades, in catalog order. A `cases`, `exclude`
@@ -276,13 +378,20 @@ impl Policy {
                 ));
             }
         }
-        if let Some((p, _)) = self.weights.iter().find(|(p, _)| !matches(p)) {
-            return Err(format!(
-                "{}:{}: weights: '{}' matches no case (see: poetry-harness list)",
-                self.file,
-                p.line,
-                p.prefix.escape_debug()
-            ));
+        let keyed = self
+            .weights
+            .iter()
+            .map(|(p, _)| ("weights", p))
+            .chain(self.visibility.iter().map(|(p, _)| ("visibility", p)));
+        for (field, p) in keyed {
+            if !matches(p) {
+                return Err(format!(
+                    "{}:{}: {field}: '{}' matches no case (see: poetry-harness list)",
+                    self.file,
+                    p.line,
+                    p.prefix.escape_debug()
+                ));
+            }
         }
         let chosen: Vec<&Case> = all
             .into_iter()
@@ -310,15 +419,31 @@ impl Policy {
             .map_or(1.0, |(_, x)| *x)
     }
 
+    /// Who sees a case's result on Gradescope: the longest matching
+    /// `visibility` prefix's, else `default_visibility`.
+    pub fn visibility(&self, id: &str) -> Visibility {
+        self.visibility
+            .iter()
+            .filter(|(p, _)| id.starts_with(&p.prefix))
+            .max_by_key(|(p, _)| p.prefix.len())
+            .map_or(self.default_visibility, |(_, v)| *v)
+    }
+
     /// How `cases` are scored against `target` (none: the simulator's
     /// reference implementations): each case's points, and the cases
     /// excused when UNSUPPORTED (see the module docs).
     pub fn scoring(&self, cases: &[&Case], target: Option<&LiveTarget>) -> Scoring {
-        let mut scoring = Scoring::default();
+        let mut scoring = Scoring {
+            default_visibility: self.default_visibility,
+            ..Scoring::default()
+        };
         for case in cases {
             scoring
                 .points
                 .insert(case.id.clone(), self.points(&case.id));
+            scoring
+                .visibility
+                .insert(case.id.clone(), self.visibility(&case.id));
             let excused = match target {
                 Some(t) => {
                     let mut lacks = t.lacks.clone();
@@ -513,27 +638,68 @@ pub struct Scoring {
     pub points: HashMap<String, f64>,
     /// Case IDs whose UNSUPPORTED verdict does not count.
     pub excused: HashSet<String>,
+    /// Who sees each case's result on Gradescope, per case ID.
+    pub visibility: HashMap<String, Visibility>,
+    /// Who sees the result of a case missing from `visibility`, and the
+    /// submission's own (its score) on Gradescope.
+    pub default_visibility: Visibility,
 }
 
 impl Scoring {
+    /// A case's points (1 when `points` does not name it).
+    pub fn points_of(&self, id: &str) -> f64 {
+        self.points.get(id).copied().unwrap_or(1.0)
+    }
+
+    /// Who sees a case's result on Gradescope.
+    pub fn visibility_of(&self, id: &str) -> Visibility {
+        self.visibility
+            .get(id)
+            .copied()
+            .unwrap_or(self.default_visibility)
+    }
+
+    /// How one result scores, judged under `profile`.
+    pub fn case_score(&self, r: &CaseResult, profile: Profile) -> CaseScore {
+        let points = self.points_of(&r.case.id);
+        let judged = r.status == Status::Judged;
+        if judged && r.verdict.kind == Kind::Unsupported && self.excused.contains(&r.case.id) {
+            CaseScore::NotCounted
+        } else if judged && r.verdict.kind != Kind::Unsupported && !r.verdict.kind.fails(profile) {
+            CaseScore::Earned(points)
+        } else {
+            CaseScore::Lost(points)
+        }
+    }
+
     /// Scores `results`, judged under `profile`. A case missing from
     /// `points` is worth 1.
     pub fn score(&self, results: &[CaseResult], profile: Profile) -> Score {
         let mut s = Score::default();
         for r in results {
-            let points = self.points.get(&r.case.id).copied().unwrap_or(1.0);
-            let judged = r.status == Status::Judged;
-            if judged && r.verdict.kind == Kind::Unsupported && self.excused.contains(&r.case.id) {
-                s.not_counted += 1;
-                continue;
-            }
-            s.possible += points;
-            if judged && r.verdict.kind != Kind::Unsupported && !r.verdict.kind.fails(profile) {
-                s.earned += points;
+            match self.case_score(r, profile) {
+                CaseScore::NotCounted => s.not_counted += 1,
+                CaseScore::Earned(points) => {
+                    s.possible += points;
+                    s.earned += points;
+                }
+                CaseScore::Lost(points) => s.possible += points,
             }
         }
         s
     }
+}
+
+/// How one case scores (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CaseScore {
+    /// UNSUPPORTED by something the student is excused from: no points
+    /// possible.
+    NotCounted,
+    /// Judged and not failing: its points earned.
+    Earned(f64),
+    /// Anything else: its points possible, none earned.
+    Lost(f64),
 }
 
 #[cfg(test)]
@@ -607,6 +773,18 @@ mod tests {
                 "allowed_env = [\"A\",\n\"B=1\"]\n",
                 "p.toml:2: allowed_env: 'B=1' holds '='",
             ),
+            (
+                "\ndefault_visibility = \"secret\"\n",
+                "p.toml:2: default_visibility: 'secret' is not a visibility (known: visible, hidden, after_due_date, after_published)",
+            ),
+            (
+                "[visibility]\n\"client.\" = \"visible\"\n\"proxy.\" = \"later\"\n",
+                "p.toml:3: visibility.\"proxy.\": 'later' is not a visibility",
+            ),
+            (
+                "[visibility]\n\"client.\" = 2\n",
+                "p.toml:2: invalid type",
+            ),
         ] {
             let err = Policy::parse("p.toml", text).unwrap_err();
             assert!(err.starts_with(want), "{text:?}: {err}\nwanted: {want}");
@@ -633,6 +811,31 @@ mod tests {
     }
 
     #[test]
+    fn visibility_follows_the_longest_prefix_else_the_default() {
+        let catalog = Catalog::builtin().unwrap();
+        let p = Policy::parse(
+            "p.toml",
+            "default_visibility = \"after_published\"\n[visibility]\n\"client.\" = \"visible\"\n\"client.utf8-split\" = \"hidden\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.visibility("client.utf8-split"), Visibility::Hidden);
+        assert_eq!(p.visibility("client.fast-poem"), Visibility::Visible);
+        assert_eq!(p.visibility("server.x"), Visibility::AfterPublished);
+        let cases = p.select(&catalog).unwrap();
+        let scoring = p.scoring(&cases, None);
+        assert_eq!(
+            scoring.visibility_of("client.utf8-split"),
+            Visibility::Hidden
+        );
+        assert_eq!(scoring.default_visibility, Visibility::AfterPublished);
+        // Without a policy: every case visible, worth 1.
+        let none = Policy::none(Profile::Tutorial);
+        assert_eq!(none.profile, Profile::Tutorial);
+        assert_eq!(none.visibility("client.utf8-split"), Visibility::Visible);
+        assert_eq!(none.points("client.utf8-split"), 1.0);
+    }
+
+    #[test]
     fn a_prefix_matching_no_case_is_an_error_naming_its_line() {
         let catalog = Catalog::builtin().unwrap();
         for (text, want) in [
@@ -647,6 +850,10 @@ mod tests {
             (
                 "[weights]\n\"client.\" = 1\n\"clint.\" = 2\n",
                 "p.toml:3: weights: 'clint.' matches no case",
+            ),
+            (
+                "[visibility]\n\"clint.\" = \"hidden\"\n",
+                "p.toml:2: visibility: 'clint.' matches no case",
             ),
             (
                 "cases = [\"client.\"]\nexclude = [\"client.\"]\n",
@@ -772,6 +979,7 @@ mod tests {
         let scoring = Scoring {
             points: cases.iter().map(|c| (c.id.clone(), 2.0)).collect(),
             excused: [cases[2].id.clone()].into(),
+            ..Scoring::default()
         };
         let s = scoring.score(&results, Profile::Strict);
         assert_eq!(

@@ -862,6 +862,10 @@ fn an_interrupted_run_writes_partial_reports_and_leaves_nothing_running(
         "r.xml",
         "--json",
         "r.json",
+        "--gradescope",
+        "results.json",
+        "--html",
+        "r.html",
     ]);
     // SAFETY: only signal(2) between fork and exec. A SIGHUP ignored by
     // whatever started the tests (nohup) would stay ignored.
@@ -920,6 +924,22 @@ fn an_interrupted_run_writes_partial_reports_and_leaves_nothing_running(
     assert_eq!(json["cases"][0]["id"], "client.fast-poem");
     assert_eq!(json["cases"][0]["verdict"], "FAIL");
     assert_eq!(json["cases"][1]["verdict"], "INTERRUPTED");
+    // Gradescope's file and the page too: the unfinished case scores 0.
+    let gradescope: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.dir.join("results.json")).unwrap())
+            .unwrap();
+    let run = &gradescope["extra_data"]["poetry_harness"];
+    assert_eq!(run["state"], "interrupted");
+    assert_eq!(run["signal"], signal.to_string());
+    assert_eq!(gradescope["tests"][1]["status"], "failed");
+    assert!(
+        gradescope["tests"][1]["output"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("INTERRUPTED: ")),
+        "{gradescope}"
+    );
+    let html = std::fs::read_to_string(sandbox.dir.join("r.html")).unwrap();
+    assert!(html.contains("<td class=\"INTERRUPTED\">"), "{html}");
     let junit = std::fs::read_to_string(sandbox.dir.join("r.xml")).unwrap();
     assert!(
         junit.contains("client.byte-by-byte") && junit.contains("INTERRUPTED"),

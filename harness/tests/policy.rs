@@ -123,6 +123,7 @@ fn a_graded_run_reports_the_score_in_the_table_and_the_json_report() {
     let dir = Dir::new();
     let policy = dir.file("policy.toml", GRADING);
     let json = dir.0.join("report.json").display().to_string();
+    let gradescope = dir.0.join("results.json").display().to_string();
     let got = run(
         &repo(),
         &[
@@ -133,6 +134,8 @@ fn a_graded_run_reports_the_score_in_the_table_and_the_json_report() {
             "fixtures/python/asyncio.toml",
             "--json",
             &json,
+            "--gradescope",
+            &gradescope,
         ],
         &[],
     );
@@ -167,6 +170,36 @@ fn a_graded_run_reports_the_score_in_the_table_and_the_json_report() {
     assert_eq!(doc["score"]["not_counted"], 1);
     assert_eq!(doc["profile"], "strict");
     assert_eq!(doc["cases"].as_array().map(Vec::len), Some(5));
+    // Gradescope's file scores the same: the excused case worth 0 and
+    // neither passed nor failed, the left-out role's case failed.
+    let gs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&gradescope).expect("the Gradescope results"),
+    )
+    .expect("JSON");
+    assert_eq!(gs["score"], 7.0);
+    let test = |id: &str| {
+        gs["tests"]
+            .as_array()
+            .and_then(|ts| {
+                ts.iter()
+                    .find(|t| t["name"].as_str().is_some_and(|n| n.starts_with(id)))
+            })
+            .unwrap_or_else(|| panic!("no {id} in {gs}"))
+            .clone()
+    };
+    let excused = test("xserver.silent-client-timed-out: ");
+    assert_eq!(excused["max_score"], 0.0, "{excused}");
+    assert!(excused.get("status").is_none(), "{excused}");
+    assert!(
+        excused["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("not counted: ")),
+        "{excused}"
+    );
+    let left_out = test("proxy.first-request-fetches: ");
+    assert_eq!(left_out["status"], "failed", "{left_out}");
+    assert_eq!(left_out["max_score"], 4.0, "{left_out}");
+    assert_eq!(test("xserver.shout-loreley: ")["score"], 3.0);
 }
 
 #[test]
@@ -217,6 +250,7 @@ const CLIENT: &str = "[client]\ncommand = \"exit 127\"\n";
 #[case::cli_cases("", "name = \"a\"\n", &["client."], "case arguments (client.): the grading policy")]
 #[case::policy_unknown_field("profile = \"strict\"\nweight = 1\n", "name = \"a\"\n", &[], "policy.toml:2: unknown field `weight`")]
 #[case::policy_prefix_matches_nothing("cases = [\"client.\",\n  \"clinet.\"]\n", "name = \"a\"\n", &[], "policy.toml:2: cases: 'clinet.' matches no case")]
+#[case::policy_visibility("default_visibility = \"secret\"\n", "name = \"a\"\n", &[], "policy.toml:1: default_visibility: 'secret' is not a visibility")]
 #[case::policy_weight_nan("[weights]\n\"client.\" = nan\n", "name = \"a\"\n", &[], "policy.toml:2: weights: 'NaN' must be at least 0")]
 fn what_would_relax_grading_is_refused_naming_the_place(
     #[case] policy: &str,

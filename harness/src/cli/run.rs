@@ -34,7 +34,7 @@ use crate::verdict::Profile;
 ///   poetry-harness run --explore 20            # 20 random seeds per case
 ///   poetry-harness run client. --mutant client-decodes-per-chunk --explore 20 --shrink-to shrunk
 ///                                              # a mutant; each failure shrunk to shrunk/ID.shrunk-seed-N.toml
-///   poetry-harness run --junit report.xml --json report.json
+///   poetry-harness run --junit report.xml --json report.json --html report.html
 ///
 /// Any program, in any language, on real loopback sockets (live backend):
 ///   poetry-harness run --role client --cmd 'python3 get_poetry.py {addrs}'
@@ -48,6 +48,8 @@ use crate::verdict::Profile;
 /// Graded runs: the teacher's grading policy decides the profile, time
 /// scale, cases and points; the student's manifest can only narrow it:
 ///   poetry-harness run --policy policy.toml --manifest poetry.toml
+///   poetry-harness run --policy policy.toml --manifest poetry.toml \
+///       --gradescope /autograder/results/results.json
 /// (see ci/policy.example.toml; --profile, --time-scale, --lacks and case
 /// arguments are refused with --policy)
 #[derive(Debug, Args)]
@@ -133,6 +135,16 @@ pub struct RunArgs {
     /// Write a JSON report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write Gradescope's results.json here: the score, and one test per
+    /// case with its points and visibility from --policy (without one,
+    /// each case is worth 1 and visible) and a failure's explanation.
+    #[arg(long, value_name = "FILE")]
+    gradescope: Option<PathBuf>,
+    /// Write an HTML page here: a legend, the totals, the cases grouped
+    /// by role, each verdict a click from its reason and transcript
+    /// (with several manifests, the matrix of them all).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// In a GitHub Actions job: each failing case becomes an error
     /// annotation, and the job's summary page ($GITHUB_STEP_SUMMARY) gets
     /// the totals, the score, every case and each failure's explanation.
@@ -218,6 +230,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     for (flag, path) in [
         ("--junit", &args.junit),
         ("--json", &args.json),
+        ("--gradescope", &args.gradescope),
+        ("--html", &args.html),
         ("--matrix", &args.matrix),
     ] {
         if let Some(path) = path {
@@ -254,6 +268,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .unwrap_or_default(),
     };
     let scoring = policy.as_ref().map(|p| p.scoring(&cases, live.as_ref()));
+    // Gradescope needs points even without a policy: 1 per case.
+    let grading = scoring
+        .clone()
+        .unwrap_or_else(|| Policy::none(profile).scoring(&cases, live.as_ref()));
     let imp = replay::implementation(
         Replay::implementation_named(args.mutant.as_deref()).map_err(anyhow::Error::msg)?,
     );
@@ -280,14 +298,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     // takes a fraction of a second: written at the end).
     let sink = Arc::new(
         report::Sink::new(
-            args.junit.clone(),
-            args.json.clone(),
+            report::ReportPaths {
+                junit: args.junit.clone(),
+                json: args.json.clone(),
+                gradescope: args.gradescope.clone(),
+                html: args.html.clone(),
+            },
             name.clone(),
             profile,
             &cases,
             live.is_some(),
         )
-        .with_scoring(scoring.clone()),
+        .with_scoring(scoring.clone())
+        .with_grading(grading),
     );
     {
         let sink = sink.clone();
@@ -576,14 +599,15 @@ fn run_matrix(
     cases: &[&crate::case::Case],
     targets: &[engine::LiveTarget],
 ) -> anyhow::Result<Exit> {
-    if args.junit.is_some() || args.json.is_some() || args.github {
+    if args.junit.is_some() || args.json.is_some() || args.gradescope.is_some() || args.github {
         anyhow::bail!(
-            "--junit, --json and --github take one implementation; with several manifests use --matrix"
+            "--junit, --json, --gradescope and --github take one implementation; with several manifests use --matrix or --html"
         );
     }
     interrupt_then(|_| {});
     let mut columns = Vec::new();
     let mut scores = Vec::new();
+    let mut graded = Vec::new();
     let mut failed = false;
     for target in targets {
         let profile = match policy {
@@ -602,6 +626,7 @@ fn run_matrix(
         if let Some(p) = policy {
             let score = p.scoring(cases, Some(target)).score(&results, profile);
             scores.push(format!("{}: {score}\n", sanitise(&target.name)));
+            graded.push(Some(score));
         }
         columns.push((target.name.clone(), profile, results));
         if process::interrupted_by().is_some() {
@@ -615,12 +640,16 @@ fn run_matrix(
     let markdown = report::matrix_markdown(&columns);
     if let Some(path) = &args.matrix {
         let text = if html {
-            report::matrix_html(&columns)
+            report::matrix_html_scored(&columns, &graded)
         } else {
             markdown.clone()
         };
         std::fs::write(path, text)
             .with_context(|| format!("cannot write matrix '{}'", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        report::write_atomic(path, &report::matrix_html_scored(&columns, &graded))
+            .with_context(|| format!("cannot write HTML matrix '{}'", path.display()))?;
     }
     std::io::stdout().lock().write_all(markdown.as_bytes())?;
     if !scores.is_empty() {

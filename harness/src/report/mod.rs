@@ -1,4 +1,6 @@
-//! Reports: the terminal table, JSON and JUnit.
+//! Reports: the terminal table, JSON, JUnit, the matrix (Markdown and
+//! [`mod@html`]) and Gradescope's `results.json` ([`mod@gradescope`]), and the
+//! [`Sink`] that keeps a run's report files on disk as it goes.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -11,6 +13,12 @@ use crate::engine::{CaseResult, Status};
 use crate::policy::Scoring;
 use crate::transcript::{sanitise, sanitise_lines};
 use crate::verdict::{Kind, Profile};
+
+pub mod gradescope;
+pub mod html;
+
+pub use gradescope::gradescope;
+pub use html::{matrix_html, matrix_html_scored};
 
 /// Counts per label (verdict kind, or `INTERRUPTED` / `ERROR`), in a
 /// fixed order.
@@ -444,39 +452,6 @@ pub fn matrix_markdown(columns: &[Column]) -> String {
     out
 }
 
-/// The same matrix as a small standalone HTML page.
-pub fn matrix_html(columns: &[Column]) -> String {
-    fn esc(s: &str) -> String {
-        sanitise(s)
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    }
-    let mut out = String::from("<!doctype html>\n<meta charset=\"utf-8\">\n<title>poetry-harness matrix</title>\n<style>td,th{padding:2px 8px;font-family:monospace}.PASS{background:#cfc}.FAIL,.TIMEOUT{background:#fcc}.NON-STRICT{background:#ffc}</style>\n<table>\n<tr><th>case</th>");
-    for (n, p, _) in columns {
-        let _ = write!(out, "<th>{} ({p})</th>", esc(n));
-    }
-    out.push_str("</tr>\n");
-    if let Some((_, _, first)) = columns.first() {
-        for (i, r) in first.iter().enumerate() {
-            let _ = write!(out, "<tr><td>{}</td>", esc(&r.case.id));
-            for (_, _, rs) in columns {
-                let (label, reason) = rs.get(i).map_or(("-", String::new()), |r| {
-                    (r.label(), r.verdict.reason.clone())
-                });
-                let _ = write!(
-                    out,
-                    "<td class=\"{label}\" title=\"{}\">{label}</td>",
-                    esc(&reason).replace('"', "&quot;")
-                );
-            }
-            out.push_str("</tr>\n");
-        }
-    }
-    out.push_str("</table>\n");
-    out
-}
-
 /// Writes `text` to `path` atomically: a temporary file in the same
 /// folder, renamed over `path`, so a reader (or a killed harness) never
 /// sees half a report.
@@ -511,15 +486,77 @@ pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
         .map_err(|e| format!("{flag} '{}' cannot be written: {e}", path.display()))
 }
 
-/// The JUnit and JSON reports of one run, kept on disk as it goes: each
-/// finished case rewrites them (when streaming), an interrupt writes them
-/// with the unfinished cases marked, and the end of the run writes them
-/// whole. A harness killed outright still leaves every case finished
-/// before its last rewrite readable.
+/// Where a run writes its report files; each is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportPaths {
+    /// `--junit`: JUnit XML.
+    pub junit: Option<PathBuf>,
+    /// `--json`: the JSON report.
+    pub json: Option<PathBuf>,
+    /// `--gradescope`: Gradescope's `results.json`.
+    pub gradescope: Option<PathBuf>,
+    /// `--html`: the HTML matrix of this one implementation.
+    pub html: Option<PathBuf>,
+}
+
+/// A kind of report file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFile {
+    /// JUnit XML.
+    Junit,
+    /// The JSON report.
+    Json,
+    /// Gradescope's `results.json`.
+    Gradescope,
+    /// The HTML matrix.
+    Html,
+}
+
+impl ReportFile {
+    /// The flag that names its path.
+    pub fn flag(self) -> &'static str {
+        match self {
+            ReportFile::Junit => "--junit",
+            ReportFile::Json => "--json",
+            ReportFile::Gradescope => "--gradescope",
+            ReportFile::Html => "--html",
+        }
+    }
+
+    /// What it is, in messages.
+    fn what(self) -> &'static str {
+        match self {
+            ReportFile::Junit => "JUnit report",
+            ReportFile::Json => "JSON report",
+            ReportFile::Gradescope => "Gradescope results",
+            ReportFile::Html => "HTML matrix",
+        }
+    }
+}
+
+impl ReportPaths {
+    /// Each path given, with the kind of report it is for.
+    pub fn given(&self) -> Vec<(ReportFile, &Path)> {
+        [
+            (ReportFile::Junit, &self.junit),
+            (ReportFile::Json, &self.json),
+            (ReportFile::Gradescope, &self.gradescope),
+            (ReportFile::Html, &self.html),
+        ]
+        .into_iter()
+        .filter_map(|(kind, p)| Some((kind, p.as_deref()?)))
+        .collect()
+    }
+}
+
+/// The report files of one run (JUnit, JSON, Gradescope, HTML), kept on
+/// disk as it goes: each finished case rewrites them (when streaming), an
+/// interrupt writes them with the unfinished cases marked, and the end of
+/// the run writes them whole. A harness killed outright still leaves
+/// every case finished before its last rewrite readable.
 #[derive(Debug)]
 pub struct Sink {
-    junit: Option<PathBuf>,
-    json: Option<PathBuf>,
+    paths: ReportPaths,
     name: String,
     profile: Profile,
     cases: Vec<crate::case::Case>,
@@ -531,24 +568,27 @@ pub struct Sink {
     final_written: Mutex<bool>,
     /// The grading policy's scoring, when there is one.
     scoring: Option<Scoring>,
+    /// The Gradescope report's points, excused cases and visibility:
+    /// the policy's, or without one every case worth 1 and visible.
+    grading: Scoring,
     /// When the run started (the JUnit report's timestamp).
     started: std::time::SystemTime,
+    /// The same, for the Gradescope report's execution time.
+    clock: std::time::Instant,
 }
 
 impl Sink {
     /// Reports for these cases, to these paths; `stream` rewrites them as
     /// each case finishes.
     pub fn new(
-        junit: Option<PathBuf>,
-        json: Option<PathBuf>,
+        paths: ReportPaths,
         name: String,
         profile: Profile,
         cases: &[&crate::case::Case],
         stream: bool,
     ) -> Self {
         Sink {
-            junit,
-            json,
+            paths,
             name,
             profile,
             cases: cases.iter().map(|c| (*c).clone()).collect(),
@@ -561,23 +601,31 @@ impl Sink {
             stream,
             final_written: Mutex::new(false),
             scoring: None,
+            grading: Scoring::default(),
             started: std::time::SystemTime::now(),
+            clock: std::time::Instant::now(),
         }
     }
 
-    /// The JSON report scored as `scoring` says (a grading policy's).
+    /// The JSON and HTML reports scored as `scoring` says (a grading
+    /// policy's).
     pub fn with_scoring(mut self, scoring: Option<Scoring>) -> Self {
         self.scoring = scoring;
+        self
+    }
+
+    /// The Gradescope report's points, excused cases and visibility
+    /// (default: every case worth 1, none excused, all visible).
+    pub fn with_grading(mut self, grading: Scoring) -> Self {
+        self.grading = grading;
         self
     }
 
     /// Checks, before the run, that every report path can be written:
     /// an unwritable path is an error now, not after the whole run.
     pub fn check_writable(&self) -> Result<(), String> {
-        for (flag, path) in [("--junit", &self.junit), ("--json", &self.json)] {
-            if let Some(path) = path {
-                check_writable(flag, path)?;
-            }
+        for (kind, path) in self.paths.given() {
+            check_writable(kind.flag(), path)?;
         }
         Ok(())
     }
@@ -638,26 +686,36 @@ impl Sink {
         self.write(results, state).map(|()| true)
     }
 
+    /// Writes every report file given, each whole or not at all.
     fn write(&self, results: &[CaseResult], state: &RunState) -> Result<(), String> {
-        if let Some(path) = &self.junit {
-            write_atomic(
-                path,
-                &junit(results, &self.name, self.profile, self.started),
-            )
-            .map_err(|e| format!("cannot write JUnit report '{}': {e}", path.display()))?;
-        }
-        if let Some(path) = &self.json {
-            write_atomic(
-                path,
-                &json_with(
+        for (kind, path) in self.paths.given() {
+            let text = match kind {
+                ReportFile::Junit => junit(results, &self.name, self.profile, self.started),
+                ReportFile::Json => json_with(
                     results,
                     &self.name,
                     self.profile,
                     state,
                     self.scoring.as_ref(),
                 ),
-            )
-            .map_err(|e| format!("cannot write JSON report '{}': {e}", path.display()))?;
+                ReportFile::Gradescope => gradescope(
+                    results,
+                    &self.name,
+                    self.profile,
+                    state,
+                    &self.grading,
+                    self.clock.elapsed(),
+                ),
+                ReportFile::Html => matrix_html_scored(
+                    &[(self.name.clone(), self.profile, results.to_vec())],
+                    &[self
+                        .scoring
+                        .as_ref()
+                        .map(|s| s.score(results, self.profile))],
+                ),
+            };
+            write_atomic(path, &text)
+                .map_err(|e| format!("cannot write {} '{}': {e}", kind.what(), path.display()))?;
         }
         Ok(())
     }
@@ -748,6 +806,14 @@ mod tests {
             std::time::SystemTime::UNIX_EPOCH,
         );
         let json = json(&results, "x", Profile::Strict);
+        let gradescope = gradescope(
+            &results,
+            "x",
+            Profile::Strict,
+            &RunState::Complete,
+            &Scoring::default(),
+            std::time::Duration::ZERO,
+        );
         let column = ("x\x1b".to_string(), Profile::Strict, results);
         let html = matrix_html(std::slice::from_ref(&column));
         let markdown = matrix_markdown(std::slice::from_ref(&column));
@@ -772,6 +838,10 @@ mod tests {
             assert_no_raw_controls("json", s);
             assert!(s.contains(escaped), "json: {s}");
         }
+        let doc: serde_json::Value = serde_json::from_str(&gradescope).unwrap();
+        let output = doc["tests"][0]["output"].as_str().unwrap();
+        assert_no_raw_controls("gradescope", output);
+        assert!(output.contains(escaped), "gradescope: {output}");
         assert!(table.contains(&format!("exited 1: {escaped}")), "{table}");
         assert!(table.contains(&format!("stderr: {escaped}")), "{table}");
         assert!(junit.contains(escaped), "{junit}");
@@ -853,8 +923,10 @@ mod tests {
         let cases: Vec<_> = catalog.select(&[]).into_iter().take(3).collect();
         let json_path = dir.path().join("r.json");
         let sink = Sink::new(
-            None,
-            Some(json_path.clone()),
+            ReportPaths {
+                json: Some(json_path.clone()),
+                ..ReportPaths::default()
+            },
             "x".into(),
             Profile::Strict,
             &cases,
@@ -910,8 +982,10 @@ mod tests {
     #[test]
     fn an_unwritable_report_path_is_named_before_the_run() {
         let sink = Sink::new(
-            Some(PathBuf::from("/nonexistent-dir/r.xml")),
-            None,
+            ReportPaths {
+                junit: Some(PathBuf::from("/nonexistent-dir/r.xml")),
+                ..ReportPaths::default()
+            },
             "x".into(),
             Profile::Strict,
             &[],

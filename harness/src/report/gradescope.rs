@@ -1,0 +1,158 @@
+//! Gradescope's `results.json` (`run --gradescope FILE`), in the format of
+//! <https://gradescope-autograders.readthedocs.io/en/latest/specs/>: the
+//! submission's score, and one test per case with its points, status,
+//! visibility and, for a failure, the explanation the terminal shows.
+//!
+//! Points, the cases excused and each case's visibility come from the
+//! grading policy ([`Scoring`]); without one, every case is worth 1 and
+//! visible. A case not counted (UNSUPPORTED by something the student is
+//! excused from) is listed worth 0 and with no status: neither passed nor
+//! failed.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{case_details, RunState, Summary};
+use crate::engine::{CaseResult, Status};
+use crate::policy::{CaseScore, Scoring, Visibility};
+use crate::transcript::sanitise;
+use crate::verdict::{Kind, Profile};
+
+/// The whole file.
+#[derive(Debug, Serialize)]
+struct Results {
+    /// Points earned: the sum of the tests' `score`.
+    score: f64,
+    /// Seconds the run took.
+    execution_time: u64,
+    /// What the submission page shows above the tests.
+    output: String,
+    /// Who sees the submission's score: the policy's default visibility.
+    visibility: Visibility,
+    /// Who sees the harness's stdout: nobody but the teacher, as it
+    /// explains every case, hidden ones included.
+    stdout_visibility: Visibility,
+    /// Kept by Gradescope, shown to nobody: the run's facts.
+    extra_data: serde_json::Value,
+    tests: Vec<Test>,
+}
+
+/// One case.
+#[derive(Debug, Serialize)]
+struct Test {
+    /// `ID: title`.
+    name: String,
+    /// `passed` or `failed`; none for a case not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    score: f64,
+    max_score: f64,
+    /// The verdict and its reason; for a failure, the clauses, checks,
+    /// hints, the command that reproduces it and the folded transcript.
+    output: String,
+    /// The case's role.
+    tags: Vec<&'static str>,
+    visibility: Visibility,
+}
+
+/// The text of one test's `output`: the verdict line, then what the
+/// terminal shows under it, one level of indentation less.
+fn test_output(r: &CaseResult, profile: Profile, counted: &CaseScore) -> String {
+    let mut out = format!("{}: {}\n", r.label(), sanitise(&r.verdict.reason));
+    match counted {
+        CaseScore::NotCounted => out.push_str(
+            "not counted: the grading policy excuses this case (an allowed lack, the \
+             tutorial profile, or a case only the simulator can run)\n",
+        ),
+        CaseScore::Lost(_) if r.status == Status::Judged && r.verdict.kind == Kind::Unsupported => {
+            out.push_str("scores 0: the grading policy does not excuse this case\n");
+        }
+        _ => {}
+    }
+    let details = case_details(r, profile, false);
+    if !details.is_empty() {
+        out.push('\n');
+        for line in details.lines() {
+            out.push_str(line.strip_prefix("    ").unwrap_or(line));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Gradescope's `results.json` for `results` of `impl_name`, judged
+/// under `profile` and scored by `scoring`; `state` says how far the run
+/// got (an interrupted run's unfinished cases score 0), `elapsed` how
+/// long it took.
+pub fn gradescope(
+    results: &[CaseResult],
+    impl_name: &str,
+    profile: Profile,
+    state: &RunState,
+    scoring: &Scoring,
+    elapsed: Duration,
+) -> String {
+    let tests: Vec<Test> = results
+        .iter()
+        .map(|r| {
+            let counted = scoring.case_score(r, profile);
+            let (status, score, max_score) = match counted {
+                CaseScore::NotCounted => (None, 0.0, 0.0),
+                CaseScore::Earned(p) => (Some("passed"), p, p),
+                CaseScore::Lost(p) => (Some("failed"), 0.0, p),
+            };
+            Test {
+                name: format!("{}: {}", r.case.id, sanitise(&r.case.title)),
+                status,
+                score,
+                max_score,
+                output: test_output(r, profile, &counted),
+                tags: vec![r.case.role.name()],
+                visibility: scoring.visibility_of(&r.case.id),
+            }
+        })
+        .collect();
+    let score = scoring.score(results, profile);
+    let mut output = format!(
+        "{} case(s) against {} ({profile} profile): {}\n{score}\n",
+        results.len(),
+        sanitise(impl_name),
+        Summary::of(results, profile)
+    );
+    let mut run = match state {
+        RunState::Complete => serde_json::json!({ "state": "complete" }),
+        RunState::Running { of } => {
+            output.push_str(&format!(
+                "the run is still going: {} of {of} case(s) so far\n",
+                results.len()
+            ));
+            serde_json::json!({ "state": "running", "cases": of })
+        }
+        RunState::Interrupted(signal) => {
+            let finished = results
+                .iter()
+                .filter(|r| r.status != Status::Interrupted)
+                .count();
+            output.push_str(&format!(
+                "interrupted by {signal}: {finished} of {} case(s) finished; the others score 0\n",
+                results.len()
+            ));
+            serde_json::json!({ "state": "interrupted", "signal": signal })
+        }
+    };
+    run["implementation"] = sanitise(impl_name).into();
+    run["profile"] = profile.to_string().into();
+    run["possible"] = score.possible.into();
+    run["not_counted"] = score.not_counted.into();
+    let doc = Results {
+        score: score.earned,
+        execution_time: elapsed.as_secs_f64().round() as u64,
+        output,
+        visibility: scoring.default_visibility,
+        stdout_visibility: Visibility::Hidden,
+        extra_data: serde_json::json!({ "poetry_harness": run }),
+        tests,
+    };
+    serde_json::to_string_pretty(&doc).expect("results.json serialises")
+}
