@@ -40,6 +40,7 @@ pub mod failure;
 pub mod faultproxy;
 pub mod github;
 pub mod hints;
+pub mod merge;
 #[path = "../fixtures/mutants/mod.rs"]
 pub mod mutants;
 pub mod net;
@@ -51,6 +52,7 @@ pub mod replay;
 pub mod report;
 pub mod roles;
 pub mod selection;
+pub mod shard;
 pub mod shrink;
 pub mod spec;
 pub mod testing;

@@ -297,6 +297,29 @@ pub fn json_with(
     state: &RunState,
     scoring: Option<&Scoring>,
 ) -> String {
+    json_with_run_fields(
+        results,
+        impl_name,
+        profile,
+        state,
+        scoring,
+        &RunFields::new(),
+    )
+}
+
+/// More fields of the JSON report's `run` object (`run --shard` adds
+/// `shard` and `selection`; see `crate::merge`).
+pub type RunFields = serde_json::Map<String, serde_json::Value>;
+
+/// [`json_with`], with `extra` fields in `run`.
+pub fn json_with_run_fields(
+    results: &[CaseResult],
+    impl_name: &str,
+    profile: Profile,
+    state: &RunState,
+    scoring: Option<&Scoring>,
+    extra: &RunFields,
+) -> String {
     let cases: Vec<JsonCase<'_>> = results
         .iter()
         .map(|r| JsonCase {
@@ -333,6 +356,9 @@ pub fn json_with(
     };
     if let Some(kib) = peak_rss_kib() {
         run["peak_rss_kib"] = kib.into();
+    }
+    for (k, v) in extra {
+        run[k] = v.clone();
     }
     let mut doc = serde_json::json!({
         "schema_version": JSON_SCHEMA_VERSION,
@@ -533,6 +559,8 @@ pub struct Sink {
     scoring: Option<Scoring>,
     /// When the run started (the JUnit report's timestamp).
     started: std::time::SystemTime,
+    /// More fields of the JSON report's `run` object.
+    run_fields: RunFields,
 }
 
 impl Sink {
@@ -562,7 +590,14 @@ impl Sink {
             final_written: Mutex::new(false),
             scoring: None,
             started: std::time::SystemTime::now(),
+            run_fields: RunFields::new(),
         }
+    }
+
+    /// The JSON report's `run` object gets these fields too.
+    pub fn with_run_fields(mut self, fields: RunFields) -> Self {
+        self.run_fields = fields;
+        self
     }
 
     /// The JSON report scored as `scoring` says (a grading policy's).
@@ -649,12 +684,13 @@ impl Sink {
         if let Some(path) = &self.json {
             write_atomic(
                 path,
-                &json_with(
+                &json_with_run_fields(
                     results,
                     &self.name,
                     self.profile,
                     state,
                     self.scoring.as_ref(),
+                    &self.run_fields,
                 ),
             )
             .map_err(|e| format!("cannot write JSON report '{}': {e}", path.display()))?;

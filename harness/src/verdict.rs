@@ -70,6 +70,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order reports count them.
+    pub const ALL: [Kind; 6] = [
+        Kind::Pass,
+        Kind::Fail,
+        Kind::NonStrict,
+        Kind::Timeout,
+        Kind::Info,
+        Kind::Unsupported,
+    ];
+
+    /// The kind with this report label (`PASS`, `NON-STRICT`, ...).
+    pub fn from_label(label: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.label() == label)
+    }
+
     /// Upper-case label as in reports.
     pub fn label(self) -> &'static str {
         match self {

@@ -112,6 +112,13 @@ pub struct RunArgs {
     /// files, instead of the built-in one.
     #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
+    /// Run only the K-th of N slices of the selected cases (1-based,
+    /// e.g. 2/3). Cases are dealt round-robin in catalog order, so every
+    /// shard gets some of each role, and the same arguments always make
+    /// the same slices. Run every K from 1 to N (e.g. as CI jobs), each
+    /// with --json, then `poetry-harness merge` their reports.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<crate::shard::Shard>,
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -205,6 +212,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         None => crate::selection::select(&catalog, &args.cases, &args.exclude)
             .map_err(anyhow::Error::msg)?,
     };
+    // Recorded in the JSON report, so `merge` can check the shards of a
+    // run belong together and are all there.
+    let run_fields = selection_fields(&cases, args.shard);
+    let cases = match args.shard {
+        Some(shard) => shard.slice(&cases),
+        None => cases,
+    };
     // An unwritable report path is found now, not after the whole run.
     for (flag, path) in [
         ("--junit", &args.junit),
@@ -257,6 +271,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
     if args.dry_run {
         print!("{}", dry_run_plan(&cases, &name, profile, live.as_ref()));
+        if let Some(shard) = args.shard {
+            println!(
+                "shard {shard}: {} of the {} selected case(s)",
+                cases.len(),
+                run_fields["selection"]["cases"]
+            );
+        }
         return Ok(Exit::Ok);
     }
     // Reports stream to disk as live cases finish (a simulated catalog
@@ -270,7 +291,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             &cases,
             live.is_some(),
         )
-        .with_scoring(scoring.clone()),
+        .with_scoring(scoring.clone())
+        .with_run_fields(run_fields),
     );
     {
         let sink = sink.clone();
@@ -405,6 +427,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         failed |= any;
     }
     Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// The JSON report's `run.selection` (how many cases the run's
+/// arguments select, before any shard, and their fingerprint) and
+/// `run.shard`.
+fn selection_fields(
+    selected: &[&crate::case::Case],
+    shard: Option<crate::shard::Shard>,
+) -> report::RunFields {
+    let mut fields = report::RunFields::new();
+    fields.insert(
+        "selection".into(),
+        serde_json::json!({
+            "cases": selected.len(),
+            "fingerprint": crate::shard::fingerprint(selected.iter().map(|c| c.id.as_str())),
+        }),
+    );
+    if let Some(shard) = shard {
+        fields.insert("shard".into(), serde_json::json!(shard));
+    }
+    fields
 }
 
 /// `--shrink-to DIR`: only with --explore, in the simulator, and DIR is a
