@@ -48,6 +48,7 @@ pub mod peers;
 pub mod policy;
 pub mod protocol;
 pub mod reference;
+pub mod repeat;
 pub mod replay;
 pub mod report;
 pub mod roles;

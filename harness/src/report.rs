@@ -15,18 +15,11 @@ use crate::verdict::{Kind, Profile};
 /// Counts per label (verdict kind, or `INTERRUPTED` / `ERROR`), in a
 /// fixed order.
 pub fn tally(results: &[CaseResult]) -> IndexMap<&'static str, usize> {
-    let mut t: IndexMap<&'static str, usize> = [
-        Kind::Pass,
-        Kind::Fail,
-        Kind::NonStrict,
-        Kind::Timeout,
-        Kind::Info,
-        Kind::Unsupported,
-    ]
-    .into_iter()
-    .map(|k| (k.label(), 0))
-    .chain([("INTERRUPTED", 0), ("ERROR", 0)])
-    .collect();
+    let mut t: IndexMap<&'static str, usize> = Kind::ALL
+        .into_iter()
+        .map(|k| (k.label(), 0))
+        .chain([("INTERRUPTED", 0), ("ERROR", 0)])
+        .collect();
     for r in results {
         *t.entry(r.label()).or_default() += 1;
     }
@@ -93,7 +86,7 @@ fn colour(r: &CaseResult, text: &str, on: bool) -> String {
     let code = match (r.status, r.verdict.kind) {
         (Status::Interrupted | Status::HarnessError, _) => "35",
         (_, Kind::Pass) => "32",
-        (_, Kind::Fail | Kind::Timeout) => "31",
+        (_, Kind::Fail | Kind::Timeout | Kind::Flaky) => "31",
         (_, Kind::NonStrict) => "33",
         (_, Kind::Info | Kind::Unsupported) => "36",
     };
@@ -228,6 +221,9 @@ struct JsonCase<'a> {
     /// The command that repeats a simulated run byte for byte.
     #[serde(skip_serializing_if = "Option::is_none")]
     replay: Option<String>,
+    /// With `run --repeat N`: runs, runs passed, pass rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeats: Option<crate::repeat::Repeats>,
     transcript: Option<String>,
 }
 
@@ -341,6 +337,7 @@ pub fn json_with_run_fields(
                 .as_ref()
                 .and_then(|o| o.replay.clone())
                 .map(|replay| sanitise(&replay.judged_by(profile).to_string()).into_owned()),
+            repeats: r.repeats,
             transcript: r
                 .outcome
                 .as_ref()

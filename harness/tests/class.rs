@@ -390,3 +390,126 @@ fn merge_makes_a_class_matrix_with_a_column_per_implementation() {
         stderr(&o)
     );
 }
+
+#[test]
+fn repeat_must_be_at_least_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = harness(dir.path(), &["run", "--repeat", "0"]);
+    assert_eq!(o.status.code(), Some(USAGE));
+    assert!(
+        stderr(&o).contains("--repeat '0' must be at least 1"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn repeats_in_the_simulator_agree_and_report_a_pass_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = harness(
+        dir.path(),
+        &[
+            "run",
+            "client.",
+            "--mutant",
+            "client-reads-once",
+            "--repeat",
+            "3",
+            "--json",
+            "r.json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(FAILED));
+    let doc = read_json(&dir.path().join("r.json"));
+    assert_eq!(doc["summary"]["FLAKY"], 0);
+    let cases = doc["cases"].as_array().unwrap();
+    let rate = |c: &Value| c["repeats"]["pass_rate"].as_f64();
+    assert!(
+        cases.iter().any(|c| rate(c) == Some(0.0)),
+        "a failure every run"
+    );
+    assert!(
+        cases.iter().any(|c| rate(c) == Some(1.0)),
+        "a pass every run"
+    );
+    for c in cases.iter().filter(|c| c["verdict"] != "UNSUPPORTED") {
+        assert_eq!(c["repeats"]["runs"], 3, "{c}");
+        assert!(matches!(rate(c), Some(r) if r == 0.0 || r == 1.0), "{c}");
+    }
+}
+
+/// A client that works on every other invocation
+/// (`fixtures/flaky/alternating-client.py`), run live (on 127.0.0.1; the
+/// harness starts and ends it) four times: two passes, two failures.
+#[test]
+fn a_program_that_fails_every_other_run_is_flaky_and_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/flaky/alternating-client.py");
+    let cmd = format!(
+        "python3 {} {} {{addrs}}",
+        fixture.display(),
+        d.join("count").display()
+    );
+    let o = harness(
+        d,
+        &[
+            "run",
+            "client.fast-poem",
+            "--role",
+            "client",
+            "--cmd",
+            &cmd,
+            "--repeat",
+            "4",
+            "--json",
+            "r.json",
+            "--junit",
+            "r.xml",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(FAILED),
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("FLAKY        passed 2 of 4 runs (50%); run 2 FAIL: "),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(std::fs::read_to_string(d.join("count")).unwrap(), "4");
+    let doc = read_json(&d.join("r.json"));
+    let case = &doc["cases"][0];
+    assert_eq!(case["verdict"], "FLAKY");
+    assert_eq!(
+        case["repeats"],
+        serde_json::json!({ "runs": 4, "passed": 2, "pass_rate": 0.5 })
+    );
+    assert_eq!(doc["summary"]["FLAKY"], 1);
+    assert_eq!(doc["totals"]["failed"], 1);
+    // The transcript shown is the failing run's.
+    assert!(
+        case["transcript"]
+            .as_str()
+            .unwrap()
+            .contains("failing on purpose"),
+        "{case}"
+    );
+    let junit = std::fs::read_to_string(d.join("r.xml")).unwrap();
+    assert!(
+        junit.contains("<failure message=\"FLAKY: passed 2 of 4 runs"),
+        "{junit}"
+    );
+    // And a merge keeps it.
+    let o = harness(d, &["merge", "r.json"]);
+    assert_eq!(o.status.code(), Some(FAILED));
+    assert!(
+        stdout(&o).contains("client.fast-poem  FLAKY"),
+        "{}",
+        stdout(&o)
+    );
+}

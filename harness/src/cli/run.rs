@@ -122,6 +122,13 @@ pub struct RunArgs {
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Run each case N times and judge its runs together: a case that
+    /// passes some runs and fails others is FLAKY, which fails the run
+    /// (under either profile), and every case's reason (and JSON
+    /// `repeats`) gives its pass rate. For live programs, whose behaviour
+    /// may depend on timing; the simulator's repeats always agree.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: usize,
     /// Print every transcript, not only those of failures.
     #[arg(long)]
     transcripts: bool,
@@ -202,6 +209,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if args.jobs == Some(0) {
         anyhow::bail!("--jobs '0' must be at least 1");
     }
+    if args.repeat == 0 {
+        anyhow::bail!("--repeat '0' must be at least 1 (1 runs each case once)");
+    }
     let policy = match &args.policy {
         Some(path) => Some(load_policy(&args, path)?),
         None => None,
@@ -266,6 +276,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     }
     opts.run = RunOptions::from_seed_flag(args.seed).on_engine(args.engine);
     opts.fail_fast = args.fail_fast;
+    opts.repeat = args.repeat;
     let name = live
         .as_ref()
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
@@ -618,6 +629,7 @@ fn run_matrix(
         };
         let mut opts = EngineOptions {
             profile,
+            repeat: args.repeat,
             ..EngineOptions::default()
         };
         if let Some(jobs) = args.jobs {
