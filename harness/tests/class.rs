@@ -513,3 +513,58 @@ fn a_program_that_fails_every_other_run_is_flaky_and_fails_the_run() {
         stdout(&o)
     );
 }
+
+/// Two manifests run side by side (`--jobs 2`: one case of each at a
+/// time), live on 127.0.0.1: the matrix's columns keep the order the
+/// manifests were given in, whichever finished first.
+#[test]
+fn manifests_run_side_by_side_keep_their_column_order() {
+    use poetry_harness::backend::live::reference_programs::ReferencePrograms;
+    use poetry_harness::case::Role;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let programs = ReferencePrograms::new(BIN).unwrap();
+    let manifest = |name: &str, mutant: Option<&str>| {
+        let command = programs.command(Role::Client, mutant);
+        let text = format!(
+            "name = \"{name}\"\n[client]\ncommand = {}\n",
+            toml_string(&command)
+        );
+        std::fs::write(d.join(format!("{name}.toml")), text).unwrap();
+    };
+    manifest("zed", Some("client-strips-bom"));
+    manifest("amy", None);
+    let cases = ["client.fast-poem", "client.raw-bytes-unchanged"];
+    for order in [["zed", "amy"], ["amy", "zed"]] {
+        let mut args = vec!["run", cases[0], cases[1], "--jobs", "2", "--matrix", "m.md"];
+        let files: Vec<String> = order.iter().map(|n| format!("{n}.toml")).collect();
+        for f in &files {
+            args.extend(["--manifest", f.as_str()]);
+        }
+        let o = harness(d, &args);
+        assert_eq!(
+            o.status.code(),
+            Some(FAILED),
+            "{}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let matrix = std::fs::read_to_string(d.join("m.md")).unwrap();
+        let header = format!("| case | {} (strict) | {} (strict) |", order[0], order[1]);
+        assert!(matrix.starts_with(&header), "{matrix}");
+        let row = matrix
+            .lines()
+            .find(|l| l.contains("client.raw-bytes-unchanged"))
+            .unwrap();
+        let want = match order[0] {
+            "zed" => "| FAIL | PASS |",
+            _ => "| PASS | FAIL |",
+        };
+        assert!(row.ends_with(want), "{matrix}");
+    }
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}

@@ -119,7 +119,12 @@ pub struct RunArgs {
     /// with --json, then `poetry-harness merge` their reports.
     #[arg(long, value_name = "K/N")]
     shard: Option<crate::shard::Shard>,
-    /// Worker threads (default: the number of cores).
+    /// Worker threads: cases run at once (default: the number of cores).
+    /// With several manifests, the implementations run side by side and
+    /// share them (e.g. 4 jobs and 3 manifests: 3 at once, 1 case each),
+    /// so the machine is never busier than with one implementation: live
+    /// verdicts measure time, and an overloaded machine fails cases that
+    /// would pass. On a small or shared machine, lower it.
     #[arg(long)]
     jobs: Option<usize>,
     /// Run each case N times and judge its runs together: a case that
@@ -156,7 +161,8 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     lacks: Vec<String>,
     /// Live backend: the roles and commands of an implementation, in a TOML
-    /// manifest. Give it several times to compare implementations (see --matrix).
+    /// manifest. Give it several times to compare implementations side by
+    /// side (see --matrix and --jobs).
     #[arg(long, value_name = "FILE")]
     manifest: Vec<PathBuf>,
     /// With several manifests: write the implementations-by-cases matrix
@@ -619,33 +625,62 @@ fn run_matrix(
         );
     }
     interrupt_then(|_| {});
+    // Implementations run side by side, sharing the --jobs budget: no
+    // more cases run at once than one implementation alone would run.
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| EngineOptions::default().jobs)
+        .max(1);
+    let (at_once, per_target) = split_jobs(jobs, targets.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // Each implementation's column and, under a policy, its score line.
+    type Slot = std::sync::Mutex<Option<(report::Column, Option<String>)>>;
+    let slots: Vec<Slot> = targets
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..at_once {
+            scope.spawn(|| loop {
+                if engine::stop_requested() {
+                    break;
+                }
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(target) = targets.get(i) else { break };
+                let profile = match policy {
+                    Some(p) => p.profile,
+                    None => args.profile.or(target.profile).unwrap_or_default(),
+                };
+                let opts = EngineOptions {
+                    profile,
+                    jobs: per_target,
+                    repeat: args.repeat,
+                    ..EngineOptions::default()
+                };
+                let results = engine::run_all_live(cases, target, &opts, &|_| {});
+                let score = policy.map(|p| {
+                    let score = p.scoring(cases, Some(target)).score(&results, profile);
+                    format!("{}: {score}\n", sanitise(&target.name))
+                });
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(((target.name.clone(), profile, results), score));
+                }
+            });
+        }
+    });
+    // In the order the manifests were given, whatever order they ended in;
+    // after an interrupt, those that ran.
     let mut columns = Vec::new();
     let mut scores = Vec::new();
-    let mut failed = false;
-    for target in targets {
-        let profile = match policy {
-            Some(p) => p.profile,
-            None => args.profile.or(target.profile).unwrap_or_default(),
-        };
-        let mut opts = EngineOptions {
-            profile,
-            repeat: args.repeat,
-            ..EngineOptions::default()
-        };
-        if let Some(jobs) = args.jobs {
-            opts.jobs = jobs.max(1);
-        }
-        let results = engine::run_all_live(cases, target, &opts, &|_| {});
-        failed |= results.iter().any(|r| r.verdict.kind.fails(profile));
-        if let Some(p) = policy {
-            let score = p.scoring(cases, Some(target)).score(&results, profile);
-            scores.push(format!("{}: {score}\n", sanitise(&target.name)));
-        }
-        columns.push((target.name.clone(), profile, results));
-        if process::interrupted_by().is_some() {
-            break;
+    for slot in slots {
+        if let Some((column, score)) = slot.into_inner().ok().flatten() {
+            columns.push(column);
+            scores.extend(score);
         }
     }
+    let failed = columns
+        .iter()
+        .any(|(_, profile, results)| results.iter().any(|r| r.verdict.kind.fails(*profile)));
     let html = args
         .matrix
         .as_ref()
@@ -672,6 +707,17 @@ fn run_matrix(
         std::process::exit(process::exit_status_for(signal));
     }
     Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// How `run_matrix` shares `jobs` worker threads between `targets`
+/// implementations: how many run at once, and the jobs each gets. At
+/// most `jobs` cases run at once in all, as with one implementation, so
+/// live timing verdicts see no more load than a single run puts on the
+/// machine.
+fn split_jobs(jobs: usize, targets: usize) -> (usize, usize) {
+    let jobs = jobs.max(1);
+    let at_once = targets.clamp(1, jobs);
+    (at_once, (jobs / at_once).max(1))
 }
 
 /// Longest wait, after an interrupt has killed the programs, for the
@@ -996,4 +1042,24 @@ fn live_target(
         roles,
         profile: Some(m.profile()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_jobs;
+
+    #[test]
+    fn implementations_side_by_side_never_run_more_cases_at_once_than_jobs() {
+        for jobs in 1..=16 {
+            for targets in 1..=20 {
+                let (at_once, each) = split_jobs(jobs, targets);
+                assert!(at_once * each <= jobs, "{jobs} jobs, {targets} targets");
+                assert!((1..=targets).contains(&at_once));
+                assert!(each >= 1);
+            }
+        }
+        assert_eq!(split_jobs(2, 3), (2, 1));
+        assert_eq!(split_jobs(8, 3), (3, 2));
+        assert_eq!(split_jobs(4, 1), (1, 4));
+    }
 }
