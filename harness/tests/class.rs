@@ -568,3 +568,85 @@ fn manifests_run_side_by_side_keep_their_column_order() {
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+/// What `ci/class-matrix.yml` does: each student's run in shards, named
+/// by `--name`, and one `merge --matrix` over every report.
+#[test]
+fn a_class_of_sharded_runs_named_by_student_merges_into_one_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (student, mutant) in [("bob", Some("client-strips-bom")), ("alice", None)] {
+        for k in 1..=2 {
+            let shard = format!("{k}/2");
+            let json = format!("{student}-{k}.json");
+            let mut args = vec!["run", "client.", "--name", student, "--shard", &shard];
+            args.extend(["--json", &json]);
+            if let Some(m) = mutant {
+                args.extend(["--mutant", m]);
+            }
+            harness(d, &args);
+        }
+    }
+    let o = harness(
+        d,
+        &[
+            "merge",
+            "bob-2.json",
+            "alice-1.json",
+            "bob-1.json",
+            "alice-2.json",
+            "--matrix",
+            "class.md",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(FAILED), "bob fails: {}", stderr(&o));
+    let matrix = std::fs::read_to_string(d.join("class.md")).unwrap();
+    assert!(
+        matrix.starts_with("| case | bob (strict) | alice (strict) |"),
+        "{matrix}"
+    );
+    assert!(
+        matrix.contains("| `client.raw-bytes-unchanged` | FAIL | PASS |"),
+        "{matrix}"
+    );
+    assert!(!matrix.contains("partial"), "{matrix}");
+}
+
+/// The `poetry-harness` commands of `ci/class-matrix.yml` (backslash
+/// continuations joined, `${{ ... }}` and `$SHARDS` replaced by 1, other
+/// `$VARS` by a word,
+/// quotes dropped), each parsed as the binary parses it.
+#[test]
+fn the_class_workflow_runs_commands_the_cli_accepts() {
+    use clap::Parser;
+    use poetry_harness::cli::Cli;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/class-matrix.yml");
+    let text = std::fs::read_to_string(path).unwrap().replace("\\\n", " ");
+    let mut seen = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix("poetry-harness ") else {
+            continue;
+        };
+        let mut words = vec!["poetry-harness".to_string()];
+        let mut cleaned = rest.replace('"', "").replace("$SHARDS", "1");
+        while let Some(start) = cleaned.find("${{") {
+            let end = cleaned[start..]
+                .find("}}")
+                .map_or(cleaned.len(), |e| start + e + 2);
+            cleaned.replace_range(start..end, "1");
+        }
+        for w in cleaned.split_whitespace() {
+            // `$RUNNER_TEMP/report.json` and the like: a path.
+            words.push(if w.contains('$') {
+                w.replace('$', "x")
+            } else {
+                w.to_string()
+            });
+        }
+        if let Err(e) = Cli::try_parse_from(&words) {
+            panic!("the workflow's command does not parse: {e}\n{words:?}");
+        }
+        seen.push(words[1].clone());
+    }
+    assert_eq!(seen, ["run", "merge"]);
+}

@@ -160,6 +160,12 @@ pub struct RunArgs {
     /// Live backend: features the program lacks (e.g. timeouts); their cases are UNSUPPORTED.
     #[arg(long, value_delimiter = ',')]
     lacks: Vec<String>,
+    /// The implementation's name in every report (default: the manifest's
+    /// `name`, the command, or `reference`), e.g. the student's login when
+    /// a class's reports are merged into one matrix (`merge --matrix`
+    /// makes a column per name). One implementation only.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
     /// Live backend: the roles and commands of an implementation, in a TOML
     /// manifest. Give it several times to compare implementations side by
     /// side (see --matrix and --jobs).
@@ -258,6 +264,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         false => None,
     };
     let mut targets = live_targets(&args, policy.as_ref())?;
+    if let Some(name) = &args.name {
+        if targets.len() > 1 {
+            anyhow::bail!(
+                "--name '{}' names one implementation; these manifests name theirs",
+                sanitise(name)
+            );
+        }
+        if name.trim().is_empty() {
+            anyhow::bail!("--name must not be empty");
+        }
+        for t in &mut targets {
+            t.name = name.clone();
+        }
+    }
     if targets.len() > 1 {
         return run_matrix(&args, policy.as_ref(), &cases, &targets);
     }
@@ -286,6 +306,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let name = live
         .as_ref()
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
+    let name = args.name.clone().unwrap_or(name);
     if args.dry_run {
         print!("{}", dry_run_plan(&cases, &name, profile, live.as_ref()));
         if let Some(shard) = args.shard {
