@@ -721,7 +721,7 @@ impl Merged {
                 let _ = writeln!(
                     out,
                     "| `{}` | {} | {} |",
-                    c["id"].as_str().unwrap_or_default(),
+                    md(c["id"].as_str().unwrap_or_default()),
                     label_of(c),
                     md(c.get("reason").and_then(Value::as_str).unwrap_or_default())
                 );
@@ -731,9 +731,12 @@ impl Merged {
     }
 }
 
-/// Text made safe for a Markdown table cell.
+/// Text made safe for a Markdown table cell: a report is a file anyone
+/// could have edited, so its control characters are escaped too.
 fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    crate::transcript::sanitise(s)
+        .replace('|', "\\|")
+        .replace('\n', " ")
 }
 
 /// Implementations by cases: every report grouped by implementation (in
@@ -762,7 +765,7 @@ pub fn matrix_markdown(columns: &[Merged], order: &IndexSet<String>) -> String {
     let _ = writeln!(out, "| case | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
     for (id, row) in ids.iter().zip(&cells) {
-        let _ = writeln!(out, "| `{id}` | {} |", row.join(" | "));
+        let _ = writeln!(out, "| `{}` | {} |", md(id), row.join(" | "));
     }
     let totals: Vec<String> = columns
         .iter()
@@ -782,7 +785,8 @@ pub fn matrix_markdown(columns: &[Merged], order: &IndexSet<String>) -> String {
 /// The class matrix as a small standalone HTML page.
 pub fn matrix_html(columns: &[Merged], order: &IndexSet<String>) -> String {
     fn esc(s: &str) -> String {
-        s.replace('&', "&amp;")
+        crate::transcript::sanitise(s)
+            .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
             .replace('"', "&quot;")
@@ -798,6 +802,7 @@ pub fn matrix_html(columns: &[Merged], order: &IndexSet<String>) -> String {
     for (id, row) in ids.iter().zip(&cells) {
         let _ = write!(out, "<tr><td>{}</td>", esc(id));
         for label in row {
+            let label = esc(label);
             let _ = write!(out, "<td class=\"{label}\">{label}</td>");
         }
         out.push_str("</tr>\n");
@@ -1113,5 +1118,23 @@ mod tests {
             html.contains("<td class=\"TIMEOUT\">TIMEOUT</td>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn an_edited_reports_control_characters_reach_no_summary_or_matrix_raw() {
+        let mut d = doc("x\x1b[31m", None, &[("c.a\r", "FAIL")]);
+        d["cases"][0]["reason"] = "\x07 bell | pipe\nline".into();
+        let columns = class(&[parse("f.json", &d).unwrap()], &order()).unwrap();
+        for text in [
+            columns[0].markdown(),
+            matrix_markdown(&columns, &order()),
+            matrix_html(&columns, &order()),
+        ] {
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+        }
+        assert!(columns[0].markdown().contains("\\| pipe"));
     }
 }
