@@ -28,6 +28,8 @@ pub struct CaseResult {
     /// Wall time the harness spent on the case (reports' durations; never
     /// in a transcript, whose clock in the simulator is simulated).
     pub wall: Duration,
+    /// With `run --repeat N`, how its runs went (see [`crate::repeat`]).
+    pub repeats: Option<crate::repeat::Repeats>,
 }
 
 /// What ended a case, besides a verdict on the implementation.
@@ -82,6 +84,9 @@ pub struct EngineOptions {
     /// Start no further case once one fails (`run --fail-fast`); the cases
     /// not started are reported as not run.
     pub fail_fast: bool,
+    /// Runs of each case (`run --repeat N`), judged together by
+    /// [`crate::repeat::aggregate`]; 1 runs each case once.
+    pub repeat: usize,
 }
 
 impl Default for EngineOptions {
@@ -91,6 +96,7 @@ impl Default for EngineOptions {
             run: RunOptions::default(),
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             fail_fast: false,
+            repeat: 1,
         }
     }
 }
@@ -123,6 +129,7 @@ impl CaseResult {
             outcome: None,
             status: Status::Judged,
             wall: Duration::ZERO,
+            repeats: None,
         }
     }
 
@@ -139,6 +146,7 @@ impl CaseResult {
             outcome,
             status: Status::HarnessError,
             wall: Duration::ZERO,
+            repeats: None,
         }
     }
 
@@ -155,6 +163,7 @@ impl CaseResult {
             outcome: None,
             status: Status::Interrupted,
             wall: Duration::ZERO,
+            repeats: None,
         }
     }
 
@@ -189,6 +198,7 @@ impl CaseResult {
             outcome: Some(outcome),
             status: Status::Judged,
             wall: Duration::ZERO,
+            repeats: None,
         }
     }
 }
@@ -240,7 +250,32 @@ pub fn run_all(
     opts: &EngineOptions,
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
-    run_parallel(cases, opts, &|case| run_case(case, imp, opts), progress)
+    run_parallel(
+        cases,
+        opts,
+        &|case| repeated(opts, &|| run_case(case, imp, opts)),
+        progress,
+    )
+}
+
+/// `run_one` run `opts.repeat` times and judged together; once when the
+/// case is not run (UNSUPPORTED), or when a run is not judged (a harness
+/// error, an interrupt), which ends the repeats.
+fn repeated(opts: &EngineOptions, run_one: &dyn Fn() -> CaseResult) -> CaseResult {
+    let first = run_one();
+    if opts.repeat <= 1 || first.outcome.is_none() || first.status != Status::Judged {
+        return first;
+    }
+    let mut runs = vec![first];
+    while runs.len() < opts.repeat && !stop_requested() {
+        let next = run_one();
+        let judged = next.status == Status::Judged;
+        runs.push(next);
+        if !judged {
+            break;
+        }
+    }
+    crate::repeat::aggregate(runs, opts.profile)
 }
 
 /// Runs and judges one case against a program (live backend).
@@ -340,7 +375,7 @@ pub fn run_all_live(
     run_parallel(
         cases,
         opts,
-        &|case| run_case_live(case, target, opts),
+        &|case| repeated(opts, &|| run_case_live(case, target, opts)),
         progress,
     )
 }

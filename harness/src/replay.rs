@@ -137,6 +137,7 @@ impl Replay {
             run: self.run,
             jobs: 1,
             fail_fast: false,
+            repeat: 1,
         };
         Ok(engine::run_case(
             case,

@@ -252,6 +252,7 @@ pub fn shrink(
         run,
         jobs: 1,
         fail_fast: false,
+        repeat: 1,
     };
     let first = engine::run_case(case, imp, &opts);
     let kind = first.verdict.kind;

@@ -59,6 +59,11 @@ pub enum Kind {
     Timeout,
     /// Broke a clause no profile accepts.
     Fail,
+    /// Run several times (`run --repeat N`), passed some runs and failed
+    /// others under the profile. Fails a run under either profile: it
+    /// failed the profile's own bar at least once (runs that differ only
+    /// in PASS and NON-STRICT are not FLAKY under the tutorial profile).
+    Flaky,
     /// Passes the tutorial profile only.
     NonStrict,
     /// Did what the case expects.
@@ -70,11 +75,28 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order reports count them.
+    pub const ALL: [Kind; 7] = [
+        Kind::Pass,
+        Kind::Fail,
+        Kind::NonStrict,
+        Kind::Timeout,
+        Kind::Flaky,
+        Kind::Info,
+        Kind::Unsupported,
+    ];
+
+    /// The kind with this report label (`PASS`, `NON-STRICT`, ...).
+    pub fn from_label(label: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.label() == label)
+    }
+
     /// Upper-case label as in reports.
     pub fn label(self) -> &'static str {
         match self {
             Kind::Timeout => "TIMEOUT",
             Kind::Fail => "FAIL",
+            Kind::Flaky => "FLAKY",
             Kind::NonStrict => "NON-STRICT",
             Kind::Pass => "PASS",
             Kind::Info => "INFO",
@@ -85,7 +107,7 @@ impl Kind {
     /// Whether this verdict fails a run under `profile`.
     pub fn fails(self, profile: Profile) -> bool {
         match self {
-            Kind::Timeout | Kind::Fail => true,
+            Kind::Timeout | Kind::Fail | Kind::Flaky => true,
             Kind::NonStrict => profile == Profile::Strict,
             Kind::Pass | Kind::Info | Kind::Unsupported => false,
         }

@@ -7,6 +7,7 @@ mod catalog_cmds;
 mod faultproxy;
 mod get;
 mod manual;
+mod merge;
 pub mod mutants;
 mod pair;
 mod run;
@@ -64,6 +65,7 @@ enum Command {
     Get(get::GetArgs),
     Run(run::RunArgs),
     Replay(run::ReplayArgs),
+    Merge(merge::MergeArgs),
     List(catalog_cmds::ListArgs),
     Explain(catalog_cmds::ExplainArgs),
     Faultproxy(faultproxy::FaultProxyArgs),
@@ -104,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Get(args) => get::run(args),
         Command::Run(args) => run::run(args),
         Command::Replay(args) => run::replay(args),
+        Command::Merge(args) => merge::run(args),
         Command::List(args) => catalog_cmds::list(args),
         Command::Explain(args) => catalog_cmds::explain(args),
         Command::Faultproxy(args) => faultproxy::run(args),

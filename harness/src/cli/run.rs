@@ -123,9 +123,28 @@ pub struct RunArgs {
     /// files, instead of the built-in one.
     #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
-    /// Worker threads (default: the number of cores).
+    /// Run only the K-th of N slices of the selected cases (1-based,
+    /// e.g. 2/3). Cases are dealt round-robin in catalog order, so every
+    /// shard gets some of each role, and the same arguments always make
+    /// the same slices. Run every K from 1 to N (e.g. as CI jobs), each
+    /// with --json, then `poetry-harness merge` their reports.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<crate::shard::Shard>,
+    /// Worker threads: cases run at once (default: the number of cores).
+    /// With several manifests, the implementations run side by side and
+    /// share them (e.g. 4 jobs and 3 manifests: 3 at once, 1 case each),
+    /// so the machine is never busier than with one implementation: live
+    /// verdicts measure time, and an overloaded machine fails cases that
+    /// would pass. On a small or shared machine, lower it.
     #[arg(long)]
     jobs: Option<usize>,
+    /// Run each case N times and judge its runs together: a case that
+    /// passes some runs and fails others is FLAKY, which fails the run
+    /// (under either profile), and every case's reason (and JSON
+    /// `repeats`) gives its pass rate. For live programs, whose behaviour
+    /// may depend on timing; the simulator's repeats always agree.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: usize,
     /// Print every transcript, not only those of failures.
     #[arg(long)]
     transcripts: bool,
@@ -162,8 +181,15 @@ pub struct RunArgs {
     /// Live backend: features the program lacks (e.g. timeouts); their cases are UNSUPPORTED.
     #[arg(long, value_delimiter = ',')]
     lacks: Vec<String>,
+    /// The implementation's name in every report (default: the manifest's
+    /// `name`, the command, or `reference`), e.g. the student's login when
+    /// a class's reports are merged into one matrix (`merge --matrix`
+    /// makes a column per name). One implementation only.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
     /// Live backend: the roles and commands of an implementation, in a TOML
-    /// manifest. Give it several times to compare implementations (see --matrix).
+    /// manifest. Give it several times to compare implementations side by
+    /// side (see --matrix and --jobs).
     #[arg(long, value_name = "FILE")]
     manifest: Vec<PathBuf>,
     /// With several manifests: write the implementations-by-cases matrix
@@ -216,6 +242,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if args.jobs == Some(0) {
         anyhow::bail!("--jobs '0' must be at least 1");
     }
+    if args.repeat == 0 {
+        anyhow::bail!("--repeat '0' must be at least 1 (1 runs each case once)");
+    }
     let policy = match &args.policy {
         Some(path) => Some(load_policy(&args, path)?),
         None => None,
@@ -225,6 +254,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         Some(p) => p.select(&catalog).map_err(anyhow::Error::msg)?,
         None => crate::selection::select(&catalog, &args.cases, &args.exclude)
             .map_err(anyhow::Error::msg)?,
+    };
+    // Recorded in the JSON report, so `merge` can check the shards of a
+    // run belong together and are all there.
+    let run_fields = selection_fields(&cases, args.shard);
+    let cases = match args.shard {
+        Some(shard) => shard.slice(&cases),
+        None => cases,
     };
     // An unwritable report path is found now, not after the whole run.
     for (flag, path) in [
@@ -256,6 +292,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         false => None,
     };
     let mut targets = live_targets(&args, policy.as_ref())?;
+    if let Some(name) = &args.name {
+        if targets.len() > 1 {
+            anyhow::bail!(
+                "--name '{}' names one implementation; these manifests name theirs",
+                sanitise(name)
+            );
+        }
+        if name.trim().is_empty() {
+            anyhow::bail!("--name must not be empty");
+        }
+        for t in &mut targets {
+            t.name = name.clone();
+        }
+    }
     if targets.len() > 1 {
         return run_matrix(&args, policy.as_ref(), &cases, &targets);
     }
@@ -287,11 +337,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         opts.run = opts.run.on_network(name).map_err(anyhow::Error::msg)?;
     }
     opts.fail_fast = args.fail_fast;
+    opts.repeat = args.repeat;
     let name = live
         .as_ref()
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
+    let name = args.name.clone().unwrap_or(name);
     if args.dry_run {
         print!("{}", dry_run_plan(&cases, &name, profile, live.as_ref()));
+        if let Some(shard) = args.shard {
+            println!(
+                "shard {shard}: {} of the {} selected case(s)",
+                cases.len(),
+                run_fields["selection"]["cases"]
+            );
+        }
         return Ok(Exit::Ok);
     }
     // Reports stream to disk as live cases finish (a simulated catalog
@@ -310,7 +369,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             live.is_some(),
         )
         .with_scoring(scoring.clone())
-        .with_grading(grading),
+        .with_grading(grading)
+        .with_run_fields(run_fields),
     );
     {
         let sink = sink.clone();
@@ -445,6 +505,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         failed |= any;
     }
     Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// The JSON report's `run.selection` (how many cases the run's
+/// arguments select, before any shard, and their fingerprint) and
+/// `run.shard`.
+fn selection_fields(
+    selected: &[&crate::case::Case],
+    shard: Option<crate::shard::Shard>,
+) -> report::RunFields {
+    let mut fields = report::RunFields::new();
+    fields.insert(
+        "selection".into(),
+        serde_json::json!({
+            "cases": selected.len(),
+            "fingerprint": crate::shard::fingerprint(selected.iter().map(|c| c.id.as_str())),
+        }),
+    );
+    if let Some(shard) = shard {
+        fields.insert("shard".into(), serde_json::json!(shard));
+    }
+    fields
 }
 
 /// `--shrink-to DIR`: only with --explore, in the simulator, and DIR is a
@@ -605,34 +686,63 @@ fn run_matrix(
         );
     }
     interrupt_then(|_| {});
+    // Implementations run side by side, sharing the --jobs budget: no
+    // more cases run at once than one implementation alone would run.
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| EngineOptions::default().jobs)
+        .max(1);
+    let (at_once, per_target) = split_jobs(jobs, targets.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // Each implementation's column and, under a policy, its score line.
+    type Slot = std::sync::Mutex<Option<(report::Column, Option<crate::policy::Score>)>>;
+    let slots: Vec<Slot> = targets
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..at_once {
+            scope.spawn(|| loop {
+                if engine::stop_requested() {
+                    break;
+                }
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(target) = targets.get(i) else { break };
+                let profile = match policy {
+                    Some(p) => p.profile,
+                    None => args.profile.or(target.profile).unwrap_or_default(),
+                };
+                let opts = EngineOptions {
+                    profile,
+                    jobs: per_target,
+                    repeat: args.repeat,
+                    ..EngineOptions::default()
+                };
+                let results = engine::run_all_live(cases, target, &opts, &|_| {});
+                let score = policy.map(|p| p.scoring(cases, Some(target)).score(&results, profile));
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(((target.name.clone(), profile, results), score));
+                }
+            });
+        }
+    });
+    // In the order the manifests were given, whatever order they ended in;
+    // after an interrupt, those that ran.
     let mut columns = Vec::new();
     let mut scores = Vec::new();
     let mut graded = Vec::new();
-    let mut failed = false;
-    for target in targets {
-        let profile = match policy {
-            Some(p) => p.profile,
-            None => args.profile.or(target.profile).unwrap_or_default(),
-        };
-        let mut opts = EngineOptions {
-            profile,
-            ..EngineOptions::default()
-        };
-        if let Some(jobs) = args.jobs {
-            opts.jobs = jobs.max(1);
-        }
-        let results = engine::run_all_live(cases, target, &opts, &|_| {});
-        failed |= results.iter().any(|r| r.verdict.kind.fails(profile));
-        if let Some(p) = policy {
-            let score = p.scoring(cases, Some(target)).score(&results, profile);
-            scores.push(format!("{}: {score}\n", sanitise(&target.name)));
-            graded.push(Some(score));
-        }
-        columns.push((target.name.clone(), profile, results));
-        if process::interrupted_by().is_some() {
-            break;
+    for slot in slots {
+        if let Some((column, score)) = slot.into_inner().ok().flatten() {
+            if let Some(score) = &score {
+                scores.push(format!("{}: {score}\n", sanitise(&column.0)));
+            }
+            graded.push(score);
+            columns.push(column);
         }
     }
+    let failed = columns
+        .iter()
+        .any(|(_, profile, results)| results.iter().any(|r| r.verdict.kind.fails(*profile)));
     let html = args
         .matrix
         .as_ref()
@@ -663,6 +773,17 @@ fn run_matrix(
         std::process::exit(process::exit_status_for(signal));
     }
     Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// How `run_matrix` shares `jobs` worker threads between `targets`
+/// implementations: how many run at once, and the jobs each gets. At
+/// most `jobs` cases run at once in all, as with one implementation, so
+/// live timing verdicts see no more load than a single run puts on the
+/// machine.
+fn split_jobs(jobs: usize, targets: usize) -> (usize, usize) {
+    let jobs = jobs.max(1);
+    let at_once = targets.clamp(1, jobs);
+    (at_once, (jobs / at_once).max(1))
 }
 
 /// Longest wait, after an interrupt has killed the programs, for the
@@ -987,4 +1108,24 @@ fn live_target(
         roles,
         profile: Some(m.profile()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_jobs;
+
+    #[test]
+    fn implementations_side_by_side_never_run_more_cases_at_once_than_jobs() {
+        for jobs in 1..=16 {
+            for targets in 1..=20 {
+                let (at_once, each) = split_jobs(jobs, targets);
+                assert!(at_once * each <= jobs, "{jobs} jobs, {targets} targets");
+                assert!((1..=targets).contains(&at_once));
+                assert!(each >= 1);
+            }
+        }
+        assert_eq!(split_jobs(2, 3), (2, 1));
+        assert_eq!(split_jobs(8, 3), (3, 2));
+        assert_eq!(split_jobs(4, 1), (1, 4));
+    }
 }

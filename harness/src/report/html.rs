@@ -27,6 +27,7 @@ pub fn legend() -> Vec<(&'static str, &'static str)> {
              accept: a failure under the strict profile, a pass under the tutorial one"
         }
         Kind::Timeout => "did not finish by the case's time limit: a failure",
+        Kind::Flaky => "passed some of its runs (--repeat) and failed others: a failure",
         Kind::Info => "behaviour recorded, not judged: never a failure",
         Kind::Unsupported => {
             "not run: the implementation does not play this role, declares it lacks the \
@@ -46,6 +47,7 @@ pub fn legend() -> Vec<(&'static str, &'static str)> {
         Kind::Fail,
         Kind::NonStrict,
         Kind::Timeout,
+        Kind::Flaky,
         Kind::Info,
         Kind::Unsupported,
     ]
@@ -114,7 +116,7 @@ td,.id,pre,dt{font-family:monospace}
 tr.role th,tr.role td{background:#e8e8f0;font-weight:bold}
 tr.totals th,tr.totals td{background:#f4f4f4;font-weight:bold}
 td a{color:inherit;display:block}
-.PASS{background:#cfc}.FAIL,.TIMEOUT,.ERROR{background:#fcc}.NON-STRICT{background:#ffc}
+.PASS{background:#cfc}.FAIL,.TIMEOUT,.FLAKY,.ERROR{background:#fcc}.NON-STRICT{background:#ffc}
 .INFO,.UNSUPPORTED{background:#def}.INTERRUPTED{background:#ecf}
 dl.legend{display:grid;grid-template-columns:max-content auto;gap:2px 1em}
 dl.legend dt{padding:0 6px}dl.legend dd{margin:0}

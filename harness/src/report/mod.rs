@@ -23,18 +23,11 @@ pub use html::{matrix_html, matrix_html_scored};
 /// Counts per label (verdict kind, or `INTERRUPTED` / `ERROR`), in a
 /// fixed order.
 pub fn tally(results: &[CaseResult]) -> IndexMap<&'static str, usize> {
-    let mut t: IndexMap<&'static str, usize> = [
-        Kind::Pass,
-        Kind::Fail,
-        Kind::NonStrict,
-        Kind::Timeout,
-        Kind::Info,
-        Kind::Unsupported,
-    ]
-    .into_iter()
-    .map(|k| (k.label(), 0))
-    .chain([("INTERRUPTED", 0), ("ERROR", 0)])
-    .collect();
+    let mut t: IndexMap<&'static str, usize> = Kind::ALL
+        .into_iter()
+        .map(|k| (k.label(), 0))
+        .chain([("INTERRUPTED", 0), ("ERROR", 0)])
+        .collect();
     for r in results {
         *t.entry(r.label()).or_default() += 1;
     }
@@ -101,7 +94,7 @@ fn colour(r: &CaseResult, text: &str, on: bool) -> String {
     let code = match (r.status, r.verdict.kind) {
         (Status::Interrupted | Status::HarnessError, _) => "35",
         (_, Kind::Pass) => "32",
-        (_, Kind::Fail | Kind::Timeout) => "31",
+        (_, Kind::Fail | Kind::Timeout | Kind::Flaky) => "31",
         (_, Kind::NonStrict) => "33",
         (_, Kind::Info | Kind::Unsupported) => "36",
     };
@@ -236,6 +229,9 @@ struct JsonCase<'a> {
     /// The command that repeats a simulated run byte for byte.
     #[serde(skip_serializing_if = "Option::is_none")]
     replay: Option<String>,
+    /// With `run --repeat N`: runs, runs passed, pass rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeats: Option<crate::repeat::Repeats>,
     transcript: Option<String>,
 }
 
@@ -305,6 +301,29 @@ pub fn json_with(
     state: &RunState,
     scoring: Option<&Scoring>,
 ) -> String {
+    json_with_run_fields(
+        results,
+        impl_name,
+        profile,
+        state,
+        scoring,
+        &RunFields::new(),
+    )
+}
+
+/// More fields of the JSON report's `run` object (`run --shard` adds
+/// `shard` and `selection`; see `crate::merge`).
+pub type RunFields = serde_json::Map<String, serde_json::Value>;
+
+/// [`json_with`], with `extra` fields in `run`.
+pub fn json_with_run_fields(
+    results: &[CaseResult],
+    impl_name: &str,
+    profile: Profile,
+    state: &RunState,
+    scoring: Option<&Scoring>,
+    extra: &RunFields,
+) -> String {
     let cases: Vec<JsonCase<'_>> = results
         .iter()
         .map(|r| JsonCase {
@@ -326,6 +345,7 @@ pub fn json_with(
                 .as_ref()
                 .and_then(|o| o.replay.clone())
                 .map(|replay| sanitise(&replay.judged_by(profile).to_string()).into_owned()),
+            repeats: r.repeats,
             transcript: r
                 .outcome
                 .as_ref()
@@ -341,6 +361,9 @@ pub fn json_with(
     };
     if let Some(kib) = peak_rss_kib() {
         run["peak_rss_kib"] = kib.into();
+    }
+    for (k, v) in extra {
+        run[k] = v.clone();
     }
     let mut doc = serde_json::json!({
         "schema_version": JSON_SCHEMA_VERSION,
@@ -575,6 +598,8 @@ pub struct Sink {
     started: std::time::SystemTime,
     /// The same, for the Gradescope report's execution time.
     clock: std::time::Instant,
+    /// More fields of the JSON report's `run` object.
+    run_fields: RunFields,
 }
 
 impl Sink {
@@ -604,7 +629,14 @@ impl Sink {
             grading: Scoring::default(),
             started: std::time::SystemTime::now(),
             clock: std::time::Instant::now(),
+            run_fields: RunFields::new(),
         }
+    }
+
+    /// The JSON report's `run` object gets these fields too.
+    pub fn with_run_fields(mut self, fields: RunFields) -> Self {
+        self.run_fields = fields;
+        self
     }
 
     /// The JSON and HTML reports scored as `scoring` says (a grading
@@ -691,12 +723,13 @@ impl Sink {
         for (kind, path) in self.paths.given() {
             let text = match kind {
                 ReportFile::Junit => junit(results, &self.name, self.profile, self.started),
-                ReportFile::Json => json_with(
+                ReportFile::Json => json_with_run_fields(
                     results,
                     &self.name,
                     self.profile,
                     state,
                     self.scoring.as_ref(),
+                    &self.run_fields,
                 ),
                 ReportFile::Gradescope => gradescope(
                     results,
