@@ -483,8 +483,11 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // Readable as any file the user writes (0666 less the umask), not the
+    // 0600 of a temporary file: a teacher may serve the HTML page.
     let mut tmp = tempfile::Builder::new()
         .prefix(".poetry-harness-report-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)?;
     std::io::Write::write_all(&mut tmp, text.as_bytes())?;
     tmp.as_file().sync_data()?;
@@ -759,6 +762,23 @@ mod tests {
     use super::*;
     use crate::engine::CaseResult;
     use crate::verdict::Verdict;
+
+    #[test]
+    fn a_report_file_has_the_permissions_of_any_file_the_user_writes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.html");
+        write_atomic(&path, "<p>hi</p>").unwrap();
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Umask:"))?.to_owned();
+                u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+            })
+            .unwrap_or(0o022);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask, "{mode:o}");
+    }
 
     fn result(case: &crate::case::Case, kind: Kind) -> CaseResult {
         let mut r = CaseResult::interrupted(case);
