@@ -458,7 +458,11 @@ impl Link {
     ) {
         // PATCH (poetry-harness): nothing to deliver, nothing to do (no entry,
         // no Vec).
-        if self.deliverable.get(&host.addr).is_none_or(|q| q.is_empty()) {
+        if self
+            .deliverable
+            .get(&host.addr)
+            .is_none_or(|q| q.is_empty())
+        {
             return;
         }
         let deliverable = self
