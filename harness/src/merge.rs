@@ -510,37 +510,8 @@ fn state_name(s: &State) -> &'static str {
     }
 }
 
-/// The totals of a report, as `report::Summary` counts them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Totals {
-    /// Judged and not failing under the profile.
-    pub passed: usize,
-    /// Judged and failing under the profile.
-    pub failed: usize,
-    /// Not run.
-    pub unsupported: usize,
-    /// Not finished.
-    pub interrupted: usize,
-    /// Harness errors.
-    pub errors: usize,
-}
-
-impl std::fmt::Display for Totals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} passed, {} failed, {} unsupported",
-            self.passed, self.failed, self.unsupported
-        )?;
-        if self.interrupted > 0 {
-            write!(f, ", {} interrupted", self.interrupted)?;
-        }
-        if self.errors > 0 {
-            write!(f, ", {} harness error(s)", self.errors)?;
-        }
-        Ok(())
-    }
-}
+/// The totals of a report: the same counts as a run's summary.
+pub type Totals = crate::report::Summary;
 
 fn label_of(case: &Map<String, Value>) -> &str {
     case["verdict"].as_str().unwrap_or_default()

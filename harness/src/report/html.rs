@@ -42,23 +42,15 @@ pub fn legend() -> Vec<(&'static str, &'static str)> {
              implementation"
         }
     };
-    [
-        Kind::Pass,
-        Kind::Fail,
-        Kind::NonStrict,
-        Kind::Timeout,
-        Kind::Flaky,
-        Kind::Info,
-        Kind::Unsupported,
-    ]
-    .into_iter()
-    .map(|k| (k.label(), kind(k)))
-    .chain(
-        [Status::Interrupted, Status::HarnessError]
-            .into_iter()
-            .filter_map(|s| Some((s.label()?, status(s)))),
-    )
-    .collect()
+    Kind::ALL
+        .into_iter()
+        .map(|k| (k.label(), kind(k)))
+        .chain(
+            [Status::Interrupted, Status::HarnessError]
+                .into_iter()
+                .filter_map(|s| Some((s.label()?, status(s)))),
+        )
+        .collect()
 }
 
 /// `text` safe in HTML text and attribute values: control characters
