@@ -2,7 +2,8 @@
 //! case of N clients connecting at once to the reference fast server (the
 //! shape of `server.fifty-connections-at-once`), for N = 50, 100, 200,
 //! 500 and 2,000; the ten-minute case (`client.slow-poem-ten-minutes`);
-//! and the whole catalog, one job.
+//! and the whole catalog, one job; the last two also on `--engine
+//! simnet` (group `simnet/`).
 //!
 //! Measured in process CPU time (`CLOCK_PROCESS_CPUTIME_ID`: every thread
 //! of the bench, user and system), not wall time, so that a shared
@@ -35,7 +36,8 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use poetry_harness::backend::sim::{self, RunOptions};
+use poetry_harness::backend::sim::{self, RunOptions, SimEngine};
+use poetry_harness::backend::simnet;
 use poetry_harness::backend::RunEnd;
 use poetry_harness::case::Case;
 use poetry_harness::catalog::{self, Catalog};
@@ -192,6 +194,24 @@ fn scaling(c: &mut Criterion<ProcessCpu>) {
     group.bench_function(
         format!("whole catalog ({} cases, 1 job)", cases.len()),
         |b| b.iter(|| run_all(&cases, &imp, &one_job, &|_| {})),
+    );
+    group.finish();
+
+    // The same two figures on `--engine simnet`, event-driven: the issue's
+    // targets are read here.
+    let mut group = c.benchmark_group("simnet");
+    group.sample_size(10);
+    let on_simnet = RunOptions::catalog().on_engine(SimEngine::Simnet);
+    group.bench_function("ten-minute slow poem (client.slow-poem-ten-minutes)", |b| {
+        b.iter(|| simnet::run_case(slow, &imp, on_simnet))
+    });
+    let one_job_simnet = EngineOptions {
+        run: on_simnet,
+        ..one_job
+    };
+    group.bench_function(
+        format!("whole catalog ({} cases, 1 job)", cases.len()),
+        |b| b.iter(|| run_all(&cases, &imp, &one_job_simnet, &|_| {})),
     );
     group.finish();
 }

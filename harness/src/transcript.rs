@@ -469,9 +469,22 @@ pub const PREVIEW: usize = 60;
 /// `N bytes "text…"`: a count and a short escaped preview.
 pub fn preview(bytes: &[u8]) -> String {
     let shown = &bytes[..bytes.len().min(PREVIEW)];
-    let mut s = String::new();
+    let mut s = String::with_capacity(shown.len() + 24);
     for chunk in shown.utf8_chunks() {
-        for ch in chunk.valid().chars() {
+        let mut text = chunk.valid();
+        // Runs of printable ASCII other than the quote and the backslash
+        // go in whole: transcripts preview every read, most of them text.
+        while !text.is_empty() {
+            let plain = text
+                .bytes()
+                .position(|b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+                .unwrap_or(text.len());
+            s.push_str(&text[..plain]);
+            text = &text[plain..];
+            let Some(ch) = text.chars().next() else {
+                break;
+            };
+            text = &text[ch.len_utf8()..];
             match ch {
                 '"' => s.push_str("\\\""),
                 '\\' => s.push_str("\\\\"),
@@ -492,6 +505,17 @@ pub fn preview(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preview_escapes_between_plain_runs() {
+        assert_eq!(
+            preview(b"a\"b\\c\td\r\n\xff\xe2\x80\xae end \xef\xbb\xbf\x7f~"),
+            "23 bytes \"a\\\"b\\\\c\\u{9}d\\r\\n\\xff\\u{202e} end \\u{feff}\\u{7f}~\""
+        );
+        assert_eq!(preview(b""), "0 bytes \"\"");
+        let long = [b'x'; 61];
+        assert_eq!(preview(&long), format!("61 bytes \"{}\"…", "x".repeat(60)));
+    }
 
     #[test]
     fn sanitise_escapes_controls_and_bidi_overrides() {

@@ -783,20 +783,21 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
     };
     for (name, want) in exp.received.iter().flatten() {
         for (copy, seen) in copies(out, name) {
-            let expected_bytes: Option<Vec<u8>> = match want.as_str() {
-                "poem" => Some(served.to_vec()),
+            // Bytes, not Vec: fifty clients of a 1 MiB poem share one copy.
+            let expected_bytes: Option<Bytes> = match want.as_str() {
+                "poem" => Some(served.clone()),
                 // The upstream's whole poem, whatever a misbehaving first
                 // connection cut off (proxy cases with `misbehave_first`).
-                "full" => Some(full.to_vec()),
-                "nothing" => Some(Vec::new()),
+                "full" => Some(full.clone()),
+                "nothing" => Some(Bytes::new()),
                 "reply" => seen
                     .request
                     .as_deref()
                     .and_then(|r| transform::respond(r).ok())
-                    .map(|t| netstring::encode(t.as_bytes())),
+                    .map(|t| Bytes::from(netstring::encode(t.as_bytes()))),
                 text => text
                     .strip_prefix("reply:")
-                    .map(|t| netstring::encode(t.as_bytes())),
+                    .map(|t| Bytes::from(netstring::encode(t.as_bytes()))),
             };
             let ok = match (want.as_str(), &expected_bytes) {
                 ("prefix", _) => seen.received_prefix_of(&served),
@@ -821,14 +822,14 @@ pub fn checks(case: &Case, exp: &Expect, out: &RunOutcome) -> Vec<Check> {
             };
             let c = check(format!("{copy} received"), expected, actual, ok);
             let compare_with = match (want.as_str(), expected_bytes) {
-                ("prefix", _) => Some(served.to_vec()),
+                ("prefix", _) => Some(served.clone()),
                 (_, e) => e,
             };
             v.push(match compare_with {
                 Some(e) => {
                     let mut c = c.comparing(|| {
                         let kept = &seen.received[..seen.received.len().min(COMPARED_CAP)];
-                        (e.into(), Bytes::copy_from_slice(kept))
+                        (e, Bytes::copy_from_slice(kept))
                     });
                     if let Some(b) = &mut c.compared {
                         b.received_len = usize::try_from(seen.received_len).unwrap_or(usize::MAX);

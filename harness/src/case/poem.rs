@@ -144,11 +144,32 @@ pub fn fixture(name: &str) -> Option<&'static [u8]> {
 }
 
 /// `size` bytes of numbered ASCII lines, the same every time.
+///
+/// A case asks for its poem several times (the simulator, each peer, the
+/// verdict), so the last one made on this thread is kept and handed out
+/// again: the same bytes, shared, not a second copy.
 pub fn generated(size: usize) -> Bytes {
-    let mut out = Vec::with_capacity(size);
+    thread_local! {
+        static LAST: std::cell::RefCell<Bytes> = const { std::cell::RefCell::new(Bytes::new()) };
+    }
+    if let Some(poem) = LAST.with_borrow(|last| (last.len() == size).then(|| last.clone())) {
+        return poem;
+    }
+    let poem = generate(size);
+    LAST.set(poem.clone());
+    poem
+}
+
+fn generate(size: usize) -> Bytes {
+    // Written piece by piece, not with `format!`: a 1 MiB poem is 28,000
+    // lines, and the catalog generates its poems on every run.
+    let mut out = Vec::with_capacity(size + 64);
+    let mut number = itoa::Buffer::new();
     let mut line = 1usize;
     while out.len() < size {
-        out.extend_from_slice(format!("line {line} of a long and patient poem\n").as_bytes());
+        out.extend_from_slice(b"line ");
+        out.extend_from_slice(number.format(line).as_bytes());
+        out.extend_from_slice(b" of a long and patient poem\n");
         line += 1;
     }
     out.truncate(size);
@@ -158,6 +179,15 @@ pub fn generated(size: usize) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_poem_is_numbered_lines() {
+        let p = generated(80);
+        assert_eq!(
+            &p[..],
+            &b"line 1 of a long and patient poem\nline 2 of a long and patient poem\nline 3 of"[..]
+        );
+    }
 
     #[test]
     fn generated_poem_has_the_exact_size() {

@@ -8,7 +8,6 @@ pub mod client;
 pub mod poetry_server;
 pub mod transform_server;
 
-use std::hash::Hasher as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,13 +71,28 @@ impl KeepBudget {
     }
 }
 
+/// XXH3 of a byte stream as it arrives: the same digest for the same bytes
+/// in every run, however they were cut into pieces. Not SipHash
+/// (`DefaultHasher`): every byte a peer receives goes through it, and on
+/// the 8 MiB poem of `server.stalled-reader-does-not-block-others` SipHash
+/// was a large share of the case's CPU (BENCHMARKS.md, simulator CPU).
+/// Digests are only compared within one process.
+#[derive(Clone, Default)]
+struct StreamDigest(Box<xxhash_rust::xxh3::Xxh3>);
+
+impl std::fmt::Debug for StreamDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StreamDigest({:#018x})", self.0.digest())
+    }
+}
+
 /// What a peer keeps of a byte stream: a prefix of at most a cap, the
 /// count of every byte, and a digest of every byte.
 #[derive(Debug, Clone)]
 pub struct Kept {
     prefix: Vec<u8>,
     len: u64,
-    hasher: std::hash::DefaultHasher,
+    hasher: StreamDigest,
     cap: usize,
     budget: Option<KeepBudget>,
 }
@@ -95,10 +109,7 @@ impl Kept {
         Kept {
             prefix: Vec::new(),
             len: 0,
-            // SipHash with fixed keys: the same digest for the same bytes
-            // in every run, however they were cut into pieces. Digests are
-            // only compared within one process.
-            hasher: std::hash::DefaultHasher::new(),
+            hasher: StreamDigest::default(),
             cap,
             budget: None,
         }
@@ -126,7 +137,7 @@ impl Kept {
         }
         self.prefix.extend_from_slice(&bytes[..room]);
         self.len += bytes.len() as u64;
-        self.hasher.write(bytes);
+        self.hasher.0.update(bytes);
     }
 
     /// Every byte seen, kept or not.
@@ -151,7 +162,7 @@ impl Kept {
 
     /// The digest of every byte seen.
     pub fn digest(&self) -> u64 {
-        self.hasher.finish()
+        self.hasher.0.digest()
     }
 
     /// The digest [`Kept::digest`] gives for exactly `bytes`.

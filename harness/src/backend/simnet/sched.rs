@@ -567,7 +567,10 @@ async fn drive(
     // channel wakes its waiters through buckets drawn from tokio's own
     // unseeded RNG), so the order in which they send must not reach the
     // order in which their peers receive. Within a flow, send order.
-    let mut pending: BTreeMap<(Duration, Flow, u64), Packet> = BTreeMap::new();
+    // One entry per instant, its packets sorted when it falls due: a
+    // megabyte poem puts thousands of packets in flight, and a tree keyed
+    // by every packet cost more than the TCP itself.
+    let mut pending: BTreeMap<Duration, Vec<(Flow, u64, Packet)>> = BTreeMap::new();
     let mut sent = 0u64;
     let mut out: Vec<Packet> = Vec::new();
     let mut report = Report::default();
@@ -584,15 +587,18 @@ async fn drive(
             let mut moved = false;
             guard.set_now(t);
             while let Some(entry) = pending.first_entry() {
-                if entry.key().0 > t {
+                if *entry.key() > t {
                     break;
                 }
-                let pkt = entry.remove();
-                if cfg.trace_packets {
-                    push_trace(stamp(t, &format!("recv {}", describe(&pkt, &name))));
+                let mut due = entry.remove();
+                due.sort_unstable_by_key(|(flow, sent, _)| (*flow, *sent));
+                for (_, _, pkt) in due {
+                    if cfg.trace_packets {
+                        push_trace(stamp(t, &format!("recv {}", describe(&pkt, &name))));
+                    }
+                    guard.deliver(pkt);
+                    moved = true;
                 }
-                guard.deliver(pkt);
-                moved = true;
             }
             guard.egress_all_at(t, &mut out);
             // Flow by flow (send order within each), as deliveries are:
@@ -624,7 +630,10 @@ async fn drive(
                     continue;
                 }
                 let Some(dir) = links.faults.get_mut(&(pkt.src, pkt.dst)) else {
-                    pending.insert((t + cfg.latency, flow(&pkt), sent), pkt);
+                    pending
+                        .entry(t + cfg.latency)
+                        .or_default()
+                        .push((flow(&pkt), sent, pkt));
                     sent += 1;
                     continue;
                 };
@@ -637,7 +646,10 @@ async fn drive(
                 }
                 report.duplicated += arrivals.len().saturating_sub(1) as u64;
                 for at in arrivals {
-                    pending.insert((at, flow(&pkt), sent), pkt.clone());
+                    pending
+                        .entry(at)
+                        .or_default()
+                        .push((flow(&pkt), sent, pkt.clone()));
                     sent += 1;
                 }
             }
@@ -656,7 +668,7 @@ async fn drive(
         }
         report.wakes += 1;
         let next = [
-            pending.first_key_value().map(|(k, _)| k.0),
+            pending.first_key_value().map(|(k, _)| *k),
             guard.next_deadline(),
             Some(cfg.limit),
         ]

@@ -641,8 +641,24 @@ impl Kernel {
                     Poll::Pending => Poll::Pending,
                 }
             }
-            Type::Stream => tcp::poll_recv(self, fd, cx, buf),
+            Type::Stream => tcp::poll_recv(self, fd, cx, &mut ReadBuf::new(buf)),
             Type::SeqPacket => unimplemented!("SOCK_SEQPACKET poll_recv"),
+        }
+    }
+
+    /// `recv(2)` on a stream socket into `buf`'s unfilled part, which is
+    /// written, not zeroed first. PATCH (poetry-harness): what the
+    /// shim's `poll_read` calls (see `tcp::poll_recv`).
+    pub fn poll_recv_stream(
+        &mut self,
+        fd: Fd,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        match self.lookup(fd) {
+            Ok(st) if st.ty == Type::Stream => tcp::poll_recv(self, fd, cx, buf),
+            Ok(_) => unimplemented!("poll_recv_stream on a non-Stream fd"),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 

@@ -70,6 +70,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::io::ReadBuf;
 
 use crate::kernel::packet::{self, Packet, TcpFlags, TcpSegment, Transport};
 use crate::kernel::socket::{
@@ -1164,11 +1165,16 @@ pub(super) fn poll_shutdown_write(
 /// `Pending` (parking read-side waker) when the buffer is empty. An ACK
 /// is emitted afterward if the drain opened enough window to be worth
 /// advertising — avoids silly-window syndrome on tiny reads.
+///
+/// PATCH (poetry-harness): into a `ReadBuf`, whose unfilled part is
+/// written, never zeroed first: the shim's `poll_read` used to zero the
+/// whole unfilled buffer on every read (`initialize_unfilled`), a large
+/// share of the simulator's CPU on megabyte poems.
 pub(super) fn poll_recv(
     k: &mut Kernel,
     fd: Fd,
     cx: &mut Context<'_>,
-    buf: &mut [u8],
+    buf: &mut ReadBuf<'_>,
 ) -> Poll<Result<usize>> {
     let recv_cap = match k.lookup(fd) {
         Ok(_) => recv_cap_of(k, fd),
@@ -1216,9 +1222,9 @@ pub(super) fn poll_recv(
         }
         let local = bound_endpoint(st);
         let tcb = st.tcb.as_mut().unwrap();
-        let n = tcb.recv_buf.len().min(buf.len());
+        let n = tcb.recv_buf.len().min(buf.remaining());
         let drained = tcb.recv_buf.split_to(n);
-        buf[..n].copy_from_slice(&drained);
+        buf.put_slice(&drained);
         // Window-update trigger.
         // PATCH (poetry-harness): receiver-side SWS avoidance as in RFC
         // 1122: advertise once the window has grown by an MSS or half

@@ -208,12 +208,8 @@ impl TcpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let fd = self.fd;
-        let unfilled = buf.initialize_unfilled();
-        match sys_on(self.host, |k| k.poll_recv(fd, cx, unfilled)) {
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
+        match sys_on(self.host, |k| k.poll_recv_stream(fd, cx, buf)) {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
