@@ -151,13 +151,14 @@ pub struct RunArgs {
     /// Print only the failing cases (each with its explanation and
     /// transcript), harness errors, and the summary: the passing and
     /// unsupported cases' lines are left out. Reports are unchanged.
+    /// (With several manifests the matrix is printed whole, as without.)
     ///   poetry-harness run client. --mutant client-reads-once --quiet
     #[arg(long, short, conflicts_with = "verbose", verbatim_doc_comment)]
     quiet: bool,
     /// Under every case's line, also print its title, its times (the
     /// harness's wall time, and the transcript's span: simulated time in
     /// the simulator) and, for a simulated case that passed, the command
-    /// that replays it.
+    /// that replays it. (One implementation: not the matrix of several.)
     ///   poetry-harness run client.fast-poem client.utf8-split --verbose
     #[arg(long, short, verbatim_doc_comment)]
     verbose: bool,
