@@ -243,6 +243,13 @@ fn lines_stream_in_any_order_but_the_summary_and_reports_keep_the_catalog_order(
 #[test]
 fn a_case_line_is_printed_when_the_case_finishes_not_at_the_end() {
     let dir = tempfile::tempdir().expect("temporary directory");
+    let started = dir.path().join("started");
+    // The second case says it has started, then sleeps far beyond this
+    // test's wait.
+    let program = format!(
+        "[ \"$POETRY_CASE\" = client.byte-by-byte ] && touch '{}' && exec sleep 30; exit 3",
+        started.display()
+    );
     let mut child = command(
         dir.path(),
         &[
@@ -254,8 +261,7 @@ fn a_case_line_is_printed_when_the_case_finishes_not_at_the_end() {
             "--role",
             "client",
             "--cmd",
-            // The second case sleeps far beyond this test's wait.
-            "[ \"$POETRY_CASE\" = client.byte-by-byte ] && exec sleep 30; exit 3",
+            &program,
         ],
         &[],
     )
@@ -296,6 +302,12 @@ fn a_case_line_is_printed_when_the_case_finishes_not_at_the_end() {
         !seen.iter().any(|l| l.contains(" case(s) against ")),
         "no summary before the end: {seen:?}"
     );
+    // Interrupted once its program runs (an interrupt while the harness
+    // is still starting it makes the case a harness error instead).
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the second case never started");
+        thread::sleep(Duration::from_millis(10));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
