@@ -47,11 +47,30 @@ impl From<Exit> for ExitCode {
 ///   poetry-harness serve slow tyger --port 10000
 ///
 ///   poetry-harness get 10000
+///
+/// Colour the verdict words (PASS green, FAIL red) even in a pipe:
+///
+///   poetry-harness --color always run client. | less -R
 #[derive(Debug, Parser)]
 #[command(name = "poetry-harness", version, verbatim_doc_comment)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour the verdict words on the terminal (PASS green, FAIL red,
+    /// NON-STRICT yellow, UNSUPPORTED and INFO cyan, ERROR and
+    /// INTERRUPTED magenta). auto: when stdout is a terminal, unless
+    /// NO_COLOR is set; CLICOLOR_FORCE=1 colours a pipe too. Report files
+    /// (--json, --junit, --markdown, --html, ...) are never coloured.
+    ///   poetry-harness run --color never
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t = crate::report::terminal::ColourChoice::Auto,
+        verbatim_doc_comment
+    )]
+    color: crate::report::terminal::ColourChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +112,7 @@ impl Command {
 /// Errors are printed as one line, never as a panic or a backtrace.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::report::terminal::set_colour_choice(cli.color);
     // Before anything starts a thread: the whole run moves into the
     // sandbox (the outer process waits there and exits with its status).
     if cli.command.sandboxed() {

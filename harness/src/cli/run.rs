@@ -1,6 +1,6 @@
 //! `poetry-harness run` and `replay`: the catalog against an implementation.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +148,20 @@ pub struct RunArgs {
     /// Print every transcript, not only those of failures.
     #[arg(long)]
     transcripts: bool,
+    /// Print only the failing cases (each with its explanation and
+    /// transcript), harness errors, and the summary: the passing and
+    /// unsupported cases' lines are left out. Reports are unchanged.
+    /// (With several manifests the matrix is printed whole, as without.)
+    ///   poetry-harness run client. --mutant client-reads-once --quiet
+    #[arg(long, short, conflicts_with = "verbose", verbatim_doc_comment)]
+    quiet: bool,
+    /// Under every case's line, also print its title, its times (the
+    /// harness's wall time, and the transcript's span: simulated time in
+    /// the simulator) and, for a simulated case that passed, the command
+    /// that replays it. (One implementation: not the matrix of several.)
+    ///   poetry-harness run client.fast-poem client.utf8-split --verbose
+    #[arg(long, short, verbatim_doc_comment)]
+    verbose: bool,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
@@ -372,9 +386,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .with_grading(grading)
         .with_run_fields(run_fields),
     );
+    // Each case's line as it finishes, a progress bar on a terminal.
+    let verbosity = match (args.quiet, args.verbose) {
+        (true, _) => report::terminal::Verbosity::Quiet,
+        (_, true) => report::terminal::Verbosity::Verbose,
+        _ => report::terminal::Verbosity::Normal,
+    };
+    let printer = Arc::new(report::terminal::Printer::for_terminal(
+        &cases,
+        profile,
+        verbosity,
+        args.transcripts,
+    ));
     {
         let sink = sink.clone();
-        let transcripts = args.transcripts;
+        let printer = printer.clone();
         let name = name.clone();
         let scoring = scoring.clone();
         let github = github.clone();
@@ -384,41 +410,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
                 sink.write_final(&results, &report::RunState::Interrupted(signal.to_string()))
             {
                 let scoring = scoring.as_ref();
-                print_interrupted(&results, &name, profile, transcripts, scoring, signal);
+                print_interrupted(&printer, &results, &name, scoring, signal);
                 publish_github(github.as_deref(), &results, &name, profile, scoring);
                 std::process::exit(process::exit_status_for(signal));
             }
         });
     }
-    let total = cases.len();
-    // A progress bar on a terminal (stderr), nothing when piped or in CI.
-    let bar = if std::io::stderr().is_terminal() && total > 1 {
-        indicatif::ProgressBar::new(total as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-            .expect("a valid progress template"),
-    );
     let progress = |r: &engine::CaseResult| {
         sink.finished(r);
-        bar.set_message(r.case.id.clone());
-        bar.inc(1);
+        printer.finished(r);
     };
     if live.is_some() {
         // The run header: how far this run's time bounds bend (measured
         // now, before the first case; see backend::live::timing).
-        println!(
+        printer.header(&format!(
             "live timing: {}",
             crate::backend::live::timing::Jitter::get()
-        );
+        ));
     }
     let results = match &live {
         Some(target) => engine::run_all_live(&cases, target, &opts, &progress),
         None => engine::run_all(&cases, &imp, &opts, &progress),
     };
-    bar.finish_and_clear();
     if let Some(signal) = process::interrupted_by() {
         // The interrupt's watchdog may have written them already.
         let state = report::RunState::Interrupted(signal.to_string());
@@ -427,14 +440,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .map_err(anyhow::Error::msg)?
         {
             process::kill_orphans();
-            print_interrupted(
-                &results,
-                &name,
-                profile,
-                args.transcripts,
-                scoring.as_ref(),
-                signal,
-            );
+            print_interrupted(&printer, &results, &name, scoring.as_ref(), signal);
             publish_github(
                 github.as_deref(),
                 &results,
@@ -453,19 +459,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     // Reports are written before anything can fail, so nothing is lost.
     sink.write_final(&results, &report::RunState::Complete)
         .map_err(anyhow::Error::msg)?;
+    // The cases streamed as they finished; the rest and the summary now.
+    printer.finish(&results, &name, scoring.as_ref())?;
     let mut out = std::io::stdout().lock();
-    out.write_all(
-        report::table_scored(
-            &results,
-            &name,
-            profile,
-            args.transcripts,
-            report::use_colour(),
-            scoring.as_ref(),
-        )
-        .as_bytes(),
-    )?;
-    out.flush()?;
     publish_github(
         github.as_deref(),
         &results,
@@ -810,7 +806,6 @@ fn interrupt_then(fallback: impl Fn(process::Signal) + Send + Sync + 'static) {
     });
 }
 
-/// The table of an interrupted run, and a line saying so.
 /// `--dry-run`: one line per case that would run, then what runs them.
 fn dry_run_plan(
     cases: &[&crate::case::Case],
@@ -865,24 +860,17 @@ fn publish_github(
     }
 }
 
+/// The end of an interrupted run: the cases not printed yet, the
+/// summary, and a line saying so.
 fn print_interrupted(
+    printer: &report::terminal::Printer,
     results: &[engine::CaseResult],
     name: &str,
-    profile: Profile,
-    transcripts: bool,
     scoring: Option<&Scoring>,
     signal: process::Signal,
 ) {
+    let _ = printer.finish(results, name, scoring);
     let mut out = std::io::stdout().lock();
-    let table = report::table_scored(
-        results,
-        name,
-        profile,
-        transcripts,
-        report::use_colour(),
-        scoring,
-    );
-    let _ = out.write_all(table.as_bytes());
     let finished = results
         .iter()
         .filter(|r| r.status != engine::Status::Interrupted)

@@ -3,7 +3,6 @@
 //! [`Sink`] that keeps a run's report files on disk as it goes.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -16,6 +15,7 @@ use crate::verdict::{Kind, Profile};
 
 pub mod gradescope;
 pub mod html;
+pub mod terminal;
 
 pub use gradescope::gradescope;
 pub use html::{matrix_html, matrix_html_scored};
@@ -101,9 +101,10 @@ fn colour(r: &CaseResult, text: &str, on: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
-/// Whether to colour stdout: a terminal, and NO_COLOR unset.
+/// Whether to colour stdout, as `--color` chose (see
+/// [`terminal::colour_wanted`]; `auto` unless a command set it).
 pub fn use_colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    terminal::use_colour()
 }
 
 /// The table: one line per case, the transcripts of failures, a summary.
@@ -128,18 +129,41 @@ pub fn table_scored(
     scoring: Option<&Scoring>,
 ) -> String {
     let mut out = String::new();
-    let width = results.iter().map(|r| r.case.id.len()).max().unwrap_or(10);
+    let width = id_width(results.iter().map(|r| &r.case));
     for r in results {
-        let label = format!("{:<11}", r.label());
-        let _ = writeln!(
-            out,
-            "{:<width$}  {}  {}",
-            r.case.id,
-            colour(r, &label, colour_on),
-            sanitise(&r.verdict.reason)
-        );
+        out.push_str(&case_line(r, width, colour_on));
         out.push_str(&case_details(r, profile, transcripts));
     }
+    out.push_str(&footer(results, impl_name, profile, scoring));
+    out
+}
+
+/// The width of the ID column for these cases.
+pub fn id_width<'a>(cases: impl Iterator<Item = &'a crate::case::Case>) -> usize {
+    cases.map(|c| c.id.len()).max().unwrap_or(10)
+}
+
+/// A case's line in the table: its ID, its label (coloured when
+/// `colour_on`) and its reason.
+pub fn case_line(r: &CaseResult, width: usize, colour_on: bool) -> String {
+    let label = format!("{:<11}", r.label());
+    format!(
+        "{:<width$}  {}  {}\n",
+        r.case.id,
+        colour(r, &label, colour_on),
+        sanitise(&r.verdict.reason)
+    )
+}
+
+/// The table's footer: a blank line, the count of each label, the
+/// [`Summary`] and, when a grading policy scores the run, the score.
+pub fn footer(
+    results: &[CaseResult],
+    impl_name: &str,
+    profile: Profile,
+    scoring: Option<&Scoring>,
+) -> String {
+    let mut out = String::new();
     let t = tally(results);
     let summary: Vec<String> = t
         .iter()
