@@ -243,6 +243,37 @@ mod tests {
     }
 
     #[test]
+    fn an_explored_seed_keeps_the_engine_and_the_network_profile() {
+        // On turmoil without a profile, exactly the perturbed run (the
+        // seeds --explore tried before simnet had it).
+        assert_eq!(RunOptions::catalog().reseeded(5), RunOptions::perturbed(5));
+        let run = RunOptions::catalog()
+            .on_engine(SimEngine::Simnet)
+            .on_network("flaky")
+            .unwrap()
+            .reseeded(5);
+        assert_eq!(run.engine(), SimEngine::Simnet);
+        assert_eq!(run.network(), Some("flaky"));
+        assert_eq!(
+            run.to_string(),
+            "seed 5, perturbed, on simnet, network flaky"
+        );
+        let r = Replay {
+            case: "client.x".into(),
+            run,
+            implementation: Builtin::Reference,
+            suites: None,
+            profile: Profile::Strict,
+        };
+        assert_eq!(
+            r.to_string(),
+            "poetry-harness replay client.x --seed 5 --engine simnet --network flaky"
+        );
+        let words = split_words(&r.to_string()).unwrap();
+        assert_eq!(crate::cli::parse_replay(&words).unwrap(), r);
+    }
+
+    #[test]
     fn a_quoted_path_splits_back_into_one_word() {
         let r = Replay {
             case: "client.x".into(),
