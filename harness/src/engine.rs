@@ -464,7 +464,11 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `case` with `count` perturbed seeds (1..=count, offset by `base`)
-/// and returns the runs whose verdict fails under the profile.
+/// and returns the runs whose verdict fails under the profile. Each run
+/// keeps `opts.run`'s engine and network profile
+/// ([`RunOptions::reseeded`]): the seed perturbs the server peers'
+/// chunking on either engine (and, on simnet, seeds the links' fault
+/// draws), and the run returned replays on the engine that found it.
 pub fn explore(
     case: &Case,
     imp: &Implementation,
@@ -476,7 +480,7 @@ pub fn explore(
         return Vec::new();
     }
     (1..=count)
-        .map(|k| RunOptions::perturbed(base.wrapping_add(k)))
+        .map(|k| opts.run.reseeded(base.wrapping_add(k)))
         .filter_map(|run| {
             let v = verdict::judge(case, &sim::run(case, imp, run));
             v.kind.fails(opts.profile).then_some((run, v.kind))

@@ -1,5 +1,6 @@
 //! The command that repeats a simulated run: `poetry-harness replay ID
-//! [--seed N] [--mutant NAME] [--profile P] [--suites FILE]`.
+//! [--seed N] [--engine simnet] [--network PROFILE] [--mutant NAME]
+//! [--profile P] [--suites FILE]`.
 //!
 //! A [`Replay`] is made from what a run used (the case and the catalog
 //! file it came from, the implementation, the [`RunOptions`]) and nothing
@@ -12,7 +13,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::backend::sim::RunOptions;
+use crate::backend::sim::{RunOptions, SimEngine};
 use crate::case::Case;
 use crate::catalog::{Catalog, CatalogError};
 use crate::engine::{self, CaseResult, EngineOptions};
@@ -24,7 +25,7 @@ use crate::verdict::Profile;
 pub struct Replay {
     /// The case ID.
     pub case: String,
-    /// Seed and chunking.
+    /// Seed and chunking, the engine and the network profile.
     pub run: RunOptions,
     /// The reference, or a mutant of the zoo.
     pub implementation: Builtin,
@@ -85,6 +86,12 @@ impl Replay {
         let mut out = vec!["replay".to_string(), self.case.clone()];
         if let Some(seed) = self.run.seed_flag() {
             out.extend(["--seed".to_string(), seed.to_string()]);
+        }
+        if self.run.engine() == SimEngine::Simnet {
+            out.extend(["--engine".to_string(), "simnet".to_string()]);
+        }
+        if let Some(network) = self.run.network() {
+            out.extend(["--network".to_string(), network.to_string()]);
         }
         if let Builtin::Mutant(name) = self.implementation {
             out.extend(["--mutant".to_string(), name.to_string()]);
@@ -233,6 +240,37 @@ mod tests {
             assert_eq!(RunOptions::from_seed_flag(run.seed_flag()), run);
         }
         assert_eq!(RunOptions::catalog().seed_flag(), None);
+    }
+
+    #[test]
+    fn an_explored_seed_keeps_the_engine_and_the_network_profile() {
+        // On turmoil without a profile, exactly the perturbed run (the
+        // seeds --explore tried before simnet had it).
+        assert_eq!(RunOptions::catalog().reseeded(5), RunOptions::perturbed(5));
+        let run = RunOptions::catalog()
+            .on_engine(SimEngine::Simnet)
+            .on_network("flaky")
+            .unwrap()
+            .reseeded(5);
+        assert_eq!(run.engine(), SimEngine::Simnet);
+        assert_eq!(run.network(), Some("flaky"));
+        assert_eq!(
+            run.to_string(),
+            "seed 5, perturbed, on simnet, network flaky"
+        );
+        let r = Replay {
+            case: "client.x".into(),
+            run,
+            implementation: Builtin::Reference,
+            suites: None,
+            profile: Profile::Strict,
+        };
+        assert_eq!(
+            r.to_string(),
+            "poetry-harness replay client.x --seed 5 --engine simnet --network flaky"
+        );
+        let words = split_words(&r.to_string()).unwrap();
+        assert_eq!(crate::cli::parse_replay(&words).unwrap(), r);
     }
 
     #[test]

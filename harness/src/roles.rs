@@ -16,8 +16,8 @@ use bytes::Bytes;
 use crate::case::Feature;
 use crate::net::{Net, TcpListener};
 use crate::reference::{
-    self, ClientConfig, FetchError, OnBytes, Pacing, PoetryProxy, PoetryServer, TransformClient,
-    TransformServer, Transformed,
+    self, ClientConfig, FetchError, OnBytes, OnTransformed, Pacing, PoetryProxy, PoetryServer,
+    Progress, TransformClient, TransformServer, Transformed,
 };
 
 /// A boxed, sendable future: what role methods return.
@@ -46,9 +46,10 @@ pub trait PoetryClientRole: Send + Sync {
     ) -> BoxFuture<Vec<Result<Bytes, FetchError>>>;
 
     /// [`get_poems`](Self::get_poems), telling `on_bytes` of the bytes of
-    /// each download as they arrive (how `get` shows a poem arriving on a
-    /// terminal). The default tells it of each poem once, whole, when all
-    /// downloads have ended: override it to show progress.
+    /// each download as they arrive and of its result when it ends (how
+    /// `get` prints poems as they end, and streams one with `--stream`).
+    /// The default tells it of each poem once, whole, and of each result,
+    /// when all downloads have ended: override it to show progress.
     fn get_poems_watched(
         &self,
         net: Net,
@@ -61,8 +62,9 @@ pub trait PoetryClientRole: Send + Sync {
             let results = all.await;
             for (i, result) in results.iter().enumerate() {
                 if let Ok(poem) = result {
-                    on_bytes(i, poem);
+                    on_bytes(i, Progress::Bytes(poem));
                 }
+                on_bytes(i, Progress::Ended(result));
             }
             results
         })
@@ -89,6 +91,27 @@ pub trait TransformClientRole: Send + Sync {
         addrs: Vec<String>,
         config: TransformClient,
     ) -> BoxFuture<Vec<Transformed>>;
+
+    /// [`run`](Self::run), telling `on_result` of each poem's result as
+    /// soon as it is known (how `get --transform` prints each poem once it
+    /// and those before it are done). The default tells it of every
+    /// result when all have ended: override it to report them earlier.
+    fn run_reported(
+        &self,
+        net: Net,
+        addrs: Vec<String>,
+        config: TransformClient,
+        on_result: OnTransformed,
+    ) -> BoxFuture<Vec<Transformed>> {
+        let all = self.run(net, addrs, config);
+        Box::pin(async move {
+            let results = all.await;
+            for (i, result) in results.iter().enumerate() {
+                on_result(i, result);
+            }
+            results
+        })
+    }
 }
 
 /// A caching proxy.
@@ -230,6 +253,16 @@ impl TransformClientRole for Reference {
         config: TransformClient,
     ) -> BoxFuture<Vec<Transformed>> {
         Box::pin(async move { config.run(net, &addrs).await })
+    }
+
+    fn run_reported(
+        &self,
+        net: Net,
+        addrs: Vec<String>,
+        config: TransformClient,
+        on_result: OnTransformed,
+    ) -> BoxFuture<Vec<Transformed>> {
+        Box::pin(async move { config.run_reported(net, &addrs, Some(on_result)).await })
     }
 }
 

@@ -6,9 +6,11 @@
 //! (d) is no larger than the original on every knob and strictly smaller
 //!     on at least one;
 //! and the replay command written on top of the file reproduces the
-//! failure byte for byte. Shrinking is deterministic.
+//! failure byte for byte. Shrinking is deterministic. The same on
+//! `--engine simnet`, where the shrunk case's replay command carries
+//! `--engine simnet`.
 
-use poetry_harness::backend::sim::{self, RunOptions};
+use poetry_harness::backend::sim::{self, RunOptions, SimEngine};
 use poetry_harness::catalog::Catalog;
 use poetry_harness::engine::{self, EngineOptions};
 use poetry_harness::mutants;
@@ -31,13 +33,20 @@ fn strict(run: RunOptions) -> EngineOptions {
 /// shrinks the first failing seed, writes the file to a temporary folder
 /// and checks (a) to (d) and the replay.
 fn explore_shrink_and_check(case_id: &str, mutant: &str) -> String {
+    explore_shrink_and_check_on(SimEngine::Turmoil, case_id, mutant)
+}
+
+/// [`explore_shrink_and_check`] on `engine`.
+fn explore_shrink_and_check_on(engine: SimEngine, case_id: &str, mutant: &str) -> String {
     let catalog = Catalog::builtin().expect("the shipped catalog loads");
     let case = catalog.get(case_id).expect("case exists");
     let imp = (mutants::by_name(mutant).expect("mutant exists").build)();
-    let found = engine::explore(case, &imp, &strict(RunOptions::catalog()), 0, 10);
+    let on_engine = strict(RunOptions::catalog().on_engine(engine));
+    let found = engine::explore(case, &imp, &on_engine, 0, 10);
     let (run, kind) = *found
         .first()
         .unwrap_or_else(|| panic!("--explore 10 finds no failure of {mutant} in {case_id}"));
+    assert_eq!(run.engine(), engine, "{run}");
     let shrunk = shrink(case, &imp, run, Profile::Strict, Budget::default()).expect("shrinks");
     assert_eq!(shrunk.kind, kind);
 
@@ -76,6 +85,11 @@ fn explore_shrink_and_check(case_id: &str, mutant: &str) -> String {
     let command = Replay::of(small, &imp, run)
         .expect("a mutant is replayable")
         .to_string();
+    assert_eq!(
+        command.contains(" --engine simnet "),
+        engine == SimEngine::Simnet,
+        "{command}"
+    );
     assert!(
         shrunk.cuts.iter().all(|c| shrunk.toml.contains(c.as_str())),
         "the file lists its cuts"
@@ -86,11 +100,13 @@ fn explore_shrink_and_check(case_id: &str, mutant: &str) -> String {
         .run()
         .unwrap_or_else(|e| panic!("'{command}' does not run: {e}"));
     assert_eq!(again.verdict.kind, kind, "{command}");
-    assert_eq!(
-        again.transcript(),
-        sim::run(small, &imp, run).transcript.render(),
-        "{command}"
-    );
+    // The simulator's own transcript; on simnet a failing one then ends
+    // with the socket dump.
+    let simulated = sim::run(small, &imp, run).transcript.render();
+    match engine {
+        SimEngine::Turmoil => assert_eq!(again.transcript(), simulated, "{command}"),
+        SimEngine::Simnet => assert!(again.transcript().starts_with(&simulated), "{command}"),
+    }
     assert_eq!(again.transcript(), r.transcript(), "{command}");
     shrunk.toml
 }
@@ -115,6 +131,36 @@ fn a_failure_only_explore_finds_shrinks_to_a_smaller_case_that_still_fails() {
 #[case::server_one_at_a_time("server.slow-five-at-once", "server-one-at-a-time")]
 fn explored_failures_of_other_roles_shrink(#[case] case_id: &str, #[case] mutant: &str) {
     explore_shrink_and_check(case_id, mutant);
+}
+
+#[rstest]
+#[case::client_decodes_per_chunk("client.jittered-pace", "client-decodes-per-chunk")]
+#[case::client_serial("client.three-slow-at-once", "client-serial")]
+#[case::client_stops_at_first_failure(
+    "client.one-refused-among-three",
+    "client-stops-at-first-failure"
+)]
+#[case::proxy_no_cancel("proxy.client-leaves-fetch-cancelled", "proxy-no-cancel")]
+#[case::xclient_no_fallback("xclient.transform-resets", "xclient-no-fallback")]
+#[case::server_one_at_a_time("server.slow-five-at-once", "server-one-at-a-time")]
+fn explored_failures_shrink_on_simnet(#[case] case_id: &str, #[case] mutant: &str) {
+    explore_shrink_and_check_on(SimEngine::Simnet, case_id, mutant);
+}
+
+#[test]
+fn shrinking_on_simnet_twice_writes_the_same_file() {
+    let a = explore_shrink_and_check_on(
+        SimEngine::Simnet,
+        "client.jittered-pace",
+        "client-decodes-per-chunk",
+    );
+    let b = explore_shrink_and_check_on(
+        SimEngine::Simnet,
+        "client.jittered-pace",
+        "client-decodes-per-chunk",
+    );
+    assert_eq!(a, b);
+    assert!(a.contains("(seed 2, perturbed, on simnet; "), "{a}");
 }
 
 #[test]

@@ -169,37 +169,73 @@ fn every_mutant_is_killed_on_simnet_by_a_case_the_reference_passes() {
 }
 
 #[test]
-fn the_cli_runs_cases_on_simnet_and_refuses_what_it_cannot_repeat() {
+fn the_cli_runs_cases_on_simnet_and_prints_replays_that_repeat_them() {
     use std::process::Command;
     let bin = env!("CARGO_BIN_EXE_poetry-harness");
-    let out = Command::new(bin)
-        .args([
-            "run",
-            "--engine",
-            "simnet",
-            "client.fast-poem",
-            "--transcripts",
-        ])
-        .output()
-        .expect("the binary runs");
+    let run = |args: &[&str]| Command::new(bin).args(args).output().expect("runs");
+    let out = run(&[
+        "run",
+        "--engine",
+        "simnet",
+        "client.fast-poem",
+        "--transcripts",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("1 PASS"), "{stdout}");
-    // No replay command: `replay` would run it on turmoil.
-    assert!(!stdout.contains("poetry-harness replay"), "{stdout}");
-    let out = Command::new(bin)
-        .args([
-            "run",
-            "--engine",
-            "simnet",
-            "--explore",
-            "1",
-            "client.fast-poem",
-        ])
-        .output()
-        .expect("the binary runs");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--engine turmoil"));
+    assert!(
+        stdout.contains("reproduce: poetry-harness replay client.fast-poem --engine simnet\n"),
+        "{stdout}"
+    );
+    // A failure: the printed command, run as printed, shows the same
+    // transcript (socket dump included) and the same verdict.
+    let out = run(&[
+        "run",
+        "--engine",
+        "simnet",
+        "proxy.first-request-fetches",
+        "--mutant",
+        "proxy-leaks-upstream",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let command = stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("reproduce: "))
+        .unwrap_or_else(|| panic!("no reproduce line in\n{stdout}"));
+    assert_eq!(
+        command,
+        "poetry-harness replay proxy.first-request-fetches --engine simnet --mutant proxy-leaks-upstream"
+    );
+    let words = poetry_harness::replay::split_words(command).unwrap();
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let replayed = run(&args);
+    assert_eq!(replayed.status.code(), Some(1));
+    let transcript = |text: &str| -> String {
+        text.lines()
+            .skip_while(|l| !l.trim_start().starts_with("transcript ("))
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let first = transcript(&stdout);
+    assert!(first.contains("sockets at the end"), "{stdout}");
+    assert_eq!(
+        transcript(&String::from_utf8_lossy(&replayed.stdout)),
+        first
+    );
+    // --explore runs on simnet too.
+    let out = run(&[
+        "run",
+        "--engine",
+        "simnet",
+        "--explore",
+        "1",
+        "client.fast-poem",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("every seed passed"), "{stdout}");
 }
 
 #[test]
@@ -235,4 +271,55 @@ fn a_failing_transcript_ends_with_every_socket_and_a_passing_one_does_not() {
     let bad = run_case(case, &(mutant.build)(), &turmoil);
     assert_eq!(bad.verdict.kind, Kind::Fail, "{}", bad.explained());
     assert!(!bad.transcript().contains("sockets at the end"));
+}
+
+#[test]
+fn explore_and_shrink_to_on_simnet_write_a_case_whose_printed_replay_fails_on_simnet() {
+    use std::process::Command;
+    let bin = env!("CARGO_BIN_EXE_poetry-harness");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let shrunk = dir.path().join("shrunk");
+    let out = Command::new(bin)
+        .args([
+            "run",
+            "--engine",
+            "simnet",
+            "client.jittered-pace",
+            "--mutant",
+            "client-decodes-per-chunk",
+            "--explore",
+            "10",
+            "--shrink-to",
+        ])
+        .arg(&shrunk)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("client.jittered-pace FAIL with seed 2, perturbed, on simnet: poetry-harness replay client.jittered-pace --seed 2 --engine simnet --mutant client-decodes-per-chunk"),
+        "{stdout}"
+    );
+    let printed = stdout
+        .lines()
+        .skip_while(|l| !l.contains("shrunk in "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no replay after the shrink in\n{stdout}"))
+        .trim()
+        .to_string();
+    assert!(printed.contains(" --engine simnet "), "{printed}");
+    let file = shrunk.join("client.jittered-pace.shrunk-seed-2.toml");
+    let text = std::fs::read_to_string(&file).expect("the shrunk case is written");
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("# Replay: {printed}").as_str())
+    );
+    let words = poetry_harness::replay::split_words(&printed).unwrap();
+    let again = Command::new(bin)
+        .args(&words[1..])
+        .output()
+        .expect("the binary runs");
+    let replayed = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(again.status.code(), Some(1), "{printed}\n{replayed}");
+    assert!(replayed.contains(" FAIL "), "{replayed}");
 }

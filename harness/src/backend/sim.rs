@@ -66,8 +66,12 @@
 //! behind a held link ([`super::simnet::Sim::hold`]: its SYNs are never
 //! answered, and resent); a panic of a task ends the run as a crash; the
 //! seed seeds the peers' chunking as here (the scheduler's loss draws too,
-//! unused: no case has loss). A simnet run prints no replay command
-//! (`replay` has no `--engine`). `harness/tests/simnet_engine.rs` holds
+//! unused: no case has loss). A simnet run prints its replay command
+//! (`replay --engine simnet`, with `--network` if the run had one), and
+//! `--explore` and `--shrink-to` run on it; there a perturbed write's
+//! pieces go out 1 ms apart
+//! ([`crate::peers::poetry_server::plan_spread`]), since a byte stream
+//! would deliver them as one read. `harness/tests/simnet_engine.rs` holds
 //! what follows.
 //!
 //! Measured, the reference on the 116 cases of the catalog: **115 PASS**
@@ -124,8 +128,7 @@
 //!
 //! Left for the switch: re-reading each case's times for the handshake
 //! (`server.slow-first-chunk-at-once`) and deciding which bounds move;
-//! `--engine` for `replay`, `mutants`, `--explore` and `--shrink-to`
-//! (they run turmoil; an explored seed is turmoil's); snapshots of
+//! snapshots of
 //! simnet transcripts; the ten-minute and many-client cases timed on
 //! simnet; then making simnet the default and retiring the vendored
 //! turmoil.
@@ -406,6 +409,17 @@ impl RunOptions {
         }
     }
 
+    /// The same run (engine, network profile) perturbed from `seed`
+    /// instead: what `--explore` runs for each seed it tries, so that a
+    /// seed found on one engine, or under one network profile, is
+    /// explored and replayed there. On turmoil without a profile, exactly
+    /// [`RunOptions::perturbed`].
+    pub const fn reseeded(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self.perturb = true;
+        self
+    }
+
     /// The run that `--seed` asks for: none, the catalog's; `N`, perturbed
     /// from `N`. The inverse of [`RunOptions::seed_flag`].
     pub const fn from_seed_flag(seed: Option<u64>) -> Self {
@@ -471,11 +485,18 @@ impl Default for RunOptions {
 
 impl std::fmt::Display for RunOptions {
     /// `seed 1` for the catalog's run, `seed 7, perturbed` for an
-    /// exploring one.
+    /// exploring one; then `, on simnet` and `, network NAME` for a run
+    /// off the default engine (nothing more on turmoil).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "seed {}", self.seed)?;
         if self.perturb {
             f.write_str(", perturbed")?;
+        }
+        if self.engine == SimEngine::Simnet {
+            f.write_str(", on simnet")?;
+        }
+        if let Some(network) = self.network {
+            write!(f, ", network {network}")?;
         }
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! `poetry-harness get`: the poetry client and the transforming client.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,7 +13,9 @@ use super::{addr_arg, duration_arg, implementation_for, runtime, Exit};
 use crate::case::Role;
 use crate::net::Net;
 use crate::protocol::transform::Transform;
-use crate::reference::{ClientConfig, FetchError, OnBytes, TransformClient, Transformed};
+use crate::reference::{
+    ClientConfig, FetchError, OnBytes, OnTransformed, Progress, TransformClient, Transformed,
+};
 
 /// Arguments of `get`. The help text is `AFTER_HELP`: the doc comment of
 /// the `Get` variant in `cli/mod.rs` replaces a doc comment here.
@@ -38,6 +41,12 @@ pub struct GetArgs {
     /// not replied after this long.
     #[arg(long, default_value = "10s", value_parser = duration_arg)]
     transform_timeout: Duration,
+    /// Print the bytes of each poem as they arrive (in argument order:
+    /// the first poem's, then the next one's from its bytes so far), not
+    /// each poem once it has ended. A download that then fails leaves its
+    /// first bytes on stdout.
+    #[arg(long, conflicts_with = "transform")]
+    stream: bool,
     /// Do not print progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -49,16 +58,30 @@ pub struct GetArgs {
 
 /// Shown after the options of `get --help`.
 const AFTER_HELP: &str = "\
-Prints each poem on stdout, in argument order; failures go to stderr.
-Exit status 1 if any download failed. When stdout is a terminal, a single
-poem is shown as it arrives, and several downloads as byte counts on
-stderr until the poems are printed.
+Prints each poem on stdout in argument order, as soon as it and every
+poem before it have ended: a fast poem is printed while a slow one
+behind it is still arriving. A failed download prints nothing on stdout
+(the bytes of a poem cut short by a reset or a timeout are not a poem)
+and a line on stderr. Exit status 1 if any download failed.
+
+--stream prints the bytes of the poem at the head of the order as they
+arrive (then the next poem's, from its bytes so far), as the series'
+clients do: if that download then fails, the bytes already printed stay
+on stdout and its stderr line says how many there were. When stdout is a
+terminal, one poem streams so; several show byte counts on stderr until
+the poems are printed.
+
+With --transform, a poem's reply is one netstring, decoded when it has
+arrived whole: each transformed poem (or the original, when the
+transformation fails) is printed as soon as its reply is decoded and
+every poem before it is printed.
 
 A caching proxy sends nothing until it has its upstream's whole poem:
 in front of a slow server, allow for that with --idle-timeout.
 
 Examples:
   poetry-harness get 10000 10001 127.0.0.1:10002
+  poetry-harness get --stream 10000
   poetry-harness get --transform 11000 10000
   poetry-harness get --idle-timeout 90s 12001";
 
@@ -78,54 +101,52 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
     let imp = implementation_for(role, args.mutant.as_deref())?;
     let missing = || anyhow::anyhow!("implementation '{}' has no {role}", imp.name);
     let rt = runtime()?;
-    let mut failed = false;
-    match &args.transform {
+    let terminal = std::io::stdout().is_terminal();
+    let ordered = match &args.transform {
         None => {
             let client = imp.client.clone().ok_or_else(missing)?;
-            // Only for a person: a script or a test reads stdout from a
-            // pipe and gets the poems whole, in argument order, as always.
-            let watch = std::io::stdout()
-                .is_terminal()
-                .then(|| Watch::new(&args.addrs, args.quiet));
+            // For a person watching several downloads: counters on
+            // stderr, the poems at the end.
+            let counters =
+                (terminal && args.addrs.len() > 1 && !args.stream).then(|| counters(&args));
+            let stream = args.stream || (terminal && args.addrs.len() == 1);
+            let ordered = Arc::new(Ordered::new(&args, stream && counters.is_none()));
+            let on_progress: OnBytes = match &counters {
+                Some((_, bars)) => {
+                    let bars = bars.clone();
+                    Arc::new(move |i, p: Progress<'_>| {
+                        if let Progress::Bytes(b) = p {
+                            bars[i].inc(b.len() as u64)
+                        }
+                    })
+                }
+                None => {
+                    let ordered = ordered.clone();
+                    Arc::new(move |i, p: Progress<'_>| match p {
+                        Progress::Bytes(b) => ordered.bytes(i, b),
+                        Progress::Ended(r) => ordered.ended(i, Outcome::Poem(r.clone())),
+                    })
+                }
+            };
             // Called inside the runtime: an implementation may spawn tasks
             // before it returns its future.
             let addrs = args.addrs.clone();
             let results = rt.block_on(async {
-                match &watch {
-                    None => client.get_poems(Net::Tokio, addrs, config).await,
-                    Some(w) => {
-                        let on_bytes = w.on_bytes();
-                        client
-                            .get_poems_watched(Net::Tokio, addrs, config, on_bytes)
-                            .await
-                    }
-                }
+                client
+                    .get_poems_watched(Net::Tokio, addrs, config, on_progress)
+                    .await
             });
-            // Locked only now: a download task writes a streamed poem
-            // from another thread.
-            let mut out = std::io::stdout().lock();
-            let streamed = watch.as_ref().is_some_and(Watch::streams);
-            if let Some(w) = &watch {
-                w.finish(&mut out)?;
-            }
-            for (addr, result) in args.addrs.iter().zip(results) {
-                match result {
-                    Ok(poem) => {
-                        if !streamed {
-                            out.write_all(&poem)?;
-                        }
-                        progress(
-                            &args,
-                            format_args!("{addr}: got {} bytes of poetry", poem.len()),
-                        );
-                    }
-                    Err(e) => {
-                        failed = true;
-                        fail_line(addr, &e);
-                    }
+            if let Some((all, bars)) = &counters {
+                for bar in bars {
+                    bar.finish_and_clear();
                 }
+                all.clear()?;
             }
-            out.flush()?;
+            // Whatever the implementation did not report as it went.
+            for (i, r) in results.into_iter().enumerate() {
+                ordered.ended(i, Outcome::Poem(r));
+            }
+            ordered
         }
         Some(xform) => {
             let client = imp.transform_client.clone().ok_or_else(missing)?;
@@ -135,113 +156,256 @@ pub fn run(args: GetArgs) -> anyhow::Result<Exit> {
                 client: config,
                 transform_timeout: args.transform_timeout,
             };
+            let ordered = Arc::new(Ordered::new(&args, false));
+            let on_result: OnTransformed = {
+                let ordered = ordered.clone();
+                Arc::new(move |i, t: &Transformed| {
+                    ordered.ended(i, Outcome::Transformed(t.clone()))
+                })
+            };
             let addrs = args.addrs.clone();
-            let results = rt.block_on(async { client.run(Net::Tokio, addrs, config).await });
-            let mut out = std::io::stdout().lock();
-            for (addr, result) in args.addrs.iter().zip(results) {
-                out.write_all(result.output())?;
-                match result {
+            let results = rt.block_on(async {
+                client
+                    .run_reported(Net::Tokio, addrs, config, on_result)
+                    .await
+            });
+            for (i, t) in results.into_iter().enumerate() {
+                ordered.ended(i, Outcome::Transformed(t));
+            }
+            ordered
+        }
+    };
+    let failed = ordered.finish(terminal)?;
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// A line per download on stderr counting its bytes so far (a terminal,
+/// several downloads, no --stream).
+fn counters(args: &GetArgs) -> (MultiProgress, Vec<ProgressBar>) {
+    let target = if args.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        // Hidden by indicatif itself when stderr is not a terminal.
+        ProgressDrawTarget::stderr()
+    };
+    let all = MultiProgress::with_draw_target(target);
+    let style =
+        ProgressStyle::with_template("{prefix}: {pos} bytes {spinner}").expect("a valid template");
+    let bars = args
+        .addrs
+        .iter()
+        .map(|addr| {
+            let bar = all.add(ProgressBar::new_spinner());
+            bar.set_style(style.clone());
+            bar.set_prefix(addr.clone());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        })
+        .collect();
+    (all, bars)
+}
+
+/// How one address ended.
+enum Outcome {
+    /// A download (`get`).
+    Poem(Result<Bytes, FetchError>),
+    /// A download and its transformation (`get --transform`).
+    Transformed(Transformed),
+}
+
+/// Writes the results to stdout in argument order (CLIENT-8, TCLIENT-7),
+/// each as soon as it and every result before it have ended, with its
+/// stderr line; streaming, also the bytes of the download at the head of
+/// the order as they arrive. Called from the download tasks' threads.
+struct Ordered {
+    addrs: Vec<String>,
+    quiet: bool,
+    stream: bool,
+    state: Mutex<OrderState>,
+}
+
+#[derive(Default)]
+struct OrderState {
+    /// The first address whose result is not written yet.
+    next: usize,
+    /// Per address: the bytes received before it reached the head
+    /// (streaming), how many of its bytes are on stdout, and how it
+    /// ended, until written.
+    slots: Vec<Slot>,
+    /// Some download failed.
+    failed: bool,
+    /// The last byte written did not end a line.
+    mid_line: bool,
+    /// The first error writing to stdout (a closed pipe): the downloads
+    /// still end, and `get` reports it once they have.
+    error: Option<std::io::Error>,
+}
+
+#[derive(Default)]
+struct Slot {
+    early: Vec<u8>,
+    printed: usize,
+    ended: Option<Outcome>,
+    written: bool,
+}
+
+impl Ordered {
+    fn new(args: &GetArgs, stream: bool) -> Self {
+        Ordered {
+            addrs: args.addrs.clone(),
+            quiet: args.quiet,
+            stream,
+            state: Mutex::new(OrderState {
+                slots: args.addrs.iter().map(|_| Slot::default()).collect(),
+                ..OrderState::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OrderState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes of download `i` just read: on stdout at once if it is at the
+    /// head of the order and streaming, else kept until it is.
+    fn bytes(&self, i: usize, b: &[u8]) {
+        if !self.stream || b.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        if st.next == i {
+            st.write(b);
+            st.flush();
+            st.slots[i].printed += b.len();
+        } else if let Some(slot) = st.slots.get_mut(i) {
+            slot.early.extend_from_slice(b);
+        }
+    }
+
+    /// Download `i` ended: written, with every result after it that has
+    /// ended too, once every result before it is written. A second report
+    /// of the same address (the final results, after those reported as
+    /// they ended) is ignored.
+    fn ended(&self, i: usize, outcome: Outcome) {
+        let mut st = self.lock();
+        let Some(slot) = st.slots.get_mut(i) else {
+            return;
+        };
+        if slot.written || slot.ended.is_some() {
+            return;
+        }
+        slot.ended = Some(outcome);
+        while st.next < st.slots.len() {
+            let at = st.next;
+            let Some(outcome) = st.slots[at].ended.take() else {
+                break;
+            };
+            self.write_result(&mut st, at, outcome);
+            st.slots[at].written = true;
+            st.next += 1;
+            if self.stream && st.next < st.slots.len() {
+                // The next download reaches the head: its bytes so far,
+                // unless it already failed (then they are not a poem).
+                let next = st.next;
+                let early = std::mem::take(&mut st.slots[next].early);
+                let failed = matches!(st.slots[next].ended, Some(Outcome::Poem(Err(_))));
+                if !failed && !early.is_empty() {
+                    st.write(&early);
+                    st.slots[next].printed = early.len();
+                }
+            }
+        }
+        st.flush();
+    }
+
+    /// One result: its bytes not yet on stdout, and its stderr line.
+    fn write_result(&self, st: &mut OrderState, i: usize, outcome: Outcome) {
+        let addr = &self.addrs[i];
+        let printed = st.slots[i].printed;
+        match outcome {
+            Outcome::Poem(Ok(poem)) => {
+                st.write(poem.get(printed..).unwrap_or_default());
+                self.progress(format_args!("{addr}: got {} bytes of poetry", poem.len()));
+            }
+            Outcome::Poem(Err(e)) => {
+                st.failed = true;
+                st.flush();
+                fail_line(addr, &e);
+                if printed > 0 {
+                    eprintln!(
+                        "poetry-harness: {addr}: the {printed} byte(s) --stream printed for it are not a whole poem"
+                    );
+                }
+            }
+            Outcome::Transformed(t) => {
+                st.write(t.output());
+                st.flush();
+                match t {
                     Transformed::Poem(p) => {
-                        progress(&args, format_args!("{addr}: transformed {} bytes", p.len()))
+                        self.progress(format_args!("{addr}: transformed {} bytes", p.len()))
                     }
                     Transformed::Fallback { failure, .. } => eprintln!(
                         "poetry-harness: {addr}: transform failed: {}: {failure}; printed the original poem",
                         failure.kind()
                     ),
                     Transformed::DownloadFailed(e) => {
-                        failed = true;
+                        st.failed = true;
                         fail_line(addr, &e);
                     }
                 }
             }
-            out.flush()?;
         }
     }
-    Ok(if failed { Exit::Failed } else { Exit::Ok })
+
+    fn progress(&self, line: std::fmt::Arguments<'_>) {
+        if !self.quiet {
+            eprintln!("poetry-harness: {line}");
+        }
+    }
+
+    /// Once every download has ended: ends a streamed poem's last line on
+    /// a terminal (so that the shell's prompt starts on a line of its
+    /// own); whether any download failed, or the error writing stdout.
+    fn finish(&self, terminal: bool) -> anyhow::Result<bool> {
+        let mut st = self.lock();
+        // An implementation that returned fewer results than addresses
+        // (a mutant that stops early): those it gave, in order; nothing
+        // for the others, as it printed.
+        while st.next < st.slots.len() {
+            let at = st.next;
+            if let Some(outcome) = st.slots[at].ended.take() {
+                self.write_result(&mut st, at, outcome);
+            }
+            st.next += 1;
+        }
+        if terminal && self.stream && st.mid_line {
+            st.write(b"\n");
+        }
+        st.flush();
+        match st.error.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(st.failed),
+        }
+    }
 }
 
-/// How `get` shows downloads under way when stdout is a terminal.
-enum Watch {
-    /// One download: its bytes go to stdout as they arrive (the series'
-    /// slow server shows ten bytes at a time). Remembers whether the last
-    /// byte written ended a line.
-    Stream(Arc<AtomicBool>),
-    /// Several: a line per download on stderr counting the bytes so far;
-    /// the poems are printed whole, in argument order, at the end.
-    Counters(MultiProgress, Vec<ProgressBar>),
-}
-
-impl Watch {
-    fn new(addrs: &[String], quiet: bool) -> Self {
-        if addrs.len() == 1 {
-            return Watch::Stream(Arc::new(AtomicBool::new(false)));
+impl OrderState {
+    fn write(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || self.error.is_some() {
+            return;
         }
-        let target = if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            // Hidden by indicatif itself when stderr is not a terminal.
-            ProgressDrawTarget::stderr()
-        };
-        let all = MultiProgress::with_draw_target(target);
-        let style = ProgressStyle::with_template("{prefix}: {pos} bytes {spinner}")
-            .expect("a valid template");
-        let bars = addrs
-            .iter()
-            .map(|addr| {
-                let bar = all.add(ProgressBar::new_spinner());
-                bar.set_style(style.clone());
-                bar.set_prefix(addr.clone());
-                bar.enable_steady_tick(Duration::from_millis(100));
-                bar
-            })
-            .collect();
-        Watch::Counters(all, bars)
-    }
-
-    fn streams(&self) -> bool {
-        matches!(self, Watch::Stream(_))
-    }
-
-    /// What the client calls with each run of bytes it reads.
-    fn on_bytes(&self) -> OnBytes {
-        match self {
-            Watch::Stream(mid_line) => {
-                let mid_line = mid_line.clone();
-                Arc::new(move |_, bytes: &[u8]| {
-                    let mut out = std::io::stdout().lock();
-                    // A terminal that went away: the download still ends
-                    // and is reported as usual.
-                    let _ = out.write_all(bytes).and_then(|()| out.flush());
-                    if let Some(last) = bytes.last() {
-                        mid_line.store(*last != b'\n', Ordering::Relaxed);
-                    }
-                })
-            }
-            Watch::Counters(_, bars) => {
-                let bars = bars.clone();
-                Arc::new(move |i, bytes: &[u8]| bars[i].inc(bytes.len() as u64))
-            }
+        match std::io::stdout().lock().write_all(bytes) {
+            Ok(()) => self.mid_line = bytes.last() != Some(&b'\n'),
+            Err(e) => self.error = Some(e),
         }
     }
 
-    /// Once every download has ended: clears the counters; ends a streamed
-    /// poem's last line so that the report lines start on a line of their
-    /// own.
-    fn finish(&self, out: &mut impl Write) -> std::io::Result<()> {
-        match self {
-            Watch::Stream(mid_line) => {
-                if mid_line.load(Ordering::Relaxed) {
-                    out.write_all(b"\n")?;
-                }
-            }
-            Watch::Counters(all, bars) => {
-                for bar in bars {
-                    bar.finish_and_clear();
-                }
-                all.clear()?;
+    fn flush(&mut self) {
+        if self.error.is_none() {
+            if let Err(e) = std::io::stdout().lock().flush() {
+                self.error = Some(e);
             }
         }
-        Ok(())
     }
 }
 
@@ -250,10 +414,4 @@ impl Watch {
 /// contract looks for, then the details.
 fn fail_line(addr: &str, e: &FetchError) {
     eprintln!("poetry-harness: {addr}: {}: {e}", e.kind());
-}
-
-fn progress(args: &GetArgs, line: std::fmt::Arguments<'_>) {
-    if !args.quiet {
-        eprintln!("poetry-harness: {line}");
-    }
 }

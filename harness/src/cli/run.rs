@@ -101,8 +101,8 @@ pub struct RunArgs {
     /// Simulator of in-process runs. EXPERIMENTAL: simnet is issue 11's
     /// byte-accurate TCP (handshake, flow control) on an event-driven
     /// scheduler; case times differ from turmoil's (one more round trip
-    /// per connection), its verdicts are not yet the catalog's, its runs
-    /// print no replay command, and it takes no --explore or --shrink-to.
+    /// per connection) and its verdicts are not yet the catalog's. Its
+    /// replay commands, --explore and --shrink-to run on simnet too.
     #[arg(
         long,
         value_enum,
@@ -287,11 +287,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         if let Some(path) = path {
             report::check_writable(flag, path).map_err(anyhow::Error::msg)?;
         }
-    }
-    if args.engine != SimEngine::Turmoil && (args.explore > 0 || args.shrink_to.is_some()) {
-        // Explored seeds, shrinking and the replay commands they print
-        // run on turmoil: they would not repeat what this engine found.
-        anyhow::bail!("--explore and --shrink-to run only on --engine turmoil for now");
     }
     if args.network.is_some() && args.engine != SimEngine::Simnet {
         anyhow::bail!(
@@ -605,6 +600,7 @@ fn shrink_into(
 ///   poetry-harness replay client.utf8-split              # as the catalog writes it
 ///   poetry-harness replay client.random-chunks --seed 7  # perturbed from seed 7
 ///   poetry-harness replay client.jittered-pace --seed 2 --mutant client-decodes-per-chunk
+///   poetry-harness replay server.slow-pacing --seed 3 --engine simnet --network flaky
 ///   poetry-harness replay client.jittered-pace.shrunk-seed-2 --seed 2 --mutant client-decodes-per-chunk \
 ///       --suites shrunk/client.jittered-pace.shrunk-seed-2.toml   # a case --shrink-to wrote
 #[derive(Debug, Args)]
@@ -616,6 +612,14 @@ pub struct ReplayArgs {
     /// runs as the catalog writes it.
     #[arg(long)]
     seed: Option<u64>,
+    /// The simulator the run used (as printed: --engine simnet for a run
+    /// of `run --engine simnet`).
+    #[arg(long, value_enum, default_value_t = SimEngine::Turmoil)]
+    engine: SimEngine,
+    /// With --engine simnet: the network profile the run put on every
+    /// link of the implementation (as printed).
+    #[arg(long, value_name = "PROFILE")]
+    network: Option<String>,
     /// The mutant of the zoo the run used in place of the reference.
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
@@ -631,9 +635,18 @@ pub struct ReplayArgs {
 impl ReplayArgs {
     /// The replay these arguments name (the mutant is checked here).
     pub fn to_replay(&self) -> anyhow::Result<Replay> {
+        let mut run = RunOptions::from_seed_flag(self.seed).on_engine(self.engine);
+        if let Some(name) = &self.network {
+            if self.engine != SimEngine::Simnet {
+                anyhow::bail!(
+                    "--network needs --engine simnet: only its TCP retransmits what a link loses"
+                );
+            }
+            run = run.on_network(name).map_err(anyhow::Error::msg)?;
+        }
         Ok(Replay {
             case: self.case.clone(),
-            run: RunOptions::from_seed_flag(self.seed),
+            run,
             implementation: Replay::implementation_named(self.mutant.as_deref())
                 .map_err(anyhow::Error::msg)?,
             suites: self.suites.clone(),

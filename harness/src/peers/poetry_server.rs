@@ -27,6 +27,37 @@ pub struct Step {
 /// `random_chunks` (and all chunking when `perturb` is set, for
 /// exploration with random seeds).
 pub fn plan(spec: &ServerPeer, poem: &Bytes, rng: &mut ChaCha8Rng, perturb: bool) -> Vec<Step> {
+    plan_spread(spec, poem, rng, perturb, Duration::ZERO)
+}
+
+/// The gap [`plan_spread`] puts between the pieces of a perturbed write
+/// on a byte-stream simulator (`--engine simnet`): tokio's timers count
+/// whole milliseconds, so this is the shortest pause a peer can take.
+pub const PIECE_GAP: Duration = Duration::from_millis(1);
+
+/// [`plan`], with the pieces a perturbed write is cut into `gap` apart
+/// instead of back to back (`gap` zero: exactly [`plan`]; the same random
+/// draws either way, so a seed cuts the same pieces).
+///
+/// Why: turmoil delivers each write as a message of its own, so pieces
+/// written back to back reach the reader as separate reads. A TCP that
+/// carries bytes (simnet) delivers whatever arrived at one instant as
+/// one read, so pieces written at one instant would reach the subject
+/// whole and a seed would perturb nothing. Spread `gap` apart, they
+/// arrive at distinct instants and the reader meets the cuts. The gaps
+/// are taken out of the pauses around the write, not added to them: the
+/// first pieces leave earlier (out of the pause before the write), or
+/// the last ones later (out of the pause after it, so the next write
+/// still leaves on the case's schedule), and the poem's last byte leaves
+/// when the case says. Pauses too short for every gap (writes back to
+/// back) leave the first pieces back to back, as [`plan`] does.
+pub fn plan_spread(
+    spec: &ServerPeer,
+    poem: &Bytes,
+    rng: &mut ChaCha8Rng,
+    perturb: bool,
+    gap: Duration,
+) -> Vec<Step> {
     let sent = poem.slice(..spec.truncate.unwrap_or(poem.len()).min(poem.len()));
     let mut sizes: Vec<usize> = Vec::new();
     let mut at = 0;
@@ -60,7 +91,8 @@ pub fn plan(spec: &ServerPeer, poem: &Bytes, rng: &mut ChaCha8Rng, perturb: bool
         at += size;
         k += 1;
     }
-    let mut steps = Vec::with_capacity(sizes.len());
+    // Each write: the pause before it and the pieces it is cut into.
+    let mut writes: Vec<(Duration, Vec<Bytes>)> = Vec::with_capacity(sizes.len());
     let mut offset = 0;
     let mut paused = false;
     for (i, size) in sizes.into_iter().enumerate() {
@@ -89,14 +121,48 @@ pub fn plan(spec: &ServerPeer, poem: &Bytes, rng: &mut ChaCha8Rng, perturb: bool
         cuts.sort_unstable();
         cuts.dedup();
         let mut from = 0;
+        let mut bytes = Vec::with_capacity(cuts.len() + 1);
         for cut in cuts.into_iter().chain([size]) {
-            steps.push(Step {
-                pause: if from == 0 { pause } else { Duration::ZERO },
-                bytes: sent.slice(offset + from..offset + cut),
-            });
+            bytes.push(sent.slice(offset + from..offset + cut));
             from = cut;
         }
+        writes.push((pause, bytes));
         offset += size;
+    }
+    let mut steps = Vec::with_capacity(writes.len());
+    for w in 0..writes.len() {
+        let gaps = writes[w].1.len() - 1;
+        // Spread: gaps taken out of the pause before the write (its
+        // first piece leaves earlier), then out of the pause after it
+        // (its last piece leaves later, the next write on time). The
+        // poem's last write takes none after it, so the poem ends when
+        // the case says.
+        let fits = |pause: Duration| match gap.as_nanos() {
+            0 => 0,
+            g => (pause.as_nanos() / g) as usize,
+        };
+        let before = gaps.min(fits(writes[w].0));
+        let after = match writes.get_mut(w + 1) {
+            Some(next) => {
+                let after = (gaps - before).min(fits(next.0));
+                next.0 -= gap * after as u32;
+                after
+            }
+            None => 0,
+        };
+        let back_to_back = gaps - before - after;
+        let (pause, pieces) = &writes[w];
+        for (piece, bytes) in pieces.iter().enumerate() {
+            let pause = match piece {
+                0 => *pause - gap * before as u32,
+                p if p <= back_to_back => Duration::ZERO,
+                _ => gap,
+            };
+            steps.push(Step {
+                pause,
+                bytes: bytes.clone(),
+            });
+        }
     }
     steps
 }
@@ -144,7 +210,13 @@ pub async fn run(
             },
             _ => spec.clone(),
         };
-        let steps = plan(&spec, &poem, &mut rng, perturb);
+        // On simnet a perturbed write's pieces go out apart, so that a
+        // byte stream delivers them apart (see `plan_spread`).
+        let gap = match net {
+            Net::Simnet(_) if perturb => PIECE_GAP,
+            _ => Duration::ZERO,
+        };
+        let steps = plan_spread(&spec, &poem, &mut rng, perturb, gap);
         let (name, rec, seen) = (name.clone(), rec.clone(), seen.clone());
         tokio::spawn(async move { serve_one(stream, name, spec, steps, rec, seen).await });
     }
@@ -387,5 +459,46 @@ mod tests {
         let b = plan(&spec, &poem, &mut ChaCha8Rng::seed_from_u64(3), false);
         assert_eq!(a, b);
         assert_eq!(a.iter().map(|s| s.bytes.len()).sum::<usize>(), 200);
+    }
+
+    #[test]
+    fn spread_pieces_are_the_same_bytes_apart_and_the_poem_ends_on_time() {
+        let spec = ServerPeer {
+            chunks: Some(vec![40]),
+            delay: Dur(Duration::from_millis(100)),
+            poem: PoemSpec::Text("x".repeat(400)),
+            ..ServerPeer::default()
+        };
+        let poem = spec.poem.bytes();
+        let seed = || ChaCha8Rng::seed_from_u64(9);
+        let flat = plan(&spec, &poem, &mut seed(), true);
+        assert_eq!(
+            flat,
+            plan_spread(&spec, &poem, &mut seed(), true, Duration::ZERO)
+        );
+        let spread = plan_spread(&spec, &poem, &mut seed(), true, PIECE_GAP);
+        // The same pieces, cut at the same points.
+        let bytes = |steps: &[Step]| steps.iter().map(|s| s.bytes.clone()).collect::<Vec<_>>();
+        assert_eq!(bytes(&flat), bytes(&spread));
+        assert!(flat.len() > 12, "seed 9 cuts some writes: {}", flat.len());
+        // When each piece leaves, on the writer's schedule.
+        let times = |steps: &[Step]| {
+            let mut at = Duration::ZERO;
+            steps
+                .iter()
+                .map(|s| {
+                    at += s.pause;
+                    at
+                })
+                .collect::<Vec<_>>()
+        };
+        let (flat_at, spread_at) = (times(&flat), times(&spread));
+        // Every piece apart (even those of the first write, which has no
+        // pause before it), each within 2 ms of its time, the last on time.
+        assert!(spread[1..].iter().all(|s| !s.pause.is_zero()), "{spread:?}");
+        for (i, (f, s)) in flat_at.iter().zip(&spread_at).enumerate() {
+            assert!(f.abs_diff(*s) <= 2 * PIECE_GAP, "piece {i}: {f:?} {s:?}");
+        }
+        assert_eq!(flat_at.last(), spread_at.last());
     }
 }

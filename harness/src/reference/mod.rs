@@ -15,8 +15,9 @@ pub mod transform_server;
 pub use linger::{close_gracefully, LINGER};
 pub use poetry_client::{
     get_poem, get_poem_watched, get_poems, get_poems_watched, ClientConfig, FetchError, OnBytes,
+    Progress,
 };
 pub use poetry_server::{Pacing, PoetryServer};
 pub use proxy::PoetryProxy;
-pub use transform_client::{TransformClient, TransformFailure, Transformed};
+pub use transform_client::{OnTransformed, TransformClient, TransformFailure, Transformed};
 pub use transform_server::TransformServer;

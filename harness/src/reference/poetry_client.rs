@@ -97,10 +97,20 @@ impl FetchError {
     }
 }
 
-/// Told of a download's bytes as they arrive: the index of its address
-/// (in the order given) and the bytes just read. How `get` shows a poem
-/// arriving on a terminal.
-pub type OnBytes = Arc<dyn Fn(usize, &[u8]) + Send + Sync>;
+/// What a watched download tells as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A run of bytes just read.
+    Bytes(&'a [u8]),
+    /// The download ended, with this result (after its last bytes).
+    Ended(&'a Result<Bytes, FetchError>),
+}
+
+/// Told of a download's progress as it goes: the index of its address (in
+/// the order given), then its bytes as they arrive and its end. How `get`
+/// prints each poem as soon as it, and every poem before it, has ended,
+/// and shows a poem arriving with `--stream`.
+pub type OnBytes = Arc<dyn Fn(usize, Progress<'_>) + Send + Sync>;
 
 /// Downloads one poem: every byte until the server's FIN.
 pub async fn get_poem(net: Net, addr: &str, config: ClientConfig) -> Result<Bytes, FetchError> {
@@ -153,7 +163,7 @@ pub async fn get_poems(
 }
 
 /// [`get_poems`], telling `on_bytes` (if given) of every run of bytes as
-/// it is read.
+/// it is read, and of each download's result as soon as it ends.
 pub async fn get_poems_watched(
     net: Net,
     addrs: &[String],
@@ -167,12 +177,16 @@ pub async fn get_poems_watched(
             let addr = addr.clone();
             let on_bytes = on_bytes.clone();
             tokio::spawn(async move {
-                get_poem_watched(net, &addr, config, |b| {
+                let result = get_poem_watched(net, &addr, config, |b| {
                     if let Some(f) = &on_bytes {
-                        f(i, b)
+                        f(i, Progress::Bytes(b))
                     }
                 })
-                .await
+                .await;
+                if let Some(f) = &on_bytes {
+                    f(i, Progress::Ended(&result))
+                }
+                result
             })
         })
         .collect();

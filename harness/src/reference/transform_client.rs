@@ -94,6 +94,11 @@ pub enum Transformed {
     DownloadFailed(FetchError),
 }
 
+/// Told of each poem's result as soon as it is known: the index of its
+/// address (in the order given) and the result. How `get --transform`
+/// prints each poem as soon as it, and every poem before it, is done.
+pub type OnTransformed = std::sync::Arc<dyn Fn(usize, &Transformed) + Send + Sync>;
+
 impl Transformed {
     /// The bytes printed on stdout for this poem.
     pub fn output(&self) -> &[u8] {
@@ -133,18 +138,34 @@ impl TransformClient {
 
     /// Downloads and transforms every poem at once; results in address order.
     pub async fn run(&self, net: Net, addrs: &[String]) -> Vec<Transformed> {
+        self.run_reported(net, addrs, None).await
+    }
+
+    /// [`TransformClient::run`], telling `on_result` (if given) of each
+    /// poem's result as soon as it is known (in the order they end).
+    pub async fn run_reported(
+        &self,
+        net: Net,
+        addrs: &[String],
+        on_result: Option<OnTransformed>,
+    ) -> Vec<Transformed> {
         let tasks: Vec<_> = addrs
             .iter()
-            .map(|addr| {
-                let (me, addr) = (self.clone(), addr.clone());
+            .enumerate()
+            .map(|(i, addr)| {
+                let (me, addr, on_result) = (self.clone(), addr.clone(), on_result.clone());
                 tokio::spawn(async move {
-                    match get_poem(net, &addr, me.client).await {
+                    let result = match get_poem(net, &addr, me.client).await {
                         Err(e) => Transformed::DownloadFailed(e),
                         Ok(original) => match me.transform(net, &original).await {
                             Ok(poem) => Transformed::Poem(poem),
                             Err(failure) => Transformed::Fallback { original, failure },
                         },
+                    };
+                    if let Some(f) = &on_result {
+                        f(i, &result);
                     }
+                    result
                 })
             })
             .collect();

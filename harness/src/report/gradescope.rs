@@ -1,13 +1,42 @@
-//! Gradescope's `results.json` (`run --gradescope FILE`), in the format of
-//! <https://gradescope-autograders.readthedocs.io/en/latest/specs/>: the
+//! Gradescope's `results.json` (`run --gradescope FILE`): the
 //! submission's score, and one test per case with its points, status,
 //! visibility and, for a failure, the explanation the terminal shows.
+//!
+//! The format is Gradescope's "Autograder Specifications", section
+//! "Output format"
+//! (<https://gradescope-autograders.readthedocs.io/en/latest/specs/#output-format>;
+//! its source is `docs/specs.md` of `github.com/gradescope/autograder_samples`,
+//! read as of its 2023-05 version). What this file uses of it, field by field:
+//!
+//! - top level: `score` (a number; "overrides total of tests if
+//!   specified": here it is their sum), `execution_time` (whole seconds),
+//!   `output` with `output_format`, `test_output_format` and
+//!   `test_name_format`, `visibility`, `stdout_visibility`, `extra_data`
+//!   (an object Gradescope stores and shows nobody) and `tests`. No
+//!   `leaderboard`.
+//! - per test: `name`, `status`, `score`, `max_score`, `output`, `tags`
+//!   (strings), `visibility` and `extra_data`. No `number`: Gradescope
+//!   numbers tests in the order of the array, which is the catalog's.
+//! - visibility, of a test, of the whole submission and of stdout: one of
+//!   `hidden`, `after_due_date`, `after_published` and `visible` (the
+//!   spec's default) ([`Visibility`]).
+//! - status: `passed` or `failed`. Without one, Gradescope shows a test
+//!   as passing when its `score` is its `max_score`, failing otherwise.
+//! - formats: `text` (the default for a test's output and name: nothing
+//!   rendered), `html`, `simple_format` (the default for the top-level
+//!   output: HTML, with `\n` as a line break), `md` and `ansi`. A test's
+//!   output and name are `text`, said explicitly; the top-level output is
+//!   `simple_format`, with `<`, `>` and `&` escaped, so that an
+//!   implementation's name is shown as written and never read as HTML.
+//!   Line ends are `\n`, as the spec asks.
 //!
 //! Points, the cases excused and each case's visibility come from the
 //! grading policy ([`Scoring`]); without one, every case is worth 1 and
 //! visible. A case not counted (UNSUPPORTED by something the student is
-//! excused from) is listed worth 0 and with no status: neither passed nor
-//! failed.
+//! excused from) is listed worth 0 of 0 with no status. Gradescope has no
+//! status but passed and failed, and shows a test with all its (zero)
+//! points as passing, so its name ends with `(not counted)` and its
+//! output says why.
 
 use std::time::Duration;
 
@@ -19,6 +48,9 @@ use crate::policy::{CaseScore, Scoring, Visibility};
 use crate::transcript::sanitise;
 use crate::verdict::{Kind, Profile};
 
+/// The output formats of the spec's "Output String Formatting".
+pub const OUTPUT_FORMATS: [&str; 5] = ["text", "html", "simple_format", "md", "ansi"];
+
 /// The whole file.
 #[derive(Debug, Serialize)]
 struct Results {
@@ -26,8 +58,15 @@ struct Results {
     score: f64,
     /// Seconds the run took.
     execution_time: u64,
-    /// What the submission page shows above the tests.
+    /// What the submission page shows above the tests, HTML-escaped.
     output: String,
+    /// `simple_format`: the spec's default for the top-level output,
+    /// written out (line breaks kept, the escaped text shown as is).
+    output_format: &'static str,
+    /// `text`: the tests' outputs are shown as written.
+    test_output_format: &'static str,
+    /// `text`: the tests' names are shown as written.
+    test_name_format: &'static str,
     /// Who sees the submission's score: the policy's default visibility.
     visibility: Visibility,
     /// Who sees the harness's stdout: nobody but the teacher, as it
@@ -54,6 +93,17 @@ struct Test {
     /// The case's role.
     tags: Vec<&'static str>,
     visibility: Visibility,
+    /// Stored by Gradescope, shown to nobody: the case's ID and the
+    /// verdict's label (`PASS`, `FAIL`, ...).
+    extra_data: serde_json::Value,
+}
+
+/// `text` with `&`, `<` and `>` escaped, for an `html` or
+/// `simple_format` output.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The text of one test's `output`: the verdict line, then what the
@@ -102,14 +152,19 @@ pub fn gradescope(
                 CaseScore::Earned(p) => (Some("passed"), p, p),
                 CaseScore::Lost(p) => (Some("failed"), 0.0, p),
             };
+            let not_counted = match counted {
+                CaseScore::NotCounted => " (not counted)",
+                _ => "",
+            };
             Test {
-                name: format!("{}: {}", r.case.id, sanitise(&r.case.title)),
+                name: format!("{}: {}{not_counted}", r.case.id, sanitise(&r.case.title)),
                 status,
                 score,
                 max_score,
                 output: test_output(r, profile, &counted),
                 tags: vec![r.case.role.name()],
                 visibility: scoring.visibility_of(&r.case.id),
+                extra_data: serde_json::json!({ "id": r.case.id, "verdict": r.label() }),
             }
         })
         .collect();
@@ -148,7 +203,10 @@ pub fn gradescope(
     let doc = Results {
         score: score.earned,
         execution_time: elapsed.as_secs_f64().round() as u64,
-        output,
+        output: escape_html(&output),
+        output_format: "simple_format",
+        test_output_format: "text",
+        test_name_format: "text",
         visibility: scoring.default_visibility,
         stdout_visibility: Visibility::Hidden,
         extra_data: serde_json::json!({ "poetry_harness": run }),

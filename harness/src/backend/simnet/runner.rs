@@ -297,8 +297,9 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
             origin: Duration::ZERO,
         },
         seed: opts.seed(),
-        // `replay` has no --engine yet: no command that would repeat this.
-        replay: None,
+        // `replay --engine simnet` (with the same seed and network
+        // profile) repeats this run byte for byte.
+        replay: crate::replay::Replay::of(case, imp, opts),
         tick: NO_TICK,
         exit_status: None,
         stray_output: None,
