@@ -164,16 +164,29 @@ fn generate(size: usize) -> Bytes {
     // Written piece by piece, not with `format!`: a 1 MiB poem is 28,000
     // lines, and the catalog generates its poems on every run.
     let mut out = Vec::with_capacity(size + 64);
-    let mut number = itoa::Buffer::new();
-    let mut line = 1usize;
+    // The line number in decimal, counted up in place.
+    let mut number = b"1".to_vec();
     while out.len() < size {
         out.extend_from_slice(b"line ");
-        out.extend_from_slice(number.format(line).as_bytes());
+        out.extend_from_slice(&number);
         out.extend_from_slice(b" of a long and patient poem\n");
-        line += 1;
+        increment_decimal(&mut number);
     }
     out.truncate(size);
     Bytes::from(out)
+}
+
+/// Adds one to a number written in ASCII decimal digits.
+fn increment_decimal(digits: &mut Vec<u8>) {
+    for d in digits.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            return;
+        }
+    }
+    digits.insert(0, b'1');
 }
 
 #[cfg(test)]
@@ -187,6 +200,15 @@ mod tests {
             &p[..],
             &b"line 1 of a long and patient poem\nline 2 of a long and patient poem\nline 3 of"[..]
         );
+    }
+
+    #[test]
+    fn decimal_counting_carries() {
+        let mut n = b"1".to_vec();
+        for expected in 2..=1200u32 {
+            increment_decimal(&mut n);
+            assert_eq!(n, expected.to_string().into_bytes());
+        }
     }
 
     #[test]

@@ -7,20 +7,18 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use indexmap::IndexMap;
-
 #[derive(Debug)]
 pub struct Dns {
     /// Next host byte pair in 192.168.0.0/16.
     next: u32,
-    names: IndexMap<String, IpAddr>,
+    names: crate::FastMap<String, IpAddr>,
 }
 
 impl Dns {
     pub fn new() -> Self {
         Self {
             next: 1,
-            names: IndexMap::new(),
+            names: crate::FastMap::default(),
         }
     }
 

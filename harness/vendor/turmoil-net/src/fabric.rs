@@ -10,8 +10,6 @@ use std::io::{Error, ErrorKind};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use indexmap::IndexMap;
-
 use crate::kernel::{Kernel, KernelConfig, Packet};
 
 // PATCH (poetry-harness): `Ord`, for the ordered sets of hosts with work.
@@ -30,8 +28,8 @@ pub struct Host {
 
 #[derive(Debug)]
 pub struct Fabric {
-    hosts: IndexMap<HostId, Host>,
-    ip_to_host: IndexMap<IpAddr, HostId>,
+    hosts: crate::FastMap<HostId, Host>,
+    ip_to_host: crate::FastMap<IpAddr, HostId>,
     next_id: u32,
     default_cfg: KernelConfig,
     /// PATCH (poetry-harness): hosts touched (a socket call, a delivery)
@@ -47,8 +45,8 @@ pub struct Fabric {
 impl Fabric {
     pub fn new(cfg: KernelConfig) -> Self {
         Self {
-            hosts: IndexMap::new(),
-            ip_to_host: IndexMap::new(),
+            hosts: crate::FastMap::default(),
+            ip_to_host: crate::FastMap::default(),
             next_id: 0,
             default_cfg: cfg,
             active: BTreeSet::new(),

@@ -30,6 +30,15 @@ use std::cell::RefCell;
 
 use indexmap::IndexMap;
 
+/// PATCH (poetry-harness): the stack's maps, keyed by host, address and
+/// descriptor, hash with FxHash instead of std's SipHash: their lookups
+/// (every packet delivered, every socket call) were a large share of the
+/// simulator's CPU. Insertion-ordered as before, so nothing that reaches
+/// a transcript changes, and the hash has no random seed either.
+pub(crate) type FastMap<K, V> = IndexMap<K, V, rustc_hash::FxBuildHasher>;
+/// The set kind of [`FastMap`].
+pub(crate) type FastSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
+
 mod dns;
 mod fabric;
 pub mod fixture;

@@ -240,7 +240,7 @@ pub struct Kernel {
     /// bytes, a FIN, an opened window, a rewind) or that were closed
     /// and may be reapable. `egress` visits only these, instead of
     /// sweeping every socket (32% of the CPU with 2,000 clients).
-    pub(crate) dirty: indexmap::IndexSet<Fd>,
+    pub(crate) dirty: crate::FastSet<Fd>,
     /// Packets queued by `poll_send_*` awaiting `egress()`.
     outbound: VecDeque<Packet>,
     /// Monotonic TCP initial-sequence-number source. Deterministic by
@@ -275,7 +275,7 @@ impl Kernel {
             retx_max: cfg.retx_max,
             now: Duration::ZERO,
             timers: BTreeSet::new(),
-            dirty: indexmap::IndexSet::new(),
+            dirty: crate::FastSet::default(),
             outbound: VecDeque::new(),
             tcp_isn: 0x0100_0000,
         }

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use indexmap::IndexMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -504,18 +503,18 @@ pub struct SocketTable {
     // PATCH (poetry-harness): a set per key (fd order = bind order):
     // every accepted child shares its listener's key, and removing one
     // from a Vec of thousands was O(N).
-    bindings: IndexMap<BindKey, BTreeSet<Fd>>,
+    bindings: crate::FastMap<BindKey, BTreeSet<Fd>>,
     /// 4-tuple index for TCP inbound demux: (local, remote) → fd.
     /// Populated by `poll_connect` and `accept_syn`, cleared on
     /// socket removal. Never contains wildcard locals — client
     /// sockets auto-bind concretely, and listener children inherit
     /// the concrete accepted local address.
-    connections: IndexMap<(SocketAddr, SocketAddr), Fd>,
+    connections: crate::FastMap<(SocketAddr, SocketAddr), Fd>,
     /// PATCH (poetry-harness): listening sockets by bound tuple. Accepted
     /// children share their listener's binding, so upstream's
     /// `find_listener` walked every child for each inbound SYN and each
     /// completed handshake (42% of the CPU with 2,000 clients).
-    listeners: IndexMap<BindKey, Fd>,
+    listeners: crate::FastMap<BindKey, Fd>,
     ports: PortAllocator,
 }
 
@@ -524,9 +523,9 @@ impl SocketTable {
         Self {
             next_id: 1,
             sockets: BTreeMap::new(),
-            bindings: IndexMap::new(),
-            connections: IndexMap::new(),
-            listeners: IndexMap::new(),
+            bindings: crate::FastMap::default(),
+            connections: crate::FastMap::default(),
+            listeners: crate::FastMap::default(),
             ports: PortAllocator::new(DEFAULT_EPHEMERAL_PORTS),
         }
     }
