@@ -198,7 +198,8 @@ mod tests {
         let p = generated(80);
         assert_eq!(
             &p[..],
-            &b"line 1 of a long and patient poem\nline 2 of a long and patient poem\nline 3 of"[..]
+            &b"line 1 of a long and patient poem\nline 2 of a long and patient poem\nline 3 of a "
+                [..]
         );
     }
 
