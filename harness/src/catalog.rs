@@ -417,6 +417,12 @@ fn check_case(case: &Case, clauses: &indexmap::IndexMap<String, Clause>) -> Resu
     if case.net.latency.0.is_zero() {
         return Err(problem("net.latency", "must be at least 1ms"));
     }
+    let mut peers = case.server_names();
+    peers.extend(case.client_names());
+    if case.xform.is_some() {
+        peers.push(crate::peers::transform_server::NAME.to_string());
+    }
+    case.net.check(&peers)?;
     if let Some(s) = case.min_time_scale {
         if !(s > 0.0 && s <= 1.0) {
             return Err(problem(
