@@ -331,13 +331,13 @@ pub fn live_precheck(case: &Case, target: &LiveTarget, profile: Profile) -> Opti
     verdict::precheck_parts(case, &target.name, subject.is_some(), &lacks, profile)
         .or_else(|| live_net_unsupported(case))
         .or_else(|| {
-        live::live_unsupported(case).map(|why| Verdict {
-            kind: Kind::Unsupported,
-            reason: why.into(),
-            failed: Vec::new(),
-            hints: Vec::new(),
+            live::live_unsupported(case).map(|why| Verdict {
+                kind: Kind::Unsupported,
+                reason: why.into(),
+                failed: Vec::new(),
+                hints: Vec::new(),
+            })
         })
-    })
 }
 
 fn run_case_live_untimed(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> CaseResult {

@@ -83,14 +83,14 @@ impl Default for NetSpec {
 
 impl NetSpec {
     /// What of this network only the simnet engine models, if anything:
-    /// "packet faults", "a listen backlog" or both.
+    /// "packet faults", "listen backlog" or both.
     pub fn needs_simnet(&self) -> Option<&'static str> {
         let faults = self.faults.is_some() || !self.peer_faults.is_empty();
         match (faults, self.backlog.is_some()) {
             (false, false) => None,
             (true, false) => Some("packet faults"),
-            (false, true) => Some("a listen backlog"),
-            (true, true) => Some("packet faults and a listen backlog"),
+            (false, true) => Some("listen backlog"),
+            (true, true) => Some("packet faults and listen backlog"),
         }
     }
 
@@ -104,7 +104,8 @@ impl NetSpec {
     /// catalog writes it, `net.peer_faults.s1.loss`) and what is wrong.
     pub fn check(&self, peers: &[String]) -> Result<(), (String, String)> {
         if let Some(f) = &self.faults {
-            f.faults().map_err(|(k, m)| (format!("net.faults.{k}"), m))?;
+            f.faults()
+                .map_err(|(k, m)| (format!("net.faults.{k}"), m))?;
         }
         for (name, f) in &self.peer_faults {
             if !peers.contains(name) {
@@ -278,6 +279,9 @@ mod tests {
         assert_eq!(field, "profile");
         assert!(msg.contains("'3g'") && msg.contains("lossy-wifi"), "{msg}");
         let (field, msg) = spec("loss = 1.5").faults().unwrap_err();
-        assert_eq!((field.as_str(), msg.as_str()), ("loss", "1.5 is not a probability from 0 to 1"));
+        assert_eq!(
+            (field.as_str(), msg.as_str()),
+            ("loss", "1.5 is not a probability from 0 to 1")
+        );
     }
 }

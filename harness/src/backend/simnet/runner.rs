@@ -150,7 +150,8 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
             }
             // A case the catalog did not check (built in code).
             Err((field, why)) => {
-                bad_faults.get_or_insert(format!("the case's net faults for {peer}: {field}: {why}"));
+                bad_faults
+                    .get_or_insert(format!("the case's net faults for {peer}: {field}: {why}"));
             }
         }
     }
