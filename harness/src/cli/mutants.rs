@@ -332,7 +332,7 @@ pub fn markdown(assessments: &[Assessment]) -> String {
             .iter()
             .filter_map(|id| {
                 if a.elsewhere.contains(id) {
-                    return Some(format!("`{id}` (on simnet)"));
+                    return Some(format!("`{id}` (simnet only)"));
                 }
                 kind_of(id).map(|kind| match kind {
                     Kind::Fail => format!("`{id}`"),
