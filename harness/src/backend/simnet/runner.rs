@@ -45,7 +45,8 @@ use crate::roles::Implementation;
 use crate::transcript::Transcript;
 
 /// The listen backlog of every host, as turmoil's `tcp_capacity` in the
-/// sim backend: large enough for the "many connections" cases.
+/// sim backend: large enough for the "many connections" cases. A case's
+/// `net.backlog` replaces it on the subject (see [`crate::case::net`]).
 const BACKLOG: usize = 4096;
 
 /// The tick a simnet outcome reports: none (time is event-driven), but
