@@ -244,7 +244,7 @@ pub fn parse_file(
     let parsed: CatalogFile = toml::from_str(text).map_err(|e| CatalogError {
         file: file.to_string(),
         line: e.span().map(|s| line_of(text, s.start)),
-        case: None,
+        case: e.span().and_then(|s| case_at(text, s.start)),
         field: e.span().and_then(|s| field_at(text, s.start)),
         message: e.message().trim().to_string(),
     })?;
@@ -293,6 +293,22 @@ fn field_at(text: &str, offset: usize) -> Option<String> {
     Some(match table {
         Some(t) => format!("{t}.{key}"),
         None => key.to_string(),
+    })
+}
+
+/// The ID of the case whose `[[case]]` table holds `offset`, if it has
+/// one written (`id = "..."`), for a parse error to name the case.
+fn case_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind("[[case]]")?;
+    let end = text[offset..]
+        .find("[[case]]")
+        .map_or(text.len(), |i| offset + i);
+    text[start..end].lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        let value = value.trim();
+        (key.trim() == "id" && value.len() >= 2 && value.starts_with('"') && value.ends_with('"'))
+            .then(|| value[1..value.len() - 1].to_string())
     })
 }
 
@@ -417,6 +433,12 @@ fn check_case(case: &Case, clauses: &indexmap::IndexMap<String, Clause>) -> Resu
     if case.net.latency.0.is_zero() {
         return Err(problem("net.latency", "must be at least 1ms"));
     }
+    let mut peers = case.server_names();
+    peers.extend(case.client_names());
+    if case.xform.is_some() {
+        peers.push(crate::peers::transform_server::NAME.to_string());
+    }
+    case.net.check(&peers)?;
     if let Some(s) = case.min_time_scale {
         if !(s > 0.0 && s <= 1.0) {
             return Err(problem(

@@ -232,13 +232,47 @@ fn append_sockets(outcome: &mut RunOutcome) {
 
 /// Runs and judges one case.
 pub fn run_case(case: &Case, imp: &Implementation, opts: &EngineOptions) -> CaseResult {
-    if let Some(v) = verdict::precheck(case, imp, opts.profile) {
+    if let Some(v) = sim_precheck(case, imp, opts) {
         return CaseResult::not_run(case, v);
     }
     let started = std::time::Instant::now();
     let mut judged = CaseResult::judged(case, case, sim::run(case, imp, opts.run));
     judged.wall = started.elapsed();
     judged
+}
+
+/// Why the simulator cannot give `case` to `imp` (UNSUPPORTED): what
+/// [`verdict::precheck`] says, or a network only simnet models (packet
+/// faults, a listen backlog) on another engine.
+pub fn sim_precheck(case: &Case, imp: &Implementation, opts: &EngineOptions) -> Option<Verdict> {
+    verdict::precheck(case, imp, opts.profile).or_else(|| {
+        if opts.run.engine() == sim::SimEngine::Simnet {
+            return None;
+        }
+        case.net.needs_simnet().map(|what| {
+            Verdict::new(
+                Kind::Unsupported,
+                format!(
+                    "case {} needs --engine simnet: its {what} cannot run on turmoil, which has no retransmission and no listen backlog",
+                    case.id
+                ),
+            )
+        })
+    })
+}
+
+/// Why a live run cannot give `case` to any program because of its
+/// network, naming the case: packet faults or a listen backlog.
+fn live_net_unsupported(case: &Case) -> Option<Verdict> {
+    case.net.needs_simnet().map(|what| {
+        Verdict::new(
+            Kind::Unsupported,
+            format!(
+                "case {} needs --engine simnet: its {what} cannot be made on real sockets, which cannot drop packets",
+                case.id
+            ),
+        )
+    })
 }
 
 /// Runs every case on `opts.jobs` threads; results come back in the order
@@ -294,14 +328,16 @@ pub fn live_precheck(case: &Case, target: &LiveTarget, profile: Profile) -> Opti
     let subject = target.roles.get(&case.role);
     let mut lacks = target.lacks.clone();
     lacks.extend(subject.map(|s| s.lacks.clone()).unwrap_or_default());
-    verdict::precheck_parts(case, &target.name, subject.is_some(), &lacks, profile).or_else(|| {
-        live::live_unsupported(case).map(|why| Verdict {
-            kind: Kind::Unsupported,
-            reason: why.into(),
-            failed: Vec::new(),
-            hints: Vec::new(),
+    verdict::precheck_parts(case, &target.name, subject.is_some(), &lacks, profile)
+        .or_else(|| live_net_unsupported(case))
+        .or_else(|| {
+            live::live_unsupported(case).map(|why| Verdict {
+                kind: Kind::Unsupported,
+                reason: why.into(),
+                failed: Vec::new(),
+                hints: Vec::new(),
+            })
         })
-    })
 }
 
 fn run_case_live_untimed(case: &Case, target: &LiveTarget, opts: &EngineOptions) -> CaseResult {
@@ -476,7 +512,7 @@ pub fn explore(
     base: u64,
     count: u64,
 ) -> Vec<(RunOptions, Kind)> {
-    if verdict::precheck(case, imp, opts.profile).is_some() {
+    if sim_precheck(case, imp, opts).is_some() {
         return Vec::new();
     }
     (1..=count)

@@ -212,7 +212,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(kind: Kind, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: Kind, reason: impl Into<String>) -> Self {
         Verdict {
             kind,
             reason: reason.into(),

@@ -8,6 +8,7 @@
 //!
 //! Simulator only: every snapshot is the same on every machine.
 
+use poetry_harness::backend::sim::SimEngine;
 use poetry_harness::catalog::Catalog;
 use poetry_harness::engine::{run_case, CaseResult, EngineOptions};
 use poetry_harness::mutants;
@@ -22,13 +23,26 @@ fn strict() -> EngineOptions {
     }
 }
 
-/// The report of `mutant` on the first case it lists.
+/// The report of `mutant` on the first case it lists that the default
+/// engine runs; a mutant that lists only cases with packet faults or a
+/// listen backlog, on the first of them, on simnet.
 fn first_kill(catalog: &Catalog, mutant: &mutants::Mutant) -> (CaseResult, String) {
-    let id = mutant.killed_by[0];
-    let case = catalog
-        .get(id)
-        .unwrap_or_else(|| panic!("{}: no case {id}", mutant.name));
-    let r = run_case(case, &(mutant.build)(), &strict());
+    let case = |id: &str| {
+        catalog
+            .get(id)
+            .unwrap_or_else(|| panic!("{}: no case {id}", mutant.name))
+    };
+    let mut opts = strict();
+    let on_turmoil = mutant
+        .killed_by
+        .iter()
+        .map(|id| case(id))
+        .find(|c| c.net.needs_simnet().is_none());
+    let case = on_turmoil.unwrap_or_else(|| {
+        opts.run = opts.run.on_engine(SimEngine::Simnet);
+        case(mutant.killed_by[0])
+    });
+    let r = run_case(case, &(mutant.build)(), &opts);
     let table = report::table(
         std::slice::from_ref(&r),
         mutant.name,
@@ -65,8 +79,10 @@ fn every_mutant_fails_with_output_that_teaches() {
             "{}: no clause quoted\n{table}",
             mutant.name
         );
+        // simnet runs print no replay command (`replay` has no --engine).
         assert!(
-            table.contains("    reproduce: poetry-harness replay "),
+            table.contains("    reproduce: poetry-harness replay ")
+                || r.case.net.needs_simnet().is_some(),
             "{}: no command to reproduce\n{table}",
             mutant.name
         );

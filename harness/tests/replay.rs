@@ -129,7 +129,18 @@ fn the_catalog_run_is_replayed_without_a_seed_and_random_chunks_keeps_its_58_sen
 #[test]
 fn every_case_against_the_reference_replays_byte_for_byte() {
     let catalog = catalog();
-    let cases = catalog.select(&[]);
+    // `replay` runs turmoil (it has no --engine yet): a case with packet
+    // faults or a listen backlog is UNSUPPORTED there and has no run to
+    // replay.
+    let cases: Vec<_> = catalog
+        .select(&[])
+        .into_iter()
+        .filter(|c| c.net.needs_simnet().is_none())
+        .collect();
+    assert!(
+        cases.len() < catalog.cases.len(),
+        "the catalog has net cases"
+    );
     let imp = Implementation::reference();
     for run in [RunOptions::catalog(), RunOptions::perturbed(42)] {
         let (checked, problems) = check_all(&cases, &imp, run, |_| true);

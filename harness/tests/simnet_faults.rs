@@ -237,3 +237,233 @@ fn run_refuses_a_network_profile_it_cannot_apply() {
         "{err}"
     );
 }
+
+// Packet faults and a listen backlog as case data (`[case.net]`, see
+// `poetry_harness::case::net`): checked at load time, simnet only,
+// UNSUPPORTED elsewhere, deterministic, and each new case kills its mutant.
+
+mod as_case_data {
+    use poetry_harness::backend::sim::{RunOptions, SimEngine};
+    use poetry_harness::catalog::Catalog;
+    use poetry_harness::engine::{run_case, EngineOptions};
+    use poetry_harness::roles::Implementation;
+    use poetry_harness::verdict::Kind;
+
+    use super::harness;
+
+    /// The cases whose network only simnet models, with the mutant each
+    /// was written to kill.
+    const NET_CASES: [(&str, &str); 4] = [
+        ("client.loss-ten-percent", "client-short-read-timeout"),
+        (
+            "proxy.upstream-loss-ten-percent",
+            "proxy-short-upstream-timeout",
+        ),
+        (
+            "proxy.upstream-loss-client-leaves-fetch-cancelled",
+            "proxy-no-cancel",
+        ),
+        (
+            "server.backlog-four-twelve-clients",
+            "server-accepts-in-rounds",
+        ),
+    ];
+
+    fn catalog() -> Catalog {
+        Catalog::builtin().expect("the shipped catalog loads")
+    }
+
+    fn on(engine: SimEngine) -> EngineOptions {
+        let mut opts = EngineOptions {
+            jobs: 1,
+            ..EngineOptions::default()
+        };
+        opts.run = RunOptions::catalog().on_engine(engine);
+        opts
+    }
+
+    const CASE: &str = r#"
+[[case]]
+id = "client.lossy"
+title = "a lossy case"
+clauses = ["CLIENT-3"]
+role = "client"
+[[case.servers]]
+poem = "tyger"
+[case.expect]
+results = ["poem"]
+"#;
+
+    fn load(net: &str) -> String {
+        let text = format!("{CASE}{net}");
+        let clauses = poetry_harness::spec::clauses();
+        Catalog::from_sources([("suites/lossy.toml".to_string(), text)], &clauses)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_bad_profile_names_the_file_the_case_and_the_field() {
+        let err = load("[case.net.faults]\nprofile = \"3g\"\n");
+        assert!(
+            err.starts_with(
+                "suites/lossy.toml:3: case 'client.lossy': field 'net.faults.profile': \
+                 no network profile named '3g'; the profiles are: gprs, lossy-wifi"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_fault_value_names_its_field() {
+        let err = load("[case.net.peer_faults.s1]\nloss = 1.5\n");
+        assert_eq!(
+            err,
+            "suites/lossy.toml:3: case 'client.lossy': field 'net.peer_faults.s1.loss': \
+             1.5 is not a probability from 0 to 1"
+        );
+        let err = load("[case.net.peer_faults.s7]\nloss = 0.1\n");
+        assert_eq!(
+            err,
+            "suites/lossy.toml:3: case 'client.lossy': field 'net.peer_faults.s7': \
+             's7' is not a peer of this case (its peers: s1)"
+        );
+        let err = load("[case.net]\nbacklog = 0\n");
+        assert!(
+            err.contains("case 'client.lossy': field 'net.backlog': a backlog of 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_fault_field_is_refused_where_it_is_written() {
+        let err = load("[case.net.faults]\nlos = 0.1\n");
+        assert!(
+            err.starts_with(
+                "suites/lossy.toml:12: case 'client.lossy': field 'net.faults.los': unknown field `los`"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn on_turmoil_a_case_with_faults_or_a_backlog_is_unsupported_naming_the_case() {
+        let catalog = catalog();
+        let opts = on(SimEngine::Turmoil);
+        for (id, _) in NET_CASES {
+            let case = catalog.get(id).expect("in the catalog");
+            let r = run_case(case, &Implementation::reference(), &opts);
+            assert_eq!(
+                r.verdict.kind,
+                Kind::Unsupported,
+                "{id}: {}",
+                r.verdict.reason
+            );
+            assert!(
+                r.verdict.reason.contains(id) && r.verdict.reason.contains("--engine simnet"),
+                "{}",
+                r.verdict.reason
+            );
+            assert!(r.outcome.is_none(), "{id} was not run");
+        }
+    }
+
+    #[test]
+    fn a_default_run_of_the_catalog_succeeds_with_the_net_cases_unsupported() {
+        let out = harness(&["run"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        assert!(stdout.contains(", 4 UNSUPPORTED"), "{stdout}");
+        for (id, _) in NET_CASES {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with(id) && l.contains("UNSUPPORTED")),
+                "{id}: {stdout}"
+            );
+        }
+    }
+
+    #[test]
+    fn live_a_case_with_faults_is_unsupported_naming_the_case() {
+        // No program runs: the case is UNSUPPORTED before one would start.
+        let out = harness(&[
+            "run",
+            "client.loss-ten-percent",
+            "--role",
+            "client",
+            "--cmd",
+            "false",
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        assert!(
+            stdout.contains("UNSUPPORTED")
+                && stdout.contains("case client.loss-ten-percent needs --engine simnet"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn on_simnet_the_reference_passes_each_net_case_the_same_way_twice() {
+        let catalog = catalog();
+        let opts = on(SimEngine::Simnet);
+        for (id, _) in NET_CASES {
+            let case = catalog.get(id).expect("in the catalog");
+            let a = run_case(case, &Implementation::reference(), &opts);
+            let b = run_case(case, &Implementation::reference(), &opts);
+            assert_eq!(a.verdict.kind, Kind::Pass, "{}", a.explained());
+            assert_eq!(a.transcript(), b.transcript(), "{id} repeats itself");
+        }
+    }
+
+    #[test]
+    fn on_simnet_each_net_case_kills_its_mutant() {
+        let catalog = catalog();
+        let opts = on(SimEngine::Simnet);
+        for (id, mutant) in NET_CASES {
+            let case = catalog.get(id).expect("in the catalog");
+            let m = poetry_harness::mutants::by_name(mutant).expect("in the zoo");
+            assert!(m.killed_by.contains(&id), "{mutant} lists {id}");
+            let r = run_case(case, &(m.build)(), &opts);
+            assert!(
+                r.verdict.kind.fails(opts.profile),
+                "{mutant} survived {id}: {}",
+                r.explained()
+            );
+        }
+    }
+
+    #[test]
+    fn the_loss_case_ends_in_simulated_time_within_its_bound() {
+        // The catalog's run: s2's first SYN is lost and resent at 1 s; the
+        // three poems are in at 2.9 s of simulated time (bound 10 s).
+        let catalog = catalog();
+        let case = catalog.get("client.loss-ten-percent").unwrap();
+        let r = run_case(case, &Implementation::reference(), &on(SimEngine::Simnet));
+        let o = r.outcome.expect("ran");
+        assert_eq!(o.subject_done, Some(std::time::Duration::from_millis(2900)));
+    }
+
+    #[test]
+    fn the_backlog_is_what_kills_the_mutant_that_accepts_in_rounds() {
+        // With the default backlog the mutant's clients wait at most a
+        // round (it ends at 1.05 s, within 1.5 s); with 4, SYNs dropped
+        // while the backlog is full wait for TCP to resend them.
+        let catalog = catalog();
+        let case = catalog.get("server.backlog-four-twelve-clients").unwrap();
+        let mut roomy = case.clone();
+        roomy.net.backlog = None;
+        let m = poetry_harness::mutants::by_name("server-accepts-in-rounds").unwrap();
+        let opts = on(SimEngine::Simnet);
+        let r = run_case(&roomy, &(m.build)(), &opts);
+        assert_eq!(r.verdict.kind, Kind::Pass, "{}", r.explained());
+        let r = run_case(case, &(m.build)(), &opts);
+        assert_eq!(r.verdict.kind, Kind::Fail, "{}", r.explained());
+        assert!(
+            r.verdict.reason.contains("got 4.050s"),
+            "{}",
+            r.verdict.reason
+        );
+    }
+}

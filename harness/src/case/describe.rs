@@ -266,6 +266,29 @@ pub fn case(c: &Case) -> String {
         "network: {} one-way latency; time limit {}",
         c.net.latency, c.limit
     );
+    if let Some(f) = &c.net.faults {
+        let _ = writeln!(
+            out,
+            "packet faults on every link of the subject: {}",
+            f.describe()
+        );
+    }
+    for (peer, f) in &c.net.peer_faults {
+        let _ = writeln!(
+            out,
+            "packet faults on the link with {peer}: {}",
+            f.describe()
+        );
+    }
+    if let Some(b) = c.net.backlog {
+        let _ = writeln!(out, "the subject's listen backlog: {b}");
+    }
+    if let Some(what) = c.net.needs_simnet() {
+        let _ = writeln!(
+            out,
+            "engine: --engine simnet only, for its {what}; UNSUPPORTED elsewhere"
+        );
+    }
     for (name, s) in c.server_names().iter().zip(&c.servers) {
         let _ = writeln!(out, "server peer {}", server_peer(name, s));
     }

@@ -19,6 +19,7 @@
 
 pub mod describe;
 pub mod expect;
+pub mod net;
 pub mod peers;
 pub mod poem;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use expect::Expect;
+pub use net::{FaultDirection, FaultSpec, NetSpec, DEFAULT_LATENCY};
 pub use peers::{ClientPeer, End, Leave, ServerPeer, XformBehaviour, XformPeer};
 pub use poem::PoemSpec;
 
@@ -123,31 +125,6 @@ impl std::fmt::Display for Feature {
             Feature::ExtraTransforms => "extra-transforms",
             Feature::Pacing => "pacing",
         })
-    }
-}
-
-/// The simulated network of a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetSpec {
-    /// One-way latency of every link.
-    #[serde(default = "default_latency")]
-    pub latency: Dur,
-}
-
-/// One-way latency when a case names none: a continental link. Large enough
-/// that the simulator's tick can be large too (see the sim backend).
-pub const DEFAULT_LATENCY: Duration = Duration::from_millis(50);
-
-fn default_latency() -> Dur {
-    Dur(DEFAULT_LATENCY)
-}
-
-impl Default for NetSpec {
-    fn default() -> Self {
-        NetSpec {
-            latency: default_latency(),
-        }
     }
 }
 

@@ -248,7 +248,7 @@ fn killers(a: &Assessment) -> String {
 /// What went wrong with a mutant's promises, if anything.
 fn problems(a: &Assessment) -> Vec<String> {
     let mut out = Vec::new();
-    if !a.killed() {
+    if !a.killed() && !a.only_elsewhere() {
         out.push(format!(
             "survived all {} {} case(s)",
             a.cases_run, a.mutant.role
@@ -289,6 +289,13 @@ fn matrix(assessments: &[Assessment]) -> String {
             a.mutant.role.name(),
             if by.is_empty() { "SURVIVED" } else { &by }
         );
+        if !a.elsewhere.is_empty() {
+            let _ = write!(
+                row,
+                "  (listed, needs --engine simnet: {})",
+                a.elsewhere.join(", ")
+            );
+        }
         let problems = problems(a);
         if !problems.is_empty() {
             let _ = write!(row, "  !! {}", problems.join("; "));
@@ -324,6 +331,9 @@ pub fn markdown(assessments: &[Assessment]) -> String {
             .killed_by
             .iter()
             .filter_map(|id| {
+                if a.elsewhere.contains(id) {
+                    return Some(format!("`{id}` (simnet only)"));
+                }
                 kind_of(id).map(|kind| match kind {
                     Kind::Fail => format!("`{id}`"),
                     other => format!("`{id}` ({other})"),

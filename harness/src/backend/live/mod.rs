@@ -140,6 +140,9 @@ pub fn live_unsupported(case: &Case) -> Option<&'static str> {
     if case.servers.iter().any(|s| s.blackhole) {
         return Some("a connection that never completes needs the simulator");
     }
+    if case.net.needs_simnet().is_some() {
+        return Some("its packet faults or listen backlog need the simulator (--engine simnet)");
+    }
     if case.sim_only {
         return Some("this case runs in the simulator only (see its sim_only note)");
     }

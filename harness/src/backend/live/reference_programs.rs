@@ -319,6 +319,8 @@ pub fn assess_mutant(
             .copied()
             .filter(|id| find(id).is_none())
             .collect(),
+        // Live, a case it cannot run is in `live_unsupported`, with why.
+        elsewhere: Vec::new(),
         killers,
         cases_run: results
             .iter()
@@ -376,6 +378,7 @@ mod tests {
                 killers: Vec::new(),
                 missed: Vec::new(),
                 unknown: Vec::new(),
+                elsewhere: Vec::new(),
                 cases_run: 0,
             },
             live_unsupported: unsupported

@@ -41,8 +41,11 @@
 //! Links can carry packet faults, per direction ([`faults`]): bandwidth,
 //! random or bursty (Gilbert-Elliott) loss, duplication, jitter and
 //! reordering, and named profiles of them; `run --engine simnet --network
-//! NAME` puts one on every link of the implementation. Fault draws are
-//! made flow by flow from the run's seed.
+//! NAME` puts one on every link of the implementation, and a case can ask
+//! for its own, on every link of the subject or on its link with one peer,
+//! and for the subject's listen backlog ([`crate::case::net`]; such a
+//! case is UNSUPPORTED on the other engines). Fault draws are made flow by
+//! flow from the run's seed.
 //!
 //! Time is event-driven: one current-thread tokio runtime with a paused
 //! clock runs every host's tasks; packets wait for their link's latency

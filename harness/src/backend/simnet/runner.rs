@@ -45,7 +45,8 @@ use crate::roles::Implementation;
 use crate::transcript::Transcript;
 
 /// The listen backlog of every host, as turmoil's `tcp_capacity` in the
-/// sim backend: large enough for the "many connections" cases.
+/// sim backend: large enough for the "many connections" cases. A case's
+/// `net.backlog` replaces it on the subject (see [`crate::case::net`]).
 const BACKLOG: usize = 4096;
 
 /// The tick a simnet outcome reports: none (time is event-driven), but
@@ -80,7 +81,7 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
         .latency(case.net.latency.0)
         .seed(opts.seed())
         .limit(case.limit.0 + SETTLE + tick_for(case))
-        .kernel(kernel)
+        .kernel(kernel.clone())
         .socket_dump(true)
         .build();
 
@@ -92,8 +93,24 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
         .xform
         .as_ref()
         .map(|_| sim.add_host(peers::transform_server::NAME));
-    let subject = sim.add_host("subject");
+    // The subject's listen backlog: the case's, else the default.
+    let subject = sim.add_host_with_config(
+        "subject",
+        super::KernelConfig {
+            default_backlog: case.net.backlog.unwrap_or(BACKLOG),
+            ..kernel.clone()
+        },
+    );
     let mut clients = Vec::new();
+    // Every peer host by name, with the base name its faults are under.
+    let mut peer_links: Vec<(String, String)> = server_names
+        .iter()
+        .map(|n| (n.clone(), n.clone()))
+        .chain(xform_host.map(|_| {
+            let n = peers::transform_server::NAME.to_string();
+            (n.clone(), n)
+        }))
+        .collect();
     for (base, spec) in case.client_names().iter().zip(&case.clients) {
         for k in 0..spec.count {
             let name = if spec.count == 1 {
@@ -103,20 +120,40 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
             };
             let start = spec.start.0 + spec.stagger.0 * k as u32;
             let host = sim.add_host(&name);
+            peer_links.push((name.clone(), base.clone()));
             clients.push((host, name, spec.clone(), start));
         }
     }
     let harness = sim.add_host("harness");
-    // A network profile: on every link of the subject, both ways.
+    // A network profile (`--network`): on every link of the subject, both
+    // ways; then the case's own faults (see `crate::case::net`), which
+    // replace it on the links and directions they name.
     if let Some(faults) = opts.network().and_then(|n| super::Faults::profile(n).ok()) {
-        let peers = server_names
-            .iter()
-            .cloned()
-            .chain(xform_host.map(|_| peers::transform_server::NAME.to_string()))
-            .chain(clients.iter().map(|(_, name, _, _)| name.clone()));
-        for peer in peers {
-            let _ = sim.faults("subject", &peer, faults);
-            let _ = sim.faults(&peer, "subject", faults);
+        for (peer, _) in &peer_links {
+            let _ = sim.faults("subject", peer, faults);
+            let _ = sim.faults(peer, "subject", faults);
+        }
+    }
+    let mut bad_faults = None;
+    for (peer, base) in &peer_links {
+        let Some(spec) = case.net.faults_for(base) else {
+            continue;
+        };
+        match spec.faults() {
+            Ok(faults) => {
+                use crate::case::FaultDirection;
+                if spec.direction != FaultDirection::FromSubject {
+                    let _ = sim.faults(peer, "subject", faults);
+                }
+                if spec.direction != FaultDirection::ToSubject {
+                    let _ = sim.faults("subject", peer, faults);
+                }
+            }
+            // A case the catalog did not check (built in code).
+            Err((field, why)) => {
+                bad_faults
+                    .get_or_insert(format!("the case's net faults for {peer}: {field}: {why}"));
+            }
         }
     }
     // Blackholed servers: the link to them holds every packet.
@@ -270,7 +307,7 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
         .as_ref()
         .ok()
         .map(|report| super::render_sockets(&report.sockets));
-    let crashed = ends.crashed.borrow_mut().take();
+    let crashed = ends.crashed.borrow_mut().take().or(bad_faults);
     let end = match (run, crashed) {
         (_, Some(why)) => RunEnd::Crashed(why),
         (Err(panic), None) => RunEnd::Crashed(panic_message(&panic)),
