@@ -380,6 +380,27 @@ fn in_check(case: &Case, c: &Check) -> Option<Hint> {
             && c.actual == words("rst")
             && c.expected == words("fin")
         {
+            // A slow upstream (pauses, or packets lost and resent) that
+            // the proxy gave up on while no client had left: a timer
+            // shorter than the idle timeout. (When a client left, the
+            // fetch was cancelled for the ones still waiting: below.)
+            let someone_left = case.clients.iter().any(|c| c.leave_at.is_some());
+            let slow_upstream = !someone_left
+                && case.servers.first().is_some_and(|s| {
+                    [s.delay, s.first_delay, s.pause]
+                        .iter()
+                        .any(|d| !d.0.is_zero())
+                        || case.net.faults_for(&case.server_names()[0]).is_some()
+                });
+            if slow_upstream {
+                let idle = crate::duration::format_duration(case.subject.idle_timeout.0);
+                return Some(hint(
+                    "fetch-timed-out-early",
+                    format!(
+                        "{peer} was reset while a slow upstream was still sending, under the idle timeout of {idle}: the fetch was given up too early. An upstream's idle timer restarts on every byte and fires only after the whole idle timeout (NET-4); a lost packet only delays bytes"
+                    ),
+                ));
+            }
             return Some(hint(
                 "fetch-abandoned",
                 format!(

@@ -129,9 +129,9 @@ fn the_catalog_run_is_replayed_without_a_seed_and_random_chunks_keeps_its_58_sen
 #[test]
 fn every_case_against_the_reference_replays_byte_for_byte() {
     let catalog = catalog();
-    // `replay` runs turmoil (it has no --engine yet): a case with packet
-    // faults or a listen backlog is UNSUPPORTED there and has no run to
-    // replay.
+    // On turmoil a case with packet faults or a listen backlog is
+    // UNSUPPORTED and has no run to replay; the simnet test below replays
+    // those too.
     let cases: Vec<_> = catalog
         .select(&[])
         .into_iter()

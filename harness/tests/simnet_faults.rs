@@ -385,6 +385,25 @@ results = ["poem"]
     }
 
     #[test]
+    fn a_dry_run_says_what_the_engine_would_do_with_a_net_case() {
+        let plan = |args: &[&str]| {
+            let out = harness(&[&["run", "--dry-run", "client.loss-ten-percent"], args].concat());
+            assert_eq!(out.status.code(), Some(0));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let turmoil = plan(&[]);
+        assert!(
+            turmoil.contains("UNSUPPORTED: case client.loss-ten-percent needs --engine simnet"),
+            "{turmoil}"
+        );
+        let simnet = plan(&["--engine", "simnet"]);
+        assert!(
+            simnet.lines().next().unwrap_or("").ends_with("simulator"),
+            "{simnet}"
+        );
+    }
+
+    #[test]
     fn live_a_case_with_faults_is_unsupported_naming_the_case() {
         // No program runs: the case is UNSUPPORTED before one would start.
         let out = harness(&[

@@ -352,7 +352,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .map_or_else(|| imp.name.clone(), |t| t.name.clone());
     let name = args.name.clone().unwrap_or(name);
     if args.dry_run {
-        print!("{}", dry_run_plan(&cases, &name, profile, live.as_ref()));
+        print!(
+            "{}",
+            dry_run_plan(&cases, &name, (&imp, &opts), live.as_ref())
+        );
         if let Some(shard) = args.shard {
             println!(
                 "shard {shard}: {} of the {} selected case(s)",
@@ -819,23 +822,28 @@ fn interrupt_then(fallback: impl Fn(process::Signal) + Send + Sync + 'static) {
     });
 }
 
-/// `--dry-run`: one line per case that would run, then what runs them.
+/// `--dry-run`: one line per case that would run, then what runs them:
+/// the same prechecks as the run (a case the engine cannot run says
+/// UNSUPPORTED and why).
 fn dry_run_plan(
     cases: &[&crate::case::Case],
     name: &str,
-    profile: Profile,
+    (imp, opts): (&crate::roles::Implementation, &EngineOptions),
     live: Option<&engine::LiveTarget>,
 ) -> String {
     use std::fmt::Write as _;
+    let profile = opts.profile;
     let width = cases.iter().map(|c| c.id.len()).max().unwrap_or(10);
     let mut out = String::new();
     for case in cases {
-        let how = match live {
-            None => "simulator".to_string(),
-            Some(target) => match engine::live_precheck(case, target, profile) {
-                Some(v) => format!("{}: {}", v.kind.label(), sanitise(&v.reason)),
-                None => "live".to_string(),
-            },
+        let unsupported = match live {
+            None => engine::sim_precheck(case, imp, opts),
+            Some(target) => engine::live_precheck(case, target, profile),
+        };
+        let how = match (unsupported, live) {
+            (Some(v), _) => format!("{}: {}", v.kind.label(), sanitise(&v.reason)),
+            (None, None) => "simulator".to_string(),
+            (None, Some(_)) => "live".to_string(),
         };
         let _ = writeln!(
             out,
