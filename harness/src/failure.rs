@@ -194,6 +194,28 @@ pub fn reproduce(r: &CaseResult, profile: Profile) -> Option<String> {
     Some(sanitise(&replay.judged_by(profile).to_string()).into_owned())
 }
 
+/// For a live run of a client, transforming client or proxy case: the
+/// command that serves the case's scripted servers by hand
+/// (`poetry-harness serve case ID`), to run the program against them in a
+/// debugger. A live run cannot be replayed; this is the nearest thing.
+pub fn by_hand(r: &CaseResult) -> Option<String> {
+    let live = r.outcome.as_ref()?.tolerance.is_some();
+    let served = matches!(
+        r.case.role,
+        crate::case::Role::Client | crate::case::Role::TransformClient | crate::case::Role::Proxy
+    );
+    if !live || !served || crate::backend::live::live_unsupported(&r.case).is_some() {
+        return None;
+    }
+    let suites = r.case.source.as_ref().map_or(String::new(), |p| {
+        format!(
+            " --suites {}",
+            crate::backend::live::template::shell_quote(&p.display().to_string())
+        )
+    });
+    Some(sanitise(&format!("poetry-harness serve case {}{suites}", r.case.id)).into_owned())
+}
+
 /// Who speaks on a rendered transcript line: the word after the time, or
 /// the first word of an untimed line.
 fn speaker(line: &str) -> Option<&str> {

@@ -12,6 +12,7 @@ pub mod mutants;
 mod pair;
 mod run;
 mod serve;
+mod serve_case;
 
 use std::process::ExitCode;
 
@@ -78,7 +79,8 @@ pub struct Cli {
 /// examples, from their argument struct's doc comment (a variant's doc
 /// comment would replace it).
 enum Command {
-    /// Run a reference server as a real program on this machine.
+    /// Run a reference server, or a catalog case's scripted servers
+    /// (`serve case ID`), as real programs on this machine.
     Serve(serve::ServeArgs),
     /// Download poems, as the series' clients do (optionally transformed).
     Get(get::GetArgs),

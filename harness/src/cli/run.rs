@@ -224,17 +224,17 @@ pub struct RunArgs {
 
 /// Smallest time scale: below it every pause rounds to the 1 ms floor and
 /// a case's timing means nothing.
-const MIN_TIME_SCALE: f64 = 0.001;
+pub(super) const MIN_TIME_SCALE: f64 = 0.001;
 
 /// Largest time scale: ten times slower than the catalog says is already
 /// longer than anyone waits.
-const MAX_TIME_SCALE: f64 = 10.0;
+pub(super) const MAX_TIME_SCALE: f64 = 10.0;
 
 /// Longest start-up budget a manifest may give, in seconds.
 const MAX_STARTUP_SECS: f64 = 3600.0;
 
 /// A number as a person would write it: `1e300`, not three hundred digits.
-fn number(x: f64) -> String {
+pub(super) fn number(x: f64) -> String {
     if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
         format!("{x:e}")
     } else {

@@ -94,6 +94,7 @@ enum Server {
         #[arg(long, default_value = "30s", value_parser = duration_arg)]
         idle_timeout: Duration,
     },
+    Case(super::serve_case::CaseArgs),
 }
 
 impl Server {
@@ -103,11 +104,18 @@ impl Server {
             Server::Slow { .. } | Server::Fast { .. } => Role::Server,
             Server::Transform { .. } => Role::TransformServer,
             Server::Proxy { .. } => Role::Proxy,
+            Server::Case(_) => unreachable!("served apart"),
         }
     }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
+    if let Server::Case(case) = &args.server {
+        if args.mutant.is_some() {
+            anyhow::bail!("--mutant does not apply to 'serve case': the peers are the case's");
+        }
+        return super::serve_case::run(case);
+    }
     let role = args.server.role();
     // Before binding: a bad --mutant is a usage error, with nothing printed
     // on stdout.
@@ -170,7 +178,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     }
     rt.block_on(async {
         match args.server {
-            Server::Slow { .. } | Server::Fast { .. } => unreachable!("served above"),
+            Server::Slow { .. } | Server::Fast { .. } | Server::Case(_) => {
+                unreachable!("served above")
+            }
             Server::Transform {
                 listen,
                 max_payload,

@@ -204,6 +204,14 @@ pub fn case_details(r: &CaseResult, profile: Profile, transcripts: bool) -> Stri
         if let Some(command) = crate::failure::reproduce(r, profile) {
             let _ = writeln!(out, "    reproduce: {command}");
         }
+        if teach {
+            if let Some(command) = crate::failure::by_hand(r) {
+                let _ = writeln!(
+                    out,
+                    "    by hand: {command} (its servers on 127.0.0.1, and the command line to run against them)"
+                );
+            }
+        }
         if o.tolerance.is_some() {
             let _ = writeln!(
                 out,

@@ -239,89 +239,22 @@ async fn drive(
     };
     // Peers first, bound before the program starts, so the program can be
     // told where they are and can never connect before they listen.
-    let mut addrs = Vec::new();
-    let mut tasks = Vec::new();
-    // Ports that refuse: bound and never listening, held for the case so no
-    // other case's peer or program can take them.
-    let mut refusing = Vec::new();
-    for (i, (name, spec)) in case
-        .server_names()
-        .into_iter()
-        .zip(&case.servers)
-        .enumerate()
-    {
-        let endpoint = if spec.refuse {
-            let socket = refusing_port().map_err(io)?;
-            addrs.push(socket.local_addr().map_err(io)?.to_string());
-            refusing.push(socket);
-            None
-        } else {
-            let listener = Net::Tokio.bind("127.0.0.1:0").await.map_err(io)?;
-            addrs.push(listener.local_addr().map_err(io)?.to_string());
-            Some(listener)
-        };
-        let bind = addrs.last().cloned().unwrap_or_default();
-        let (rec, seen, spec) = (rec.clone(), seen.clone(), spec.clone());
-        tasks.push(tokio::spawn(async move {
-            let endpoint = match endpoint {
-                Some(l) => peers::Endpoint::Bound(l),
-                None => peers::Endpoint::Addr(bind),
-            };
-            let _ = peers::poetry_server::run(
-                Net::Tokio,
-                name,
-                spec,
-                endpoint,
-                seed.wrapping_add(i as u64 + 1),
-                false,
-                rec,
-                seen,
-            )
-            .await;
-        }));
-    }
-    let mut xform_addr = String::new();
-    if let Some(x) = &case.xform {
-        let endpoint = if x.behaviour == crate::case::XformBehaviour::Absent {
-            let socket = refusing_port().map_err(io)?;
-            xform_addr = socket.local_addr().map_err(io)?.to_string();
-            refusing.push(socket);
-            peers::Endpoint::Addr(xform_addr.clone())
-        } else {
-            let listener = Net::Tokio.bind("127.0.0.1:0").await.map_err(io)?;
-            xform_addr = listener.local_addr().map_err(io)?.to_string();
-            peers::Endpoint::Bound(listener)
-        };
-        let (rec, seen, x) = (rec.clone(), seen.clone(), x.clone());
-        tasks.push(tokio::spawn(async move {
-            let _ = peers::transform_server::run(Net::Tokio, x, endpoint, rec, seen).await;
-        }));
-    }
+    // `_refusing` holds the refusing ports for the whole case.
+    let Peers {
+        addrs,
+        xform: xform_addr,
+        tasks,
+        refusing: _refusing,
+    } = start_peers(case, seed, rec, seen, None).await.map_err(io)?;
     let poem_file = tempfile::NamedTempFile::new().map_err(io)?;
     std::fs::write(poem_file.path(), case.subject.poem.bytes()).map_err(io)?;
     let port = free_port().map_err(io)?;
     let s = &case.subject;
-    let mut values: IndexMap<&str, String> = IndexMap::new();
-    values.insert("port", port.to_string());
-    values.insert("addr", addrs.first().cloned().unwrap_or_default());
-    values.insert("addrs", addrs.join(" "));
+    let mut values = template_values(case, &addrs, &xform_addr, port);
     values.insert(
         "poem",
         template::shell_quote(&poem_file.path().display().to_string()),
     );
-    values.insert("upstream", addrs.first().cloned().unwrap_or_default());
-    values.insert("xform", xform_addr.clone());
-    values.insert("transform", template::shell_quote(&s.transform));
-    let seconds = |d: Duration| format!("{}", d.as_secs_f64());
-    values.insert("timeout", seconds(s.idle_timeout.0));
-    values.insert("connect_timeout", seconds(s.connect_timeout.0));
-    values.insert("idle_timeout", seconds(s.idle_timeout.0));
-    values.insert("transform_timeout", seconds(s.transform_timeout.0));
-    // An unpaced case still passes numbers any program can parse: the whole
-    // poem in one write, no pause.
-    let unpaced = s.poem.bytes().len().max(1);
-    values.insert("num_bytes", s.num_bytes.unwrap_or(unpaced).to_string());
-    values.insert("delay", seconds(s.delay.map_or(Duration::ZERO, |d| d.0)));
     let command = template::expand(&subject.command, &values, false)?;
     let mut env = process::pass_through(&subject.env);
     env.push(("POETRY_CASE".to_string(), case.id.clone()));
@@ -490,10 +423,149 @@ async fn drive(
 }
 
 /// A port of 127.0.0.1 that refuses connections: bound, never listening.
-fn refusing_port() -> std::io::Result<tokio::net::TcpSocket> {
+fn refusing_port(addr: &str) -> std::io::Result<tokio::net::TcpSocket> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind("127.0.0.1:0".parse().expect("a valid address"))?;
+    socket.bind(addr)?;
     Ok(socket)
+}
+
+/// The scripted peers of a live case, listening on 127.0.0.1 (or refusing
+/// there, as the case says), their tasks running until aborted.
+pub struct Peers {
+    /// The server peers' addresses, in the order the subject is given them.
+    pub addrs: Vec<String>,
+    /// The transform server's address (empty when the case has none).
+    pub xform: String,
+    /// The peers' tasks: they accept until aborted.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Ports that refuse: bound and never listening, held for as long as
+    /// the peers run so that no other program can take them.
+    pub refusing: Vec<tokio::net::TcpSocket>,
+}
+
+/// Starts a case's scripted server peers and its transform server (if
+/// any) on 127.0.0.1, exactly as a live run does: on free ports, or, with
+/// `base`, on consecutive ports from it (servers in order, then the
+/// transform server). The one place live peers are started (`run` with a
+/// program, and `serve case`).
+pub async fn start_peers(
+    case: &Case,
+    seed: u64,
+    rec: &Recorder,
+    seen: &peers::Shared,
+    base: Option<u16>,
+) -> std::io::Result<Peers> {
+    let mut next = base;
+    let mut bind_addr = || -> std::io::Result<String> {
+        match &mut next {
+            None => Ok("127.0.0.1:0".to_string()),
+            Some(p) => {
+                let port = *p;
+                *p = p.checked_add(1).ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("no port left after {port} for the case's next peer"),
+                    )
+                })?;
+                Ok(format!("127.0.0.1:{port}"))
+            }
+        }
+    };
+    let mut peers = Peers {
+        addrs: Vec::new(),
+        xform: String::new(),
+        tasks: Vec::new(),
+        refusing: Vec::new(),
+    };
+    for (i, (name, spec)) in case
+        .server_names()
+        .into_iter()
+        .zip(&case.servers)
+        .enumerate()
+    {
+        let at = bind_addr()?;
+        let endpoint = if spec.refuse {
+            let socket = refusing_port(&at)?;
+            peers.addrs.push(socket.local_addr()?.to_string());
+            peers.refusing.push(socket);
+            None
+        } else {
+            let listener = Net::Tokio.bind(&at).await?;
+            peers.addrs.push(listener.local_addr()?.to_string());
+            Some(listener)
+        };
+        let bind = peers.addrs.last().cloned().unwrap_or_default();
+        let (rec, seen, spec) = (rec.clone(), seen.clone(), spec.clone());
+        peers.tasks.push(tokio::spawn(async move {
+            let endpoint = match endpoint {
+                Some(l) => peers::Endpoint::Bound(l),
+                None => peers::Endpoint::Addr(bind),
+            };
+            let _ = peers::poetry_server::run(
+                Net::Tokio,
+                name,
+                spec,
+                endpoint,
+                seed.wrapping_add(i as u64 + 1),
+                false,
+                rec,
+                seen,
+            )
+            .await;
+        }));
+    }
+    if let Some(x) = &case.xform {
+        let at = bind_addr()?;
+        let endpoint = if x.behaviour == crate::case::XformBehaviour::Absent {
+            let socket = refusing_port(&at)?;
+            peers.xform = socket.local_addr()?.to_string();
+            peers.refusing.push(socket);
+            peers::Endpoint::Addr(peers.xform.clone())
+        } else {
+            let listener = Net::Tokio.bind(&at).await?;
+            peers.xform = listener.local_addr()?.to_string();
+            peers::Endpoint::Bound(listener)
+        };
+        let (rec, seen, x) = (rec.clone(), seen.clone(), x.clone());
+        peers.tasks.push(tokio::spawn(async move {
+            let _ = peers::transform_server::run(Net::Tokio, x, endpoint, rec, seen).await;
+        }));
+    }
+    Ok(peers)
+}
+
+/// The values a command template's placeholders take for `case` (already
+/// [`scaled`]) with its peers at `addrs` and `xform` and the program's own
+/// port `port`: every placeholder but `{poem}` (a file the caller writes).
+/// The one place a live case's template is filled.
+pub fn template_values(
+    case: &Case,
+    addrs: &[String],
+    xform: &str,
+    port: u16,
+) -> IndexMap<&'static str, String> {
+    let s = &case.subject;
+    let mut values: IndexMap<&'static str, String> = IndexMap::new();
+    values.insert("port", port.to_string());
+    values.insert("addr", addrs.first().cloned().unwrap_or_default());
+    values.insert("addrs", addrs.join(" "));
+    values.insert("upstream", addrs.first().cloned().unwrap_or_default());
+    values.insert("xform", xform.to_string());
+    values.insert("transform", template::shell_quote(&s.transform));
+    let seconds = |d: Duration| format!("{}", d.as_secs_f64());
+    values.insert("timeout", seconds(s.idle_timeout.0));
+    values.insert("connect_timeout", seconds(s.connect_timeout.0));
+    values.insert("idle_timeout", seconds(s.idle_timeout.0));
+    values.insert("transform_timeout", seconds(s.transform_timeout.0));
+    // An unpaced case still passes numbers any program can parse: the whole
+    // poem in one write, no pause.
+    let unpaced = s.poem.bytes().len().max(1);
+    values.insert("num_bytes", s.num_bytes.unwrap_or(unpaced).to_string());
+    values.insert("delay", seconds(s.delay.map_or(Duration::ZERO, |d| d.0)));
+    values
 }
 
 /// Grace before probing a port, so that programs that announce themselves
