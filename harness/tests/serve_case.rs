@@ -205,6 +205,20 @@ fn a_case_only_the_simulator_runs_is_refused_with_its_reason() {
 }
 
 #[test]
+fn a_case_with_packet_faults_is_refused_naming_the_simulator() {
+    // Real sockets cannot lose packets: serving it without them would
+    // not be the case.
+    let out = run(&["serve", "case", "client.loss-ten-percent"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("packet faults exist only in the simulator")
+            && stderr.contains("--engine simnet"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_failed_live_client_case_points_at_serve_case() {
     // A "client" that prints nothing and exits 0 fails the case.
     let out = run(&[

@@ -123,6 +123,12 @@ fn refusal(case: &Case) -> Option<String> {
             sketch = sketch(case.role)
         ));
     }
+    if let Some(what) = case.net.needs_simnet() {
+        return Some(format!(
+            "case '{}' cannot run on real sockets: its {what} exist only in the simulator (poetry-harness replay {} --engine simnet)",
+            case.id, case.id
+        ));
+    }
     live::live_unsupported(case)
         .map(|why| format!("case '{}' cannot run on real sockets: {why}", case.id))
 }
