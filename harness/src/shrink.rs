@@ -2,7 +2,8 @@
 //! case found that still fails the same way, as a catalog file.
 //!
 //! The case is edited as data (its TOML table, as the catalog wrote it):
-//! a shorter poem, fewer chunk sizes, fewer faults, fewer servers and
+//! a shorter poem, fewer chunk sizes, fewer faults (a peer's, and the
+//! network's: each `[case.net]` fault field and the backlog), fewer servers and
 //! clients. Each candidate is written out and read back through the
 //! catalog's own parser ([`catalog::parse_file`]), then run with the same
 //! [`RunOptions`]; it is kept when the implementation still fails it with
@@ -165,6 +166,22 @@ impl Size {
             faults += usize::from(x.behaviour != XformBehaviour::Answer)
                 + usize::from(!x.delay.0.is_zero());
         }
+        for f in case.net.faults.iter().chain(case.net.peer_faults.values()) {
+            faults += [
+                f.profile.is_some(),
+                f.loss.is_some(),
+                f.burst.is_some(),
+                f.bandwidth.is_some(),
+                f.duplicate.is_some(),
+                f.jitter.is_some(),
+                f.reorder.is_some(),
+                f.reorder_delay.is_some(),
+            ]
+            .into_iter()
+            .filter(|f| *f)
+            .count();
+        }
+        faults += usize::from(case.net.backlog.is_some());
         Size {
             poem_bytes,
             chunks,
@@ -235,6 +252,19 @@ const CLIENT_FAULTS: &[&str] = &[
 
 /// Transform peer keys that script a fault.
 const XFORM_FAULTS: &[&str] = &["behaviour", "delay"];
+
+/// The fields of a `[case.net]` fault table that are faults (its
+/// `direction` only places them).
+const NET_FAULTS: &[&str] = &[
+    "profile",
+    "loss",
+    "burst",
+    "bandwidth",
+    "duplicate",
+    "jitter",
+    "reorder",
+    "reorder_delay",
+];
 
 /// Shrinks `case`, which `imp` fails with `run` under `profile`, to the
 /// smallest case found that still fails the same way and that the
@@ -452,6 +482,7 @@ fn candidates(t: &Table) -> Vec<(String, Table)> {
             out.push((format!("xform.{key} removed"), c));
         }
     }
+    out.extend(fewer_net_faults(t));
     // Fewer chunk sizes.
     for i in 0..servers {
         let Some(p) = peer(t, "servers", i) else {
@@ -508,6 +539,69 @@ fn candidates(t: &Table) -> Vec<(String, Table)> {
         }
     }
     out
+}
+
+/// Each fault of the case's network cut: a field of `net.faults` or of a
+/// `net.peer_faults.NAME` (the table with it, when it was the last), and
+/// `net.backlog`.
+fn fewer_net_faults(t: &Table) -> Vec<(String, Table)> {
+    let mut out = Vec::new();
+    let Some(net) = t.get("net").and_then(Value::as_table) else {
+        return out;
+    };
+    // Each fault table, by its path under `net`.
+    let mut tables: Vec<Vec<String>> = Vec::new();
+    if net.get("faults").is_some_and(Value::is_table) {
+        tables.push(vec!["faults".into()]);
+    }
+    if let Some(peers) = net.get("peer_faults").and_then(Value::as_table) {
+        for name in peers.keys() {
+            tables.push(vec!["peer_faults".into(), name.clone()]);
+        }
+    }
+    for path in tables {
+        let Some(table) = table_at(net, &path) else {
+            continue;
+        };
+        for key in NET_FAULTS.iter().filter(|k| table.contains_key(**k)) {
+            let mut c = t.clone();
+            let Some(net) = c.get_mut("net").and_then(Value::as_table_mut) else {
+                continue;
+            };
+            let (parent, last) = path.split_at(path.len() - 1);
+            let Some(parent) = table_at_mut(net, parent) else {
+                continue;
+            };
+            let name = &last[0];
+            let left = parent.get_mut(name).and_then(Value::as_table_mut).map(|f| {
+                f.remove(*key);
+                NET_FAULTS.iter().any(|k| f.contains_key(*k))
+            });
+            if left == Some(false) {
+                // Only `direction` is left, or nothing: no faults at all.
+                parent.remove(name);
+            }
+            out.push((format!("net.{}.{key} removed", path.join(".")), c));
+        }
+    }
+    if net.contains_key("backlog") {
+        let mut c = t.clone();
+        if let Some(net) = c.get_mut("net").and_then(Value::as_table_mut) {
+            net.remove("backlog");
+        }
+        out.push(("net.backlog removed".into(), c));
+    }
+    out
+}
+
+fn table_at<'a>(t: &'a Table, path: &[String]) -> Option<&'a Table> {
+    path.iter()
+        .try_fold(t, |t, key| t.get(key).and_then(Value::as_table))
+}
+
+fn table_at_mut<'a>(t: &'a mut Table, path: &[String]) -> Option<&'a mut Table> {
+    path.iter()
+        .try_fold(t, |t, key| t.get_mut(key).and_then(Value::as_table_mut))
 }
 
 fn array_len(t: &Table, key: &str) -> usize {
@@ -610,4 +704,52 @@ fn shorter(spec: &PoemSpec, bytes: &Bytes, n: usize) -> Option<Value> {
         },
     }
     Some(Value::Table(table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cuts(text: &str) -> Vec<(String, Table)> {
+        fewer_net_faults(&toml::from_str(text).expect("a table"))
+    }
+
+    #[test]
+    fn each_network_fault_is_cut_and_a_table_left_without_one_goes() {
+        let found = cuts(
+            r#"
+            [net]
+            backlog = 4
+            [net.faults]
+            loss = 0.1
+            jitter = "5ms"
+            direction = "to-subject"
+            [net.peer_faults.s1]
+            burst = { to_bad = 0.1, to_good = 0.5 }
+            "#,
+        );
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "net.faults.loss removed",
+                "net.faults.jitter removed",
+                "net.peer_faults.s1.burst removed",
+                "net.backlog removed"
+            ]
+        );
+        let net = |i: usize| found[i].1["net"].as_table().unwrap().clone();
+        // One of two faults cut: the table stays, with its direction.
+        let f = net(0)["faults"].as_table().unwrap().clone();
+        assert!(!f.contains_key("loss") && f.contains_key("jitter") && f.contains_key("direction"));
+        // The only fault cut: the table goes.
+        assert!(net(2)["peer_faults"].as_table().unwrap().is_empty());
+        assert!(!net(3).contains_key("backlog") && net(3).contains_key("faults"));
+    }
+
+    #[test]
+    fn a_network_without_faults_has_nothing_to_cut() {
+        assert!(cuts("[net]\nlatency = \"10ms\"\n").is_empty());
+        assert!(cuts("id = \"x\"\n").is_empty());
+    }
 }

@@ -208,3 +208,52 @@ fn a_spent_budget_still_gives_a_case_that_fails() {
     let r = engine::run_case(&shrunk.case, &imp, &strict(RunOptions::catalog()));
     assert_eq!(r.verdict.kind, shrunk.kind);
 }
+
+/// Network faults shrink too: a loss case given a bandwidth limit it does not
+/// need loses it, and keeps the loss that kills the mutant (a client that
+/// gives up on a pause shorter than TCP's retransmission timeout).
+#[test]
+fn network_faults_the_failure_does_not_need_are_cut() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("lossy.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[case]]
+id = "client.lossy-narrow"
+title = "a poem over a lossy, narrow link"
+clauses = ["CLIENT-3", "CLIENT-10"]
+role = "client"
+[case.net.faults]
+loss = 0.1
+bandwidth = 10000000
+[[case.servers]]
+poem = { size = 20000 }
+[case.expect]
+results = ["poem"]
+"#,
+    )
+    .expect("write the case");
+    let catalog = Catalog::load_path(&path).expect("loads");
+    let case = catalog.get("client.lossy-narrow").expect("case exists");
+    let imp = (mutants::by_name("client-short-read-timeout")
+        .expect("mutant exists")
+        .build)();
+    let run = RunOptions::catalog().on_engine(SimEngine::Simnet);
+    let shrunk = shrink(case, &imp, run, Profile::Strict, Budget::default()).expect("shrinks");
+    assert!(
+        shrunk
+            .cuts
+            .iter()
+            .any(|c| c == "net.faults.bandwidth removed"),
+        "{:?}",
+        shrunk.cuts
+    );
+    let kept = shrunk.case.net.faults.as_ref().expect("the loss is kept");
+    assert_eq!(
+        (kept.loss, kept.bandwidth),
+        (Some(0.1), None),
+        "{}",
+        shrunk.toml
+    );
+}

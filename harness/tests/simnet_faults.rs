@@ -336,6 +336,61 @@ results = ["poem"]
     }
 
     #[test]
+    fn a_bad_burst_names_its_field() {
+        let err = load("[case.net.peer_faults.s1]\nburst = { to_bad = 0.1, to_good = 2.0 }\n");
+        assert_eq!(
+            err,
+            "suites/lossy.toml:3: case 'client.lossy': field 'net.peer_faults.s1.burst.to_good': \
+             2 is not a probability from 0 to 1"
+        );
+        let err = load("[case.net.faults]\nloss = 0.1\nburst = { to_bad = 0.1, to_good = 0.5 }\n");
+        assert!(
+            err.starts_with(
+                "suites/lossy.toml:3: case 'client.lossy': field 'net.faults.burst': `loss`"
+            ),
+            "{err}"
+        );
+    }
+
+    /// Bursty loss written in a case reaches the simulator: the download
+    /// still completes, later than on a clean link, and repeats itself.
+    #[test]
+    fn a_case_with_bursty_loss_slows_the_reference_which_still_passes() {
+        let clauses = poetry_harness::spec::clauses();
+        let clean = Catalog::from_sources(
+            [("suites/lossy.toml".to_string(), CASE.to_string())],
+            &clauses,
+        )
+        .expect("loads");
+        // Half the packets lost, in bursts of two on average, towards the
+        // client: it must wait out retransmissions.
+        let bursty = format!(
+            "{CASE}[case.net.faults]\nburst = {{ to_bad = 0.5, to_good = 0.5 }}\ndirection = \"to-subject\"\n"
+        );
+        let bursty = Catalog::from_sources([("suites/lossy.toml".to_string(), bursty)], &clauses)
+            .expect("loads");
+        let opts = on(SimEngine::Simnet);
+        let done = |c: &Catalog| {
+            let r = run_case(
+                c.get("client.lossy").unwrap(),
+                &Implementation::reference(),
+                &opts,
+            );
+            assert_eq!(r.verdict.kind, Kind::Pass, "{}", r.explained());
+            let transcript = r.transcript();
+            (
+                r.outcome.expect("ran").subject_done.expect("done"),
+                transcript,
+            )
+        };
+        let (clean_at, _) = done(&clean);
+        let (bursty_at, first) = done(&bursty);
+        let (_, again) = done(&bursty);
+        assert!(bursty_at > clean_at, "{bursty_at:?} after {clean_at:?}");
+        assert_eq!(first, again, "the same losses each run");
+    }
+
+    #[test]
     fn an_unknown_fault_field_is_refused_where_it_is_written() {
         let err = load("[case.net.faults]\nlos = 0.1\n");
         assert!(

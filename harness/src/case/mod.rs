@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use expect::Expect;
-pub use net::{FaultDirection, FaultSpec, NetSpec, DEFAULT_LATENCY};
+pub use net::{BurstSpec, FaultDirection, FaultSpec, NetSpec, DEFAULT_LATENCY};
 pub use peers::{ClientPeer, End, Leave, ServerPeer, XformBehaviour, XformPeer};
 pub use poem::PoemSpec;
 

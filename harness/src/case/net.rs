@@ -10,6 +10,8 @@
 //! [case.net.peer_faults.s1]      # the link with s1 only, in place of `faults`
 //! profile = "lossy-wifi"
 //! direction = "to-subject"
+//! [case.net.peer_faults.s2]      # losses in bursts (Gilbert-Elliott)
+//! burst = { to_bad = 0.01, to_good = 0.25, loss_bad = 0.8 }
 //! ```
 //!
 //! Placement: `faults` is on every link between the subject and one of
@@ -24,6 +26,12 @@
 //! A fault table starts from its `profile` (one of
 //! [`crate::backend::simnet::faults::PROFILES`], or none), and each field
 //! written replaces the profile's: `loss` (random loss, a probability),
+//! or `burst` (losses in bursts: a Gilbert-Elliott chain, good and bad
+//! states, stepped once per packet: `to_bad` and `to_good` the chances
+//! of moving per packet, `loss_good` and `loss_bad` the loss in each
+//! state, 0 and 1 by default; about `to_bad / (to_bad + to_good)` of
+//! packets fall in bursts of `1 / to_good` packets on average; a table
+//! cannot have both, since they are two models of the same loss),
 //! `bandwidth` (bytes per second), `duplicate` and `reorder`
 //! (probabilities), `jitter` and `reorder_delay` (durations). The order
 //! in which a packet meets them is [`crate::backend::simnet::faults`]'s.
@@ -155,6 +163,9 @@ pub struct FaultSpec {
     /// Each packet lost with this probability, on its own.
     #[serde(default)]
     pub loss: Option<f64>,
+    /// Losses in bursts (in place of `loss`).
+    #[serde(default)]
+    pub burst: Option<BurstSpec>,
     /// Bytes per second the direction carries.
     #[serde(default)]
     pub bandwidth: Option<u64>,
@@ -175,6 +186,72 @@ pub struct FaultSpec {
     pub direction: FaultDirection,
 }
 
+/// Bursty loss as a case writes it: a Gilbert-Elliott chain.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstSpec {
+    /// Chance per packet of going from the good state to the bad.
+    pub to_bad: f64,
+    /// Chance per packet of going from the bad state back to the good.
+    pub to_good: f64,
+    /// Loss in the good state.
+    #[serde(default)]
+    pub loss_good: f64,
+    /// Loss in the bad state.
+    #[serde(default = "all")]
+    pub loss_bad: f64,
+}
+
+fn all() -> f64 {
+    1.0
+}
+
+impl BurstSpec {
+    /// The simulator's loss, checked: an error naming the field
+    /// (`burst.to_good`, ...) and what is wrong.
+    fn loss(&self) -> Result<Loss, (String, String)> {
+        let fields = [
+            ("to_bad", self.to_bad),
+            ("to_good", self.to_good),
+            ("loss_good", self.loss_good),
+            ("loss_bad", self.loss_bad),
+        ];
+        for (field, p) in fields {
+            if !(0.0..=1.0).contains(&p) {
+                return Err((
+                    format!("burst.{field}"),
+                    format!("{p} is not a probability from 0 to 1"),
+                ));
+            }
+        }
+        if self.to_good == 0.0 && self.to_bad > 0.0 && self.loss_bad > 0.0 {
+            return Err((
+                "burst.to_good".into(),
+                "0 never leaves the bad state: the first burst would last for ever".into(),
+            ));
+        }
+        Ok(Loss::GilbertElliott {
+            to_bad: self.to_bad,
+            to_good: self.to_good,
+            loss_good: self.loss_good,
+            loss_bad: self.loss_bad,
+        })
+    }
+
+    /// The share of packets lost in the long run (the chain's stationary
+    /// loss) and the mean length of a stay in the bad state, in packets.
+    pub fn shape(&self) -> (f64, f64) {
+        let moves = self.to_bad + self.to_good;
+        let bad = if moves == 0.0 {
+            0.0
+        } else {
+            self.to_bad / moves
+        };
+        let lost = bad * self.loss_bad + (1.0 - bad) * self.loss_good;
+        (lost, 1.0 / self.to_good)
+    }
+}
+
 impl FaultSpec {
     /// The simulator's faults: the profile's, with the fields written
     /// replacing them, checked. An error names the field (`profile`,
@@ -186,6 +263,17 @@ impl FaultSpec {
         };
         if let Some(p) = self.loss {
             f.loss = Loss::Random(p);
+        }
+        if let Some(b) = &self.burst {
+            if self.loss.is_some() {
+                return Err((
+                    "burst".into(),
+                    "`loss` (random) and `burst` (in bursts) are two models of the same \
+                     loss; write one"
+                        .into(),
+                ));
+            }
+            f.loss = b.loss()?;
         }
         if let Some(b) = self.bandwidth {
             f.bandwidth = Some(b);
@@ -234,6 +322,14 @@ impl FaultSpec {
         if let Some(p) = self.loss {
             parts.push(format!("{}% loss", p * 100.0));
         }
+        if let Some(b) = &self.burst {
+            let (lost, run) = b.shape();
+            parts.push(format!(
+                "losses in bursts (about {:.1}% of packets, {:.1} at a time)",
+                lost * 100.0,
+                run
+            ));
+        }
         if let Some(b) = self.bandwidth {
             parts.push(format!("{b} B/s"));
         }
@@ -271,6 +367,56 @@ mod tests {
         let f = spec("profile = \"gprs\"\nloss = 0.1").faults().unwrap();
         assert_eq!(f.loss, Loss::Random(0.1));
         assert_eq!(f.bandwidth, Some(5_000));
+    }
+
+    #[test]
+    fn burst_is_a_gilbert_elliott_chain_with_defaults_for_its_losses() {
+        let s = spec("burst = { to_bad = 0.01, to_good = 0.25 }");
+        assert_eq!(
+            s.faults().unwrap().loss,
+            Loss::GilbertElliott {
+                to_bad: 0.01,
+                to_good: 0.25,
+                loss_good: 0.0,
+                loss_bad: 1.0
+            }
+        );
+        // It replaces a profile's loss, as `loss` does.
+        let s = spec("profile = \"gprs\"\nburst = { to_bad = 0.1, to_good = 0.4, loss_bad = 0.5 }");
+        let f = s.faults().unwrap();
+        assert!(matches!(f.loss, Loss::GilbertElliott { loss_bad, .. } if loss_bad == 0.5));
+        assert_eq!(f.bandwidth, Some(5_000));
+        // 0.1 / 0.5 of packets in the bad state, half of them lost: 10%,
+        // in stays of 2.5 packets.
+        let (lost, run) = s.burst.unwrap().shape();
+        assert!((lost - 0.1).abs() < 1e-12 && (run - 2.5).abs() < 1e-12);
+        assert_eq!(
+            s.describe(),
+            "profile gprs, losses in bursts (about 10.0% of packets, 2.5 at a time) (both ways)"
+        );
+    }
+
+    #[test]
+    fn burst_refuses_bad_probabilities_a_chain_stuck_bad_and_loss_beside_it() {
+        let err = |t: &str| spec(t).faults().unwrap_err();
+        assert_eq!(
+            err("burst = { to_bad = 0.01, to_good = 1.25 }"),
+            (
+                "burst.to_good".to_string(),
+                "1.25 is not a probability from 0 to 1".to_string()
+            )
+        );
+        let (field, msg) = err("burst = { to_bad = 0.01, to_good = 0.0 }");
+        assert_eq!(field, "burst.to_good");
+        assert!(msg.contains("never leaves the bad state"), "{msg}");
+        let (field, msg) = err("loss = 0.1\nburst = { to_bad = 0.01, to_good = 0.5 }");
+        assert_eq!(field, "burst");
+        assert!(msg.contains("write one"), "{msg}");
+        let e = toml::from_str::<FaultSpec>("burst = { to_bad = 0.01 }").unwrap_err();
+        assert!(e.to_string().contains("missing field `to_good`"), "{e}");
+        let e = toml::from_str::<FaultSpec>("burst = { to_bad = 0.01, to_good = 0.1, bad = 1 }")
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field `bad`"), "{e}");
     }
 
     #[test]
