@@ -2,9 +2,9 @@
 //! catalog on turmoil-net's byte-accurate TCP and the event-driven
 //! scheduler of `backend::simnet`, instead of turmoil 0.7.2.
 //!
-//! What it establishes: the reference passes every case but the one
-//! listed in [`NOT_PASSING`], for the reason the list explains (and none
-//! by a crash); runs are deterministic; and the mutants are still caught,
+//! What it establishes: the reference passes every case but those
+//! listed in [`NOT_PASSING`] (none today), for the reason the list
+//! explains (and none by a crash); runs are deterministic; and the mutants are still caught,
 //! some (a server that serves one client at a time against a reader that
 //! stalls) now by byte flow control itself.
 
@@ -19,19 +19,11 @@ use poetry_harness::roles::Implementation;
 use poetry_harness::verdict::{Kind, Profile};
 
 /// The cases the reference does not pass on simnet, with what the verdict
-/// says and why. A case that starts passing must leave this list.
-const NOT_PASSING: [(&str, Kind, &str, &str); 1] = [(
-    "server.slow-first-chunk-at-once",
-    Kind::Fail,
-    "elapsed: expected at most 0.150s, got 0.200s",
-    "the handshake: the client's SYN, the SYN-ACK and the ACK put the \
-     server's accept at 150 ms, so the first chunk arrives at 200 ms, \
-     50 ms after the accept (POEM-8's t0 + tau holds); the case's 150 ms \
-     is turmoil's accept at 50 ms plus tau. No TCP with a three-way \
-     handshake over 50 ms links delivers a byte before 200 ms: the bound \
-     has to move (or be measured from the accept), which is a decision \
-     about the catalog, not the TCP model",
-)];
+/// says and why. A case that starts passing must leave this list. Empty
+/// since `server.slow-first-chunk-at-once` measures its bound from the
+/// accept of a three-way handshake (150 ms + tau), which turmoil's
+/// handshake-free accept at 50 ms also meets.
+const NOT_PASSING: [(&str, Kind, &str, &str); 0] = [];
 
 fn simnet() -> EngineOptions {
     EngineOptions {
