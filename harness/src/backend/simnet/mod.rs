@@ -12,8 +12,11 @@
 //!
 //! What it models, per connection: send and receive buffers in bytes
 //! (a writer blocks when its peer does not read), a listen backlog,
-//! `connect` completing on the handshake (one round trip), RST that
-//! discards unread data, RST on demand ([`TcpStream::abort`],
+//! `connect` completing on the handshake (one round trip), RST as
+//! Linux (closing with unread data resets; the resetting side discards
+//! what it had not read and what it had not sent, after sending what the
+//! window took of its writes; the other side reads the bytes it had
+//! received, then the reset), RST on demand ([`TcpStream::abort`],
 //! `SO_LINGER` 0), and retransmission on a timer in simulated time (SYN
 //! resent at 1 s, 3 s, 7 s, ...; data after an RTO of at least 200 ms,
 //! doubling), so that loss slows a connection instead of breaking it.

@@ -249,7 +249,7 @@ fn handle_on_connection(
     // RST trumps all other processing. Tear the connection down and
     // wake every parked task with ConnectionReset.
     if s.flags.rst {
-        abort_connection(k, fd);
+        abort_with(k, fd, AbortReason::ResetByPeer);
         return;
     }
     // PATCH (poetry-harness): new data for a socket the application has
@@ -755,6 +755,9 @@ pub(super) fn on_close(k: &mut Kernel, fd: Fd) -> bool {
     match action {
         Action::Reap => true,
         Action::Rst { local, remote } => {
+            // PATCH (poetry-harness): the written bytes the window takes
+            // go out first.
+            send_before_reset(k, fd);
             let (seq, ack) = {
                 let tcb = k.lookup(fd).unwrap().tcb.as_ref().unwrap();
                 (tcb.snd_max, tcb.rcv_nxt)
@@ -881,7 +884,9 @@ pub(super) fn reap_closed(k: &mut Kernel, visited: &[Fd]) {
 }
 
 /// Mark a connection as aborted. Buffers are cleared (post-RST reads
-/// should see the error, not stale data), state moves to `Closed`,
+/// should see the error, not stale data; PATCH (poetry-harness): but a
+/// RST from the peer leaves received bytes readable, see
+/// [`AbortReason::ResetByPeer`]), state moves to `Closed`,
 /// `reset` is set so subsequent ops return `ConnectionReset`, and all
 /// parked tasks wake so they can observe the new state.
 fn abort_connection(k: &mut Kernel, fd: Fd) {
@@ -899,6 +904,14 @@ fn abort_timed_out(k: &mut Kernel, fd: Fd) {
 
 enum AbortReason {
     Reset,
+    /// PATCH (poetry-harness): a RST from the peer. As on Linux, the
+    /// bytes already received stay readable, and reads report the reset
+    /// only once they are drained (`tcp_recvmsg` reads the receive queue
+    /// before it looks at `sk_err`; measured on Linux 6.18: a peer that
+    /// writes 300 bytes and closes with `SO_LINGER` 0 is read as 300
+    /// bytes, then `ECONNRESET`). Upstream discarded them, so a client
+    /// lost the end of a poem whose RST came right behind it.
+    ResetByPeer,
     TimedOut,
 }
 
@@ -922,11 +935,13 @@ fn abort_with(k: &mut Kernel, fd: Fd, reason: AbortReason) {
         half_open = tcb.state == TcpState::SynReceived;
         tcb.state = TcpState::Closed;
         match reason {
-            AbortReason::Reset => tcb.reset = true,
+            AbortReason::Reset | AbortReason::ResetByPeer => tcb.reset = true,
             AbortReason::TimedOut => tcb.timed_out = true,
         }
         tcb.send_buf.clear();
-        tcb.recv_buf.clear();
+        if !matches!(reason, AbortReason::ResetByPeer) {
+            tcb.recv_buf.clear();
+        }
         // PATCH (poetry-harness): a dead connection has no timer.
         tcb.timer = None;
     }
@@ -1204,8 +1219,10 @@ pub(super) fn poll_recv(
                 t.peer,
             ),
         };
-        // Abort wins over buffered data — callers need the error.
-        if let Some(e) = abort_err {
+        // PATCH (poetry-harness): the error once the bytes received
+        // before it are read (only a RST from the peer keeps any).
+        let aborted = abort_err.is_some();
+        if let Some(e) = abort_err.filter(|_| empty) {
             return Poll::Ready(Err(e));
         }
         if empty {
@@ -1241,7 +1258,8 @@ pub(super) fn poll_recv(
         let tcb = st.tcb.as_mut().unwrap();
         let window = scaled_window(recv_cap, tcb.recv_buf.len(), tcb.rcv_wscale);
         let opened = window.saturating_sub(tcb.last_adv_wnd) as usize;
-        let should_update = !tcb.peer_fin && opened > 0 && opened >= mss.min(recv_cap / 2);
+        let should_update =
+            !aborted && !tcb.peer_fin && opened > 0 && opened >= mss.min(recv_cap / 2);
         (n, should_update, local, peer)
     };
 
@@ -1268,7 +1286,9 @@ pub(super) fn poll_peek(
     let Some(tcb) = st.tcb.as_ref() else {
         return Poll::Ready(Err(Error::from(ErrorKind::NotConnected)));
     };
-    if let Some(e) = abort_error(tcb) {
+    // PATCH (poetry-harness): as `poll_recv`, bytes a peer's RST left
+    // readable come before the error.
+    if let Some(e) = abort_error(tcb).filter(|_| tcb.recv_buf.is_empty()) {
         return Poll::Ready(Err(e));
     }
     if tcb.recv_buf.is_empty() {
@@ -1528,6 +1548,26 @@ fn rto_of(srtt: Duration, rttvar: Duration, rto_min: Duration, rto_max: Duration
     (srtt + (rttvar * 4).max(rto_min)).min(rto_max)
 }
 
+/// PATCH (poetry-harness): before a reset the application causes, what
+/// the peer's window takes of the bytes written goes out, as Linux sends
+/// them in the `write` itself (`tcp_push`) before a later close can reset
+/// the connection; only the rest is discarded. Here egress runs after the
+/// task yields, so a write and an abortive close in one step would
+/// otherwise lose bytes that Linux had sent.
+fn send_before_reset(k: &mut Kernel, fd: Fd) {
+    let unsent = k
+        .sockets
+        .get(fd)
+        .and_then(|st| st.tcb.as_ref())
+        .is_some_and(|t| {
+            matches!(t.state, TcpState::Established | TcpState::CloseWait)
+                && t.send_buf.len() > (t.snd_nxt.wrapping_sub(t.snd_una)) as usize
+        });
+    if unsent {
+        segment_one(k, fd);
+    }
+}
+
 /// PATCH (poetry-harness): the application aborts the connection
 /// (`TcpStream::abort`, or `SO_LINGER` 0 and close): a RST to the peer,
 /// unsent and unread data discarded.
@@ -1541,6 +1581,13 @@ pub(super) fn abort_by_app(k: &mut Kernel, fd: Fd) {
     if tcb.reset || tcb.timed_out || tcb.state == TcpState::Closed {
         return;
     }
+    send_before_reset(k, fd);
+    let Some(st) = k.sockets.get(fd) else {
+        return;
+    };
+    let Some(tcb) = st.tcb.as_ref() else {
+        return;
+    };
     if tcb.state != TcpState::SynSent {
         let local = bound_endpoint(st);
         let remote = tcb.peer;
