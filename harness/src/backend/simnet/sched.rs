@@ -581,6 +581,11 @@ async fn drive(
             .cloned()
             .unwrap_or_else(|| ip.to_string())
     };
+    // One timer for the whole run, moved to each wake's deadline: a new
+    // `Sleep` per wake registered and dropped a timer entry every time a
+    // socket call poked the loop.
+    let wake_at = tokio::time::sleep_until(start);
+    tokio::pin!(wake_at);
     loop {
         let t = Instant::now() - start;
         loop {
@@ -677,9 +682,15 @@ async fn drive(
         .min()
         .expect("the limit is always there")
         .max(t + Duration::from_nanos(1));
+        if wake_at.deadline() != start + next {
+            wake_at.as_mut().reset(start + next);
+        }
+        // `biased`: polled in order, without drawing from tokio's RNG
+        // (a draw per wake, 1% of a long case's CPU).
         tokio::select! {
+            biased;
             _ = poke.notified() => {}
-            _ = tokio::time::sleep_until(start + next) => {}
+            _ = &mut wake_at => {}
         }
     }
     report
