@@ -1357,8 +1357,8 @@ fn on_timer(k: &mut Kernel, fd: Fd, kind: TimerKind) {
             }
             tcb.retx_attempts += 1;
             tcb.rto = (tcb.rto * 2).min(rto_max);
-            tcb.rtt_probe = None;
             let deadline = now + tcb.rto;
+            // The resent SYN or SYN-ACK is timed (`emit_handshake`).
             emit_handshake(k, fd);
             arm(k, fd, deadline, TimerKind::Retransmit);
         }
@@ -1513,14 +1513,21 @@ fn new_tcb(
 }
 
 /// PATCH (poetry-harness): the handshake completed at `now`: stop its
-/// timer and take its RTT sample, unless the SYN (or SYN-ACK) was resent
-/// (Karn's rule; RFC 6298 then keeps the backed-off RTO).
+/// timer and take its RTT sample from the last SYN (or SYN-ACK) sent,
+/// even if it was a resend. Linux (TCP timestamps, on by default) does:
+/// the answer echoes the timestamp of the transmission it answers, so
+/// Karn's ambiguity does not arise. Skipping the sample, as plain RFC 6298
+/// does, left such a connection with no RTT estimate and its backed-off
+/// RTO (2 s after one resent SYN) for good: every later loss doubled it
+/// again and progress never brought it back, so under 10% loss a
+/// 20 KB poem could fall silent for 30 s and more (32 s after four
+/// timeouts: 2 + 4 + 8 + 16), which a real Linux stack does not do.
+/// Links are tens of milliseconds and the first resend waits 1 s, so the
+/// answer is to the last transmission, as the sample assumes.
 fn handshake_done(tcb: &mut Tcb, now: Duration, rto_min: Duration, rto_max: Duration) {
     tcb.timer = None;
     if let Some((_, sent)) = tcb.rtt_probe.take() {
-        if tcb.retx_attempts == 0 {
-            rtt_sample(tcb, now - sent, rto_min, rto_max);
-        }
+        rtt_sample(tcb, now - sent, rto_min, rto_max);
     }
     tcb.retx_attempts = 0;
 }
@@ -1703,6 +1710,12 @@ fn emit_handshake(k: &mut Kernel, fd: Fd) {
             payload: Bytes::new(),
         },
     );
+    // PATCH (poetry-harness): time this transmission, as a timestamp
+    // would (see `handshake_done`).
+    let now = k.now;
+    if let Some(tcb) = k.lookup_mut(fd).ok().and_then(|s| s.tcb.as_mut()) {
+        tcb.rtt_probe = Some((tcb.snd_una, now));
+    }
 }
 
 /// Sweep all TCP sockets with transmittable bytes or a pending FIN
