@@ -9,12 +9,16 @@ use poetry_harness::catalog::Catalog;
 use poetry_harness::engine::{run_case, EngineOptions};
 use poetry_harness::roles::Implementation;
 
-/// The timing cases and the mutant each kills.
-const CASES: [(&str, &str); 2] = [
+/// The loss cases and the mutant each kills.
+const CASES: [(&str, &str); 3] = [
     ("client.loss-ten-percent", "client-short-read-timeout"),
     (
         "proxy.upstream-loss-ten-percent",
         "proxy-short-upstream-timeout",
+    ),
+    (
+        "proxy.upstream-loss-client-leaves-fetch-cancelled",
+        "proxy-no-cancel",
     ),
 ];
 
@@ -53,10 +57,7 @@ fn the_reference_passes_the_loss_cases_on_every_seed() {
 fn each_loss_case_kills_its_mutant_on_the_catalog_run() {
     let catalog = Catalog::builtin().expect("the shipped catalog loads");
     let o = opts(RunOptions::catalog());
-    for (id, mutant) in CASES.into_iter().chain([(
-        "proxy.upstream-loss-client-leaves-fetch-cancelled",
-        "proxy-no-cancel",
-    )]) {
+    for (id, mutant) in CASES {
         let case = catalog.get(id).expect("in the catalog");
         let m = poetry_harness::mutants::by_name(mutant).expect("in the zoo");
         let r = run_case(case, &(m.build)(), &o);
