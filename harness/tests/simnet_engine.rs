@@ -315,3 +315,21 @@ fn explore_and_shrink_to_on_simnet_write_a_case_whose_printed_replay_fails_on_si
     assert_eq!(again.status.code(), Some(1), "{printed}\n{replayed}");
     assert!(replayed.contains(" FAIL "), "{replayed}");
 }
+
+/// A server whose `serve` returns an error says so in words on simnet as
+/// on turmoil (simnet printed the `Result`'s debug text, `Err(Kind(...))`).
+#[test]
+fn a_server_that_stops_serving_says_why_in_words() {
+    let catalog = catalog();
+    let case = catalog
+        .get("server.early-rst-does-not-disturb-others")
+        .expect("in the catalog");
+    let m = mutants::by_name("server-stops-after-early-disconnect").expect("in the zoo");
+    let r = run_case(case, &(m.build)(), &simnet());
+    let transcript = r.transcript();
+    assert!(
+        transcript.contains("subject    stopped serving: connection reset"),
+        "{transcript}"
+    );
+    assert!(!transcript.contains("Err("), "{transcript}");
+}

@@ -218,13 +218,19 @@ pub fn case_details(r: &CaseResult, profile: Profile, transcripts: bool) -> Stri
                 "    transcript (live run; times from when the subject was ready, or a client's first connection):"
             );
         } else {
+            // turmoil moves in ticks; simnet jumps from event to event
+            // (its outcome's tick is a nanosecond: none to show).
+            let tick = if o.tick.as_millis() == 0 {
+                String::new()
+            } else {
+                format!(", tick {}ms", o.tick.as_millis())
+            };
             let _ = writeln!(
                 out,
-                "    transcript ({}, tick {}ms):",
+                "    transcript ({}{tick}):",
                 o.replay
                     .as_ref()
                     .map_or_else(|| format!("seed {}", o.seed), |r| r.run.to_string()),
-                o.tick.as_millis(),
             );
         }
         let text = sanitise_lines(&o.transcript.render());

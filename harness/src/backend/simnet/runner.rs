@@ -35,7 +35,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::Sim;
-use crate::backend::sim::{addr, log_result, panic_message, tick_for, RunOptions, SETTLE};
+use crate::backend::sim::{
+    addr, log_result, panic_message, stopped_serving, tick_for, RunOptions, SETTLE,
+};
 use crate::backend::{RunEnd, RunOutcome, SubjectResult};
 use crate::case::{Case, Role};
 use crate::net::Net;
@@ -263,7 +265,7 @@ pub fn run_case(case: &Case, imp: &Implementation, opts: RunOptions) -> RunOutco
                         server.serve(net, listener, proxy).await
                     }
                 };
-                rec.log("subject", format!("stopped serving: {r:?}"));
+                rec.log("subject", stopped_serving(&r));
             };
             sim.spawn_daemon(subject, guarded(&ends, fut));
         }
