@@ -69,7 +69,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::ReadBuf;
 
 use crate::kernel::packet::{self, Packet, TcpFlags, TcpSegment, Transport};
@@ -432,7 +432,10 @@ fn handle_established(
                     .unwrap_or(false);
                 let data_bytes = if fin_acked { acked - 1 } else { acked };
                 if data_bytes > 0 {
-                    let _ = tcb.send_buf.split_to(data_bytes as usize);
+                    // PATCH (poetry-harness): `advance`, not `split_to`:
+                    // splitting made the buffer shared, and its next
+                    // growth copied every unacknowledged byte.
+                    tcb.send_buf.advance(data_bytes as usize);
                 }
                 tcb.snd_una = s.ack;
                 // PATCH (poetry-harness): past a rewound snd_nxt; RTT
@@ -1240,8 +1243,10 @@ pub(super) fn poll_recv(
         let local = bound_endpoint(st);
         let tcb = st.tcb.as_mut().unwrap();
         let n = tcb.recv_buf.len().min(buf.remaining());
-        let drained = tcb.recv_buf.split_to(n);
-        buf.put_slice(&drained);
+        // PATCH (poetry-harness): read in place, then `advance` (as the
+        // send side).
+        buf.put_slice(&tcb.recv_buf[..n]);
+        tcb.recv_buf.advance(n);
         // Window-update trigger.
         // PATCH (poetry-harness): receiver-side SWS avoidance as in RFC
         // 1122: advertise once the window has grown by an MSS or half
