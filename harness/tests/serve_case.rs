@@ -96,6 +96,15 @@ fn fetch(addr: &str) -> Vec<u8> {
     poem
 }
 
+/// Runs a command that must be refused: exit 2, nothing on stdout; its
+/// stderr.
+fn refused(args: &[&str]) -> String {
+    let out = run(args);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn run(args: &[&str]) -> Output {
     let child = Command::new(BIN)
         .args(args)
@@ -177,30 +186,22 @@ fn a_transforming_client_case_fills_in_its_own_template() {
 
 #[test]
 fn a_server_case_is_refused_with_the_live_reproduce_command() {
-    let out = run(&["serve", "case", "server.one-client-fast"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["serve", "case", "server.one-client-fast"]);
     assert!(
         stderr.contains("poetry-harness run server.one-client-fast --role server --cmd"),
         "{stderr}"
     );
-    assert!(out.stdout.is_empty(), "{out:?}");
 }
 
 #[test]
 fn an_unknown_case_is_named() {
-    let out = run(&["serve", "case", "client.no-such-case"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["serve", "case", "client.no-such-case"]);
     assert!(stderr.contains("'client.no-such-case'"), "{stderr}");
-    assert!(out.stdout.is_empty(), "{out:?}");
 }
 
 #[test]
 fn a_case_only_the_simulator_runs_is_refused_with_its_reason() {
-    let out = run(&["serve", "case", "client.connect-blackhole"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["serve", "case", "client.connect-blackhole"]);
     assert!(stderr.contains("needs the simulator"), "{stderr}");
 }
 
@@ -208,9 +209,7 @@ fn a_case_only_the_simulator_runs_is_refused_with_its_reason() {
 fn a_case_with_packet_faults_is_refused_naming_the_simulator() {
     // Real sockets cannot lose packets: serving it without them would
     // not be the case.
-    let out = run(&["serve", "case", "client.loss-ten-percent"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["serve", "case", "client.loss-ten-percent"]);
     assert!(
         stderr.contains("packet faults exist only in the simulator")
             && stderr.contains("--engine simnet"),

@@ -1560,6 +1560,11 @@ fn rto_of(srtt: Duration, rttvar: Duration, rto_min: Duration, rto_max: Duration
     (srtt + (rttvar * 4).max(rto_min)).min(rto_max)
 }
 
+/// Bytes written and not yet sent (past `snd_nxt`).
+fn has_unsent(t: &Tcb) -> bool {
+    t.send_buf.len() > (t.snd_nxt.wrapping_sub(t.snd_una)) as usize
+}
+
 /// PATCH (poetry-harness): before a reset the application causes, what
 /// the peer's window takes of the bytes written goes out, as Linux sends
 /// them in the `write` itself (`tcp_push`) before a later close can reset
@@ -1572,8 +1577,7 @@ fn send_before_reset(k: &mut Kernel, fd: Fd) {
         .get(fd)
         .and_then(|st| st.tcb.as_ref())
         .is_some_and(|t| {
-            matches!(t.state, TcpState::Established | TcpState::CloseWait)
-                && t.send_buf.len() > (t.snd_nxt.wrapping_sub(t.snd_una)) as usize
+            matches!(t.state, TcpState::Established | TcpState::CloseWait) && has_unsent(t)
         });
     if unsent {
         segment_one(k, fd);
@@ -1744,7 +1748,7 @@ pub(super) fn segment_all(k: &mut Kernel, visited: &mut Vec<Fd>) {
                             | TcpState::Closing
                             | TcpState::LastAck
                     );
-                    let has_data = t.send_buf.len() > (t.snd_nxt.wrapping_sub(t.snd_una)) as usize;
+                    let has_data = has_unsent(t);
                     let fin_pending = t.fin_seq.map(|fs| t.snd_nxt == fs).unwrap_or(false);
                     transmittable && (has_data || fin_pending)
                 })
