@@ -134,19 +134,23 @@
 //! 0.03 s on turmoil. Earlier, with a build running beside them,
 //! 0.30-0.40 s and 0.57-0.83 s for the catalog.
 //!
-//! Left for the switch, tried on 2026-12-01 (branch
-//! `wip-simnet-default`: every test passes, 189 snapshots regenerated and
-//! reviewed) and held back: the catalog's elapsed bounds were derived from
-//! turmoil's t0, the accept one latency after the connect; on simnet the
-//! accept comes a round trip later, so a spec-legal implementation at a
-//! bound's edge gets a false FAIL. Example: POEM-8 lets a slow server
-//! send its FIN one --delay after the last chunk, by t0 + k*D + tau; on
-//! `server.slow-pacing` that FIN arrives at 7.2 s on simnet, over the
-//! case's 7.15 s (which is t0 + k*D + tau with turmoil's t0). The
-//! reference passes everywhere only because it sends the FIN at once.
-//! Each elapsed bound (60 of them) needs restating from t0 on both engines
-//! before simnet can be the default; then retiring the vendored turmoil.
-//!
+//! The switch, tried on 2026-12-01 (every test passed, 189 snapshots
+//! regenerated and reviewed), was held back because the catalog's elapsed
+//! bounds were derived from turmoil's t0, the accept one latency after the
+//! connect; on simnet the accept comes a round trip later, so a spec-legal
+//! implementation at a bound's edge got a false FAIL. Example: POEM-8 lets
+//! a slow server send its FIN one --delay after the last chunk, by
+//! t0 + k*D + tau; on `server.slow-pacing` that FIN arrived at 7.2 s on
+//! simnet, over the case's 7.15 s. Now every upper bound
+//! counts from t0 as a three-way handshake places it (s + 150 ms over
+//! 50 ms links) and every lower bound from turmoil's earlier t0, so each
+//! holds on both engines (52 bounds moved, by the handshake's 50 to
+//! 200 ms on the critical path, and by the transfer time of a large poem;
+//! each suite's header gives the arithmetic). The part-2 server's late
+//! FIN now passes every server case on both engines
+//! (`simnet_engine.rs`, `a_slow_server_closing_one_delay_late_...`);
+//! before, it failed six on simnet.
+
 //! The foundation this builds on:
 //!
 //! - turmoil-net 0.1.0 is vendored at `harness/vendor/turmoil-net`, every
