@@ -1,5 +1,5 @@
 //! The command that repeats a simulated run: `poetry-harness replay ID
-//! [--seed N] [--engine simnet] [--network PROFILE] [--mutant NAME]
+//! [--seed N] [--engine turmoil] [--network PROFILE] [--mutant NAME]
 //! [--profile P] [--suites FILE]`.
 //!
 //! A [`Replay`] is made from what a run used (the case and the catalog
@@ -87,8 +87,8 @@ impl Replay {
         if let Some(seed) = self.run.seed_flag() {
             out.extend(["--seed".to_string(), seed.to_string()]);
         }
-        if self.run.engine() == SimEngine::Simnet {
-            out.extend(["--engine".to_string(), "simnet".to_string()]);
+        if self.run.engine() == SimEngine::Turmoil {
+            out.extend(["--engine".to_string(), "turmoil".to_string()]);
         }
         if let Some(network) = self.run.network() {
             out.extend(["--network".to_string(), network.to_string()]);
@@ -244,9 +244,22 @@ mod tests {
 
     #[test]
     fn an_explored_seed_keeps_the_engine_and_the_network_profile() {
-        // On turmoil without a profile, exactly the perturbed run (the
-        // seeds --explore tried before simnet had it).
+        // On the default engine without a profile, exactly the perturbed
+        // run; on turmoil, turmoil's perturbed run.
         assert_eq!(RunOptions::catalog().reseeded(5), RunOptions::perturbed(5));
+        let old = RunOptions::catalog().on_engine(SimEngine::Turmoil);
+        assert_eq!(old.reseeded(5).engine(), SimEngine::Turmoil);
+        assert_eq!(
+            Replay {
+                case: "client.x".into(),
+                run: old.reseeded(5),
+                implementation: Builtin::Reference,
+                suites: None,
+                profile: Profile::Strict,
+            }
+            .to_string(),
+            "poetry-harness replay client.x --seed 5 --engine turmoil"
+        );
         let run = RunOptions::catalog()
             .on_engine(SimEngine::Simnet)
             .on_network("flaky")
@@ -254,10 +267,7 @@ mod tests {
             .reseeded(5);
         assert_eq!(run.engine(), SimEngine::Simnet);
         assert_eq!(run.network(), Some("flaky"));
-        assert_eq!(
-            run.to_string(),
-            "seed 5, perturbed, on simnet, network flaky"
-        );
+        assert_eq!(run.to_string(), "seed 5, perturbed, network flaky");
         let r = Replay {
             case: "client.x".into(),
             run,
@@ -267,7 +277,7 @@ mod tests {
         };
         assert_eq!(
             r.to_string(),
-            "poetry-harness replay client.x --seed 5 --engine simnet --network flaky"
+            "poetry-harness replay client.x --seed 5 --network flaky"
         );
         let words = split_words(&r.to_string()).unwrap();
         assert_eq!(crate::cli::parse_replay(&words).unwrap(), r);

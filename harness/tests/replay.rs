@@ -4,8 +4,9 @@
 //! transcript of the run that printed it, byte for byte: for every case
 //! of the catalog against the reference (as the catalog writes it, and
 //! perturbed), for every failure of every mutant of the zoo, and for a
-//! failure only `--explore` finds; and the same on `--engine simnet`,
-//! whose commands carry `--engine simnet` (and `--network PROFILE`).
+//! failure only `--explore` finds; on the default engine (simnet, whose
+//! commands carry `--network PROFILE` when the run had one) and on
+//! `--engine turmoil`, whose commands carry `--engine turmoil`.
 //!
 //! The regression this pins: the transcript header printed
 //! `replay ... --seed 1` for a run without a seed, and `--seed` switches
@@ -127,7 +128,7 @@ fn the_catalog_run_is_replayed_without_a_seed_and_random_chunks_keeps_its_58_sen
 }
 
 #[test]
-fn every_case_against_the_reference_replays_byte_for_byte() {
+fn every_case_against_the_reference_replays_byte_for_byte_on_turmoil() {
     let catalog = catalog();
     // On turmoil a case with packet faults or a listen backlog is
     // UNSUPPORTED and has no run to replay; the simnet test below replays
@@ -142,7 +143,7 @@ fn every_case_against_the_reference_replays_byte_for_byte() {
         "the catalog has net cases"
     );
     let imp = Implementation::reference();
-    for run in [RunOptions::catalog(), RunOptions::perturbed(42)] {
+    for run in [RunOptions::catalog(), RunOptions::perturbed(42)].map(turmoil) {
         let (checked, problems) = check_all(&cases, &imp, run, |_| true);
         assert_eq!(checked, cases.len(), "the reference plays every role");
         assert!(
@@ -155,7 +156,7 @@ fn every_case_against_the_reference_replays_byte_for_byte() {
 }
 
 #[test]
-fn every_failure_of_every_mutant_replays_byte_for_byte() {
+fn every_failure_of_every_mutant_replays_byte_for_byte_on_turmoil() {
     // The cases each mutant lists as its killers (tests/mutants.rs holds
     // that each kills it), as the catalog writes them and perturbed; the
     // failures among them are replayed.
@@ -169,7 +170,7 @@ fn every_failure_of_every_mutant_replays_byte_for_byte() {
             .filter(|c| mutant.killed_by.contains(&c.id.as_str()))
             .collect();
         let imp = (mutant.build)();
-        for run in [RunOptions::catalog(), RunOptions::perturbed(42)] {
+        for run in [RunOptions::catalog(), RunOptions::perturbed(42)].map(turmoil) {
             let (checked, mut p) =
                 check_all(&cases, &imp, run, |r| r.verdict.kind.fails(Profile::Strict));
             failures += checked;
@@ -186,7 +187,7 @@ fn every_failure_of_every_mutant_replays_byte_for_byte() {
 }
 
 #[test]
-fn a_failure_only_explore_finds_replays_byte_for_byte() {
+fn a_failure_only_explore_finds_replays_byte_for_byte_on_turmoil() {
     // The mutant decodes every chunk on its own: the catalog's run of
     // client.jittered-pace (chunks of 40 bytes, all ASCII at the
     // boundaries) passes, and a perturbed seed splits a character.
@@ -195,7 +196,7 @@ fn a_failure_only_explore_finds_replays_byte_for_byte() {
     let imp = (mutants::by_name("client-decodes-per-chunk")
         .expect("mutant exists")
         .build)();
-    let strict = opts(RunOptions::catalog());
+    let strict = opts(turmoil(RunOptions::catalog()));
     assert!(
         !engine::run_case(case, &imp, &strict)
             .verdict
@@ -212,7 +213,7 @@ fn a_failure_only_explore_finds_replays_byte_for_byte() {
         assert_eq!(
             command,
             format!(
-                "poetry-harness replay client.jittered-pace --seed {} --mutant client-decodes-per-chunk",
+                "poetry-harness replay client.jittered-pace --seed {} --engine turmoil --mutant client-decodes-per-chunk",
                 run.seed()
             )
         );
@@ -229,6 +230,10 @@ fn a_failure_only_explore_finds_replays_byte_for_byte() {
 
 fn simnet(run: RunOptions) -> RunOptions {
     run.on_engine(SimEngine::Simnet)
+}
+
+fn turmoil(run: RunOptions) -> RunOptions {
+    run.on_engine(SimEngine::Turmoil)
 }
 
 #[test]
@@ -309,7 +314,7 @@ fn a_run_under_a_network_profile_replays_byte_for_byte() {
     let r = engine::run_case(case, &imp, &opts(run));
     assert_eq!(
         printed_replay(&r),
-        "poetry-harness replay client.random-chunks --seed 5 --engine simnet --network flaky"
+        "poetry-harness replay client.random-chunks --seed 5 --network flaky"
     );
 }
 
@@ -341,7 +346,7 @@ fn a_failure_only_explore_finds_on_simnet_replays_byte_for_byte() {
         assert_eq!(
             command,
             format!(
-                "poetry-harness replay client.jittered-pace --seed {} --engine simnet --mutant client-decodes-per-chunk",
+                "poetry-harness replay client.jittered-pace --seed {} --mutant client-decodes-per-chunk",
                 run.seed()
             )
         );
@@ -371,6 +376,8 @@ fn a_network_profile_without_simnet_is_refused_by_replay() {
         "poetry-harness",
         "replay",
         "client.fast-poem",
+        "--engine",
+        "turmoil",
         "--network",
         "flaky",
     ]

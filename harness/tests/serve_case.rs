@@ -212,7 +212,7 @@ fn a_case_with_packet_faults_is_refused_naming_the_simulator() {
     let stderr = refused(&["serve", "case", "client.loss-ten-percent"]);
     assert!(
         stderr.contains("packet faults exist only in the simulator")
-            && stderr.contains("--engine simnet"),
+            && stderr.contains("(poetry-harness replay client.loss-ten-percent)"),
         "{stderr}"
     );
 }

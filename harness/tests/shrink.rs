@@ -6,9 +6,9 @@
 //! (d) is no larger than the original on every knob and strictly smaller
 //!     on at least one;
 //! and the replay command written on top of the file reproduces the
-//! failure byte for byte. Shrinking is deterministic. The same on
-//! `--engine simnet`, where the shrunk case's replay command carries
-//! `--engine simnet`.
+//! failure byte for byte. Shrinking is deterministic. The same on both
+//! engines: simnet, the default, and `--engine turmoil`, where the shrunk
+//! case's replay command carries `--engine turmoil`.
 
 use poetry_harness::backend::sim::{self, RunOptions, SimEngine};
 use poetry_harness::catalog::Catalog;
@@ -86,8 +86,8 @@ fn explore_shrink_and_check_on(engine: SimEngine, case_id: &str, mutant: &str) -
         .expect("a mutant is replayable")
         .to_string();
     assert_eq!(
-        command.contains(" --engine simnet "),
-        engine == SimEngine::Simnet,
+        command.contains(" --engine turmoil "),
+        engine == SimEngine::Turmoil,
         "{command}"
     );
     assert!(
@@ -160,7 +160,7 @@ fn shrinking_on_simnet_twice_writes_the_same_file() {
         "client-decodes-per-chunk",
     );
     assert_eq!(a, b);
-    assert!(a.contains("(seed 2, perturbed, on simnet; "), "{a}");
+    assert!(a.contains("(seed 2, perturbed; "), "{a}");
 }
 
 #[test]

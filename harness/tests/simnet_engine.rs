@@ -1,6 +1,6 @@
-//! The experimental simnet engine (`run --engine simnet`, issue 11): the
-//! catalog on turmoil-net's byte-accurate TCP and the event-driven
-//! scheduler of `backend::simnet`, instead of turmoil 0.7.2.
+//! The simnet engine (issue 11; the default since 2026-12-01, turmoil
+//! 0.7.2 is `--engine turmoil`): the catalog on turmoil-net's
+//! byte-accurate TCP and the event-driven scheduler of `backend::simnet`.
 //!
 //! What it establishes: the reference passes every case but those
 //! listed in [`NOT_PASSING`] (none today), for the reason the list
@@ -172,26 +172,35 @@ fn the_cli_runs_cases_on_simnet_and_prints_replays_that_repeat_them() {
     use std::process::Command;
     let bin = env!("CARGO_BIN_EXE_poetry-harness");
     let run = |args: &[&str]| Command::new(bin).args(args).output().expect("runs");
+    // The default engine is simnet: its replay names no engine, and a
+    // turmoil run's names turmoil.
+    let out = run(&["run", "client.fast-poem", "--transcripts"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 PASS"), "{stdout}");
+    assert!(
+        stdout.contains("reproduce: poetry-harness replay client.fast-poem\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("    0.150s  s1         accept"), "{stdout}");
     let out = run(&[
         "run",
         "--engine",
-        "simnet",
+        "turmoil",
         "client.fast-poem",
         "--transcripts",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("1 PASS"), "{stdout}");
     assert!(
-        stdout.contains("reproduce: poetry-harness replay client.fast-poem --engine simnet\n"),
+        stdout.contains("reproduce: poetry-harness replay client.fast-poem --engine turmoil\n"),
         "{stdout}"
     );
+    assert!(stdout.contains("    0.050s  s1         accept"), "{stdout}");
     // A failure: the printed command, run as printed, shows the same
     // transcript (socket dump included) and the same verdict.
     let out = run(&[
         "run",
-        "--engine",
-        "simnet",
         "proxy.first-request-fetches",
         "--mutant",
         "proxy-leaks-upstream",
@@ -204,7 +213,7 @@ fn the_cli_runs_cases_on_simnet_and_prints_replays_that_repeat_them() {
         .unwrap_or_else(|| panic!("no reproduce line in\n{stdout}"));
     assert_eq!(
         command,
-        "poetry-harness replay proxy.first-request-fetches --engine simnet --mutant proxy-leaks-upstream"
+        "poetry-harness replay proxy.first-request-fetches --mutant proxy-leaks-upstream"
     );
     let words = poetry_harness::replay::split_words(command).unwrap();
     let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
@@ -224,14 +233,7 @@ fn the_cli_runs_cases_on_simnet_and_prints_replays_that_repeat_them() {
         first
     );
     // --explore runs on simnet too.
-    let out = run(&[
-        "run",
-        "--engine",
-        "simnet",
-        "--explore",
-        "1",
-        "client.fast-poem",
-    ]);
+    let out = run(&["run", "--explore", "1", "client.fast-poem"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("every seed passed"), "{stdout}");
@@ -262,9 +264,10 @@ fn a_failing_transcript_ends_with_every_socket_and_a_passing_one_does_not() {
     assert_eq!(good.verdict.kind, Kind::Pass, "{}", good.explained());
     assert!(!good.transcript().contains("sockets at the end"));
 
-    // The default engine has no dump.
+    // turmoil has no dump.
     let turmoil = EngineOptions {
         profile: Profile::Strict,
+        run: RunOptions::catalog().on_engine(SimEngine::Turmoil),
         ..EngineOptions::default()
     };
     let bad = run_case(case, &(mutant.build)(), &turmoil);
@@ -281,8 +284,6 @@ fn explore_and_shrink_to_on_simnet_write_a_case_whose_printed_replay_fails_on_si
     let out = Command::new(bin)
         .args([
             "run",
-            "--engine",
-            "simnet",
             "client.jittered-pace",
             "--mutant",
             "client-decodes-per-chunk",
@@ -296,7 +297,7 @@ fn explore_and_shrink_to_on_simnet_write_a_case_whose_printed_replay_fails_on_si
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("client.jittered-pace FAIL with seed 2, perturbed, on simnet: poetry-harness replay client.jittered-pace --seed 2 --engine simnet --mutant client-decodes-per-chunk"),
+        stdout.contains("client.jittered-pace FAIL with seed 2, perturbed: poetry-harness replay client.jittered-pace --seed 2 --mutant client-decodes-per-chunk"),
         "{stdout}"
     );
     let printed = stdout
@@ -306,7 +307,7 @@ fn explore_and_shrink_to_on_simnet_write_a_case_whose_printed_replay_fails_on_si
         .unwrap_or_else(|| panic!("no replay after the shrink in\n{stdout}"))
         .trim()
         .to_string();
-    assert!(printed.contains(" --engine simnet "), "{printed}");
+    assert!(!printed.contains(" --engine "), "{printed}");
     let file = shrunk.join("client.jittered-pace.shrunk-seed-2.toml");
     let text = std::fs::read_to_string(&file).expect("the shrunk case is written");
     assert_eq!(

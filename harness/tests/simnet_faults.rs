@@ -225,7 +225,7 @@ fn run_takes_a_network_profile_on_simnet_and_repeats_itself() {
 
 #[test]
 fn run_refuses_a_network_profile_it_cannot_apply() {
-    let out = harness(&["run", "--network", "gprs"]);
+    let out = harness(&["run", "--engine", "turmoil", "--network", "gprs"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--network needs --engine simnet"), "{err}");
@@ -424,8 +424,24 @@ results = ["poem"]
     }
 
     #[test]
-    fn a_default_run_of_the_catalog_succeeds_with_the_net_cases_unsupported() {
+    fn a_default_run_of_the_catalog_passes_every_case_net_cases_included() {
         let out = harness(&["run"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        assert!(!stdout.contains("UNSUPPORTED"), "{stdout}");
+        for (id, _) in NET_CASES {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with(id) && l.contains(" PASS ")),
+                "{id}: {stdout}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_turmoil_run_of_the_catalog_succeeds_with_the_net_cases_unsupported() {
+        let out = harness(&["run", "--engine", "turmoil"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{stdout}");
         assert!(stdout.contains(", 4 UNSUPPORTED"), "{stdout}");
@@ -446,16 +462,17 @@ results = ["poem"]
             assert_eq!(out.status.code(), Some(0));
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
-        let turmoil = plan(&[]);
+        let turmoil = plan(&["--engine", "turmoil"]);
         assert!(
             turmoil.contains("UNSUPPORTED: case client.loss-ten-percent needs --engine simnet"),
             "{turmoil}"
         );
-        let simnet = plan(&["--engine", "simnet"]);
-        assert!(
-            simnet.lines().next().unwrap_or("").ends_with("simulator"),
-            "{simnet}"
-        );
+        for simnet in [plan(&[]), plan(&["--engine", "simnet"])] {
+            assert!(
+                simnet.lines().next().unwrap_or("").ends_with("simulator"),
+                "{simnet}"
+            );
+        }
     }
 
     #[test]

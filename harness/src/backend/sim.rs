@@ -49,11 +49,13 @@
 //! needs patches (listed below) before it can carry our cases, and the
 //! handshake moves case times by one round trip.
 //!
-//! ## Status: wired behind a flag (2026-11-30)
+//! ## Status: the default engine (since 2026-12-01)
 //!
-//! `poetry-harness run --engine simnet` (experimental; the default,
-//! `--engine turmoil`, is this module, unchanged: the catalog, its
-//! snapshots and the mutants still run on turmoil 0.7.2) runs every
+//! simnet is the simulator's default engine: `run`, `replay` and
+//! `mutants` use it unless `--engine turmoil` (this module, turmoil
+//! 0.7.2) is given; the catalog's snapshots are simnet's, and replay
+//! commands name `--engine turmoil` for a turmoil run. It was wired
+//! behind `--engine simnet` first (2026-11-30). simnet runs every
 //! catalog case on [`super::simnet`]: [`super::simnet::run_case`] builds
 //! the same hosts as [`run`] (subject, server and client peers, `xform`,
 //! `harness`), every link with the case's latency, the listen backlog at
@@ -150,7 +152,7 @@
 //! FIN now passes every server case on both engines
 //! (`simnet_engine.rs`, `a_slow_server_closing_one_delay_late_...`);
 //! before, it failed six on simnet.
-
+//!
 //! The foundation this builds on:
 //!
 //! - turmoil-net 0.1.0 is vendored at `harness/vendor/turmoil-net`, every
@@ -393,10 +395,11 @@ pub struct RunOptions {
 /// own docs are `--help` text.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SimEngine {
-    /// turmoil 0.7.2, in ticks: the catalog's engine
-    #[default]
+    /// turmoil 0.7.2, in ticks: the former engine (no handshake, flow
+    /// control counted in writes, no loss or backlog)
     Turmoil,
-    /// EXPERIMENTAL: turmoil-net's byte-accurate TCP, event-driven
+    /// turmoil-net's byte-accurate TCP, event-driven: the default
+    #[default]
     Simnet,
 }
 
@@ -411,7 +414,7 @@ impl RunOptions {
         RunOptions {
             seed: Self::CATALOG_SEED,
             perturb: false,
-            engine: SimEngine::Turmoil,
+            engine: SimEngine::Simnet,
             network: None,
         }
     }
@@ -422,7 +425,7 @@ impl RunOptions {
         RunOptions {
             seed,
             perturb: true,
-            engine: SimEngine::Turmoil,
+            engine: SimEngine::Simnet,
             network: None,
         }
     }
@@ -430,8 +433,8 @@ impl RunOptions {
     /// The same run (engine, network profile) perturbed from `seed`
     /// instead: what `--explore` runs for each seed it tries, so that a
     /// seed found on one engine, or under one network profile, is
-    /// explored and replayed there. On turmoil without a profile, exactly
-    /// [`RunOptions::perturbed`].
+    /// explored and replayed there. On the default engine without a profile,
+    /// exactly [`RunOptions::perturbed`].
     pub const fn reseeded(mut self, seed: u64) -> Self {
         self.seed = seed;
         self.perturb = true;
@@ -503,15 +506,15 @@ impl Default for RunOptions {
 
 impl std::fmt::Display for RunOptions {
     /// `seed 1` for the catalog's run, `seed 7, perturbed` for an
-    /// exploring one; then `, on simnet` and `, network NAME` for a run
-    /// off the default engine (nothing more on turmoil).
+    /// exploring one; then `, on turmoil` for a run off the default
+    /// engine, and `, network NAME` for a run under a profile.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "seed {}", self.seed)?;
         if self.perturb {
             f.write_str(", perturbed")?;
         }
-        if self.engine == SimEngine::Simnet {
-            f.write_str(", on simnet")?;
+        if self.engine == SimEngine::Turmoil {
+            f.write_str(", on turmoil")?;
         }
         if let Some(network) = self.network {
             write!(f, ", network {network}")?;

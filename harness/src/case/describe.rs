@@ -286,7 +286,7 @@ pub fn case(c: &Case) -> String {
     if let Some(what) = c.net.needs_simnet() {
         let _ = writeln!(
             out,
-            "engine: --engine simnet only, for its {what}; UNSUPPORTED elsewhere"
+            "engine: simnet (the default) only, for its {what}; UNSUPPORTED on --engine turmoil and live"
         );
     }
     for (name, s) in c.server_names().iter().zip(&c.servers) {

@@ -33,12 +33,11 @@ pub struct MutantsArgs {
     /// files, instead of the built-in one.
     #[arg(long, value_name = "PATH")]
     suites: Option<PathBuf>,
-    /// The simulator that runs the cases (without --live). simnet is
-    /// EXPERIMENTAL: turmoil-net's byte-accurate TCP; the cases a mutant
-    /// lists as its killers are the catalog's on turmoil, so a promise
-    /// that does not hold on simnet is marked !! and is not a defect of
-    /// the mutant.
-    #[arg(long, value_enum, default_value_t = SimEngine::Turmoil, conflicts_with = "live")]
+    /// The simulator that runs the cases (without --live): simnet (the
+    /// default, turmoil-net's byte-accurate TCP) or turmoil (the former
+    /// engine). A case a mutant lists as its killer that does not kill it
+    /// on the engine chosen is marked !!.
+    #[arg(long, value_enum, default_value_t = SimEngine::Simnet, conflicts_with = "live")]
     engine: SimEngine,
     /// Run every mutant as a program (serve|get --mutant NAME) through the
     /// live backend: the live kill matrix and mutation score.
@@ -85,7 +84,7 @@ Examples:
   poetry-harness mutants
   poetry-harness mutants --markdown      # the table for the README
   poetry-harness mutants --jobs 1
-  poetry-harness mutants --engine simnet   # on turmoil-net's TCP (experimental)
+  poetry-harness mutants --engine turmoil  # on the former engine
   poetry-harness mutants --live          # the zoo as programs, on loopback
   poetry-harness mutants --live --all-cases --time-scale 0.1";
 

@@ -98,19 +98,20 @@ pub struct RunArgs {
     /// of the reference implementation, in the simulator.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["cmd", "manifest", "role"])]
     mutant: Option<String>,
-    /// Simulator of in-process runs. EXPERIMENTAL: simnet is issue 11's
-    /// byte-accurate TCP (handshake, flow control) on an event-driven
-    /// scheduler; case times differ from turmoil's (one more round trip
-    /// per connection) and its verdicts are not yet the catalog's. Its
-    /// replay commands, --explore and --shrink-to run on simnet too.
+    /// Simulator of in-process runs: simnet (the default) is a
+    /// byte-accurate TCP (handshake, flow control in bytes, listen
+    /// backlog, retransmission) on an event-driven scheduler; turmoil is
+    /// the former engine (no handshake, so times one round trip earlier
+    /// per connection; no packet faults or backlog). Replay commands,
+    /// --explore and --shrink-to run on the engine the run used.
     #[arg(
         long,
         value_enum,
-        default_value_t = SimEngine::Turmoil,
+        default_value_t = SimEngine::Simnet,
         conflicts_with_all = ["cmd", "manifest"]
     )]
     engine: SimEngine,
-    /// With --engine simnet: put a named network profile's packet faults
+    /// On simnet (the default engine): put a named network profile's packet faults
     /// (bandwidth, loss, jitter, duplication, reordering) on every link
     /// of the implementation, both ways. Profiles: gprs (5 KB/s, 2% loss,
     /// 200 ms jitter), lossy-wifi (1 MB/s, loss in bursts), satellite
@@ -603,7 +604,8 @@ fn shrink_into(
 ///   poetry-harness replay client.utf8-split              # as the catalog writes it
 ///   poetry-harness replay client.random-chunks --seed 7  # perturbed from seed 7
 ///   poetry-harness replay client.jittered-pace --seed 2 --mutant client-decodes-per-chunk
-///   poetry-harness replay server.slow-pacing --seed 3 --engine simnet --network flaky
+///   poetry-harness replay server.slow-pacing --seed 3 --network flaky
+///   poetry-harness replay client.utf8-split --engine turmoil   # a run on the former engine
 ///   poetry-harness replay client.jittered-pace.shrunk-seed-2 --seed 2 --mutant client-decodes-per-chunk \
 ///       --suites shrunk/client.jittered-pace.shrunk-seed-2.toml   # a case --shrink-to wrote
 #[derive(Debug, Args)]
@@ -615,11 +617,11 @@ pub struct ReplayArgs {
     /// runs as the catalog writes it.
     #[arg(long)]
     seed: Option<u64>,
-    /// The simulator the run used (as printed: --engine simnet for a run
-    /// of `run --engine simnet`).
-    #[arg(long, value_enum, default_value_t = SimEngine::Turmoil)]
+    /// The simulator the run used (as printed: --engine turmoil for a run
+    /// of `run --engine turmoil`).
+    #[arg(long, value_enum, default_value_t = SimEngine::Simnet)]
     engine: SimEngine,
-    /// With --engine simnet: the network profile the run put on every
+    /// On simnet (the default engine): the network profile the run put on every
     /// link of the implementation (as printed).
     #[arg(long, value_name = "PROFILE")]
     network: Option<String>,

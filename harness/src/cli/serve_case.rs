@@ -125,7 +125,7 @@ fn refusal(case: &Case) -> Option<String> {
     }
     if let Some(what) = case.net.needs_simnet() {
         return Some(format!(
-            "case '{}' cannot run on real sockets: its {what} exist only in the simulator (poetry-harness replay {} --engine simnet)",
+            "case '{}' cannot run on real sockets: its {what} exist only in the simulator (poetry-harness replay {})",
             case.id, case.id
         ));
     }

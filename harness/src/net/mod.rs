@@ -1,6 +1,6 @@
 //! One network API with three sides: real sockets (tokio), the simulated
-//! network of turmoil, and (experimental) the byte-accurate simulated TCP
-//! of [`crate::backend::simnet`].
+//! network of turmoil (`run --engine turmoil`), and the byte-accurate
+//! simulated TCP of [`crate::backend::simnet`] (the simulator's default).
 //!
 //! Implementations under test and the harness's own peers are written once
 //! against [`Net`], [`TcpListener`] and [`TcpStream`], which mirror
@@ -8,7 +8,7 @@
 //! [`Net::Sim`] runs the same code inside a turmoil host, where time is
 //! simulated and every run with the same seed is identical.
 //! [`Net::Simnet`] runs it on a host of a [`crate::backend::simnet::Sim`]
-//! (`run --engine simnet`).
+//! (the default engine).
 //!
 //! The API is an enum rather than a trait so that role traits stay object
 //! safe (`Box<dyn PoetryClient>`) and implementations need no generics.
@@ -40,8 +40,7 @@ pub enum Net {
     /// turmoil's simulated network; only valid inside a turmoil host.
     Sim,
     /// turmoil-net's simulated TCP, on this host of a running
-    /// [`crate::backend::simnet::Sim`] (experimental: `run --engine
-    /// simnet`). The host is carried so that a socket made in a task the
+    /// [`crate::backend::simnet::Sim`] (the default engine). The host is carried so that a socket made in a task the
     /// code started with plain `tokio::spawn` lands on it too.
     Simnet(crate::backend::simnet::HostId),
 }
