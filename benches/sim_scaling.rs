@@ -1,9 +1,10 @@
-//! CPU cost of the simulator as a case grows (issue 11's baseline): one
-//! case of N clients connecting at once to the reference fast server (the
-//! shape of `server.fifty-connections-at-once`), for N = 50, 100, 200,
-//! 500 and 2,000; the ten-minute case (`client.slow-poem-ten-minutes`);
-//! and the whole catalog, one job; the last two also on `--engine
-//! simnet` (group `simnet/`).
+//! CPU cost of the simulator as a case grows (issue 11's baseline, on
+//! `--engine turmoil`): one case of N clients connecting at once to the
+//! reference fast server (the shape of `server.fifty-connections-at-once`),
+//! for N = 50, 100, 200, 500 and 2,000; the ten-minute case
+//! (`client.slow-poem-ten-minutes`); and the whole catalog, one job; the
+//! last two also on simnet, the default engine (group `simnet/`; its
+//! curve in N is `benches/simnet_scaling.rs`).
 //!
 //! Measured in process CPU time (`CLOCK_PROCESS_CPUTIME_ID`: every thread
 //! of the bench, user and system), not wall time, so that a shared
@@ -47,6 +48,10 @@ use poetry_harness::roles::Implementation;
 /// The client counts measured, smallest first.
 const CLIENTS: &[usize] = &[50, 100, 200, 500, 2000];
 
+/// The baseline groups run on turmoil, the former default engine (the
+/// issue's "before"); group `simnet/` on the default engine.
+const TURMOIL: RunOptions = RunOptions::catalog().on_engine(SimEngine::Turmoil);
+
 /// One run longer than this (seconds) is not benchmarked.
 const DEFAULT_LIMIT_S: f64 = 15.0;
 
@@ -66,7 +71,7 @@ count = {n}
 [case.expect]
 received = {{ c1 = "poem" }}
 end = {{ c1 = "fin" }}
-elapsed_max = "1050ms"
+elapsed_max = "1150ms"
 "#
     );
     let mut cases =
@@ -97,6 +102,7 @@ fn limit_s() -> f64 {
 fn probe(case: &Case, imp: &Implementation) -> f64 {
     let opts = EngineOptions {
         jobs: 1,
+        run: TURMOIL,
         ..EngineOptions::default()
     };
     let start = process_cpu();
@@ -172,7 +178,7 @@ fn scaling(c: &mut Criterion<ProcessCpu>) {
         group.measurement_time(Duration::from_secs_f64((cpu * 9.0).max(2.0)));
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &case, |b, case| {
-            b.iter(|| sim::run(case, &imp, RunOptions::default()))
+            b.iter(|| sim::run(case, &imp, TURMOIL))
         });
     }
     group.finish();
@@ -184,11 +190,12 @@ fn scaling(c: &mut Criterion<ProcessCpu>) {
         .expect("case exists");
     probe(slow, &imp);
     group.bench_function("ten-minute slow poem (client.slow-poem-ten-minutes)", |b| {
-        b.iter(|| sim::run(slow, &imp, RunOptions::default()))
+        b.iter(|| sim::run(slow, &imp, TURMOIL))
     });
     let cases: Vec<&Case> = builtin.cases.iter().collect();
     let one_job = EngineOptions {
         jobs: 1,
+        run: TURMOIL,
         ..EngineOptions::default()
     };
     group.bench_function(

@@ -214,6 +214,153 @@ pub enum TcpState {
     Closed,
 }
 
+/// PATCH (poetry-harness): bytes written and not yet acknowledged, one
+/// `Bytes` per write. A segment within one write is a slice of it, shared,
+/// not copied; an acknowledgement drops whole writes off the front. A
+/// `BytesMut` here copied everything it held each time it grew, and
+/// copied each segment out.
+#[derive(Debug, Default)]
+pub struct SendQueue {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+}
+
+impl SendQueue {
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Drops every byte held.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+
+    /// Appends a copy of `bytes` after those held.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.len += bytes.len();
+            self.chunks.push_back(Bytes::copy_from_slice(bytes));
+        }
+    }
+
+    /// Drops the first `n` bytes held (at most [`Self::len`]).
+    pub fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            let k = front.len().min(n);
+            self.len -= k;
+            n -= k;
+            if k == front.len() {
+                self.chunks.pop_front();
+            } else {
+                bytes::Buf::advance(front, k);
+            }
+        }
+    }
+
+    /// Bytes `start..end` of those held (`end` at most [`Self::len`]): a
+    /// slice of one write when they lie in one, else a copy.
+    pub fn slice(&self, start: usize, end: usize) -> Bytes {
+        let mut at = 0;
+        let mut chunks = self.chunks.iter();
+        while let Some(chunk) = chunks.next() {
+            if start < at + chunk.len() {
+                let from = start - at;
+                if end <= at + chunk.len() {
+                    return chunk.slice(from..end - at);
+                }
+                let mut out = BytesMut::with_capacity(end - start);
+                out.extend_from_slice(&chunk[from..]);
+                for chunk in chunks {
+                    let want = end - start - out.len();
+                    if want == 0 {
+                        break;
+                    }
+                    out.extend_from_slice(&chunk[..want.min(chunk.len())]);
+                }
+                return out.freeze();
+            }
+            at += chunk.len();
+        }
+        Bytes::new()
+    }
+}
+
+/// PATCH (poetry-harness): received bytes, kept as the payloads of the
+/// segments that carried them (a `Bytes` each, shared, not copied) until
+/// the application reads them out. A `BytesMut` here copied every
+/// segment in, and copied everything it held each time it grew: on the
+/// catalog's megabyte poems, about a twentieth of the simulator's
+/// instructions.
+#[derive(Debug, Default)]
+pub struct RecvQueue {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+}
+
+impl RecvQueue {
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nothing held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops every byte held.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+
+    /// Appends `bytes` after those held.
+    pub fn push(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.len += bytes.len();
+            self.chunks.push_back(bytes);
+        }
+    }
+
+    /// Copies the first `out.len()` bytes held (at most [`Self::len`])
+    /// into `out`, and keeps them.
+    pub fn peek(&self, out: &mut [u8]) {
+        let mut at = 0;
+        for chunk in &self.chunks {
+            if at == out.len() {
+                break;
+            }
+            let n = chunk.len().min(out.len() - at);
+            out[at..at + n].copy_from_slice(&chunk[..n]);
+            at += n;
+        }
+    }
+
+    /// Hands the first `n` bytes held (at most [`Self::len`]) to `put`,
+    /// in order, and drops them.
+    pub fn take(&mut self, mut n: usize, mut put: impl FnMut(&[u8])) {
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            let k = front.len().min(n);
+            put(&front[..k]);
+            self.len -= k;
+            n -= k;
+            if k == front.len() {
+                self.chunks.pop_front();
+            } else {
+                bytes::Buf::advance(front, k);
+            }
+        }
+    }
+}
+
 /// TCP control block. Present on a socket once it's paired with a peer
 /// (either via `connect` or `accept`). Mirrors the subset of fields a
 /// real TCB needs for the pieces we model today; close-state
@@ -223,7 +370,7 @@ pub enum TcpState {
 /// - Bytes 0..(snd_nxt - snd_una) are on the wire, unACK'd. Kept so
 ///   retransmit can re-emit from `snd_una`.
 /// - Bytes (snd_nxt - snd_una).. are queued for the next egress pass.
-/// - ACK'd bytes are `split_to()`d off the front.
+/// - ACK'd bytes are `advance()`d off the front.
 #[derive(Debug)]
 pub struct Tcb {
     pub state: TcpState,
@@ -241,10 +388,14 @@ pub struct Tcb {
     /// Next sequence number we expect to receive.
     pub rcv_nxt: u32,
     /// Outgoing byte queue — see type-level doc for layout.
-    pub send_buf: BytesMut,
+    /// PATCH (poetry-harness): the application's writes, not a
+    /// `BytesMut` (see [`SendQueue`]).
+    pub send_buf: SendQueue,
     /// Incoming byte queue. App drains via `poll_read`; advertised
     /// window shrinks as this fills.
-    pub recv_buf: BytesMut,
+    /// PATCH (poetry-harness): the received segments' payloads, not a
+    /// `BytesMut` (see [`RecvQueue`]).
+    pub recv_buf: RecvQueue,
     /// App has closed the write side (FIN sent). Further `poll_write`
     /// calls return `BrokenPipe`.
     pub wr_closed: bool,
@@ -729,5 +880,49 @@ mod tests {
         t.insert_binding(key.clone(), a);
         t.insert_binding(key.clone(), b);
         assert_eq!(t.find_by_bind(&key).collect::<Vec<_>>(), [a, b]);
+    }
+
+    // PATCH (poetry-harness): the byte queues.
+    #[test]
+    fn a_segment_within_one_write_shares_it_and_one_across_writes_copies() {
+        let mut q = SendQueue::default();
+        q.push(b"hello ");
+        q.push(b"world");
+        assert_eq!(q.len(), 11);
+        let first = q.chunks[0].clone();
+        let within = q.slice(1, 5);
+        assert_eq!(&within[..], b"ello");
+        assert_eq!(within.as_ptr(), first[1..].as_ptr(), "a slice, not a copy");
+        assert_eq!(&q.slice(4, 9)[..], b"o wor");
+        assert_eq!(&q.slice(6, 11)[..], b"world");
+        q.advance(8);
+        assert_eq!(q.len(), 3);
+        assert_eq!(&q.slice(0, 3)[..], b"rld");
+        q.advance(3);
+        assert_eq!((q.len(), q.chunks.len()), (0, 0));
+        q.push(b"");
+        assert_eq!(q.chunks.len(), 0, "an empty write holds nothing");
+    }
+
+    #[test]
+    fn received_bytes_are_read_in_order_across_segments() {
+        let mut q = RecvQueue::default();
+        q.push(Bytes::from_static(b"abc"));
+        q.push(Bytes::new());
+        q.push(Bytes::from_static(b"defg"));
+        assert_eq!((q.len(), q.is_empty()), (7, false));
+        let mut peeked = [0u8; 5];
+        q.peek(&mut peeked);
+        assert_eq!(&peeked, b"abcde");
+        assert_eq!(q.len(), 7, "a peek keeps the bytes");
+        let mut out = Vec::new();
+        q.take(5, |b| out.extend_from_slice(b));
+        assert_eq!((&out[..], q.len()), (&b"abcde"[..], 2));
+        q.take(2, |b| out.extend_from_slice(b));
+        assert_eq!(&out[..], b"abcdefg");
+        assert!(q.is_empty());
+        q.push(Bytes::from_static(b"x"));
+        q.clear();
+        assert!(q.is_empty());
     }
 }
