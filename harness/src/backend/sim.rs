@@ -147,8 +147,8 @@
 //! counts from t0 as a three-way handshake places it (s + 150 ms over
 //! 50 ms links) and every lower bound from turmoil's earlier t0, so each
 //! holds on both engines (52 bounds moved, by the handshake's 50 to
-//! 200 ms on the critical path, and by the transfer time of a large poem;
-//! each suite's header gives the arithmetic). The part-2 server's late
+//! 200 ms on the critical path; each suite's header gives the
+//! arithmetic). The part-2 server's late
 //! FIN now passes every server case on both engines
 //! (`simnet_engine.rs`, `a_slow_server_closing_one_delay_late_...`);
 //! before, it failed six on simnet.
