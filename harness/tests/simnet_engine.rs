@@ -20,8 +20,8 @@ use poetry_harness::catalog::Catalog;
 use poetry_harness::engine::{run_all, run_case, CaseResult, EngineOptions, Status};
 use poetry_harness::mutants;
 use poetry_harness::net::{Net, TcpListener};
-use poetry_harness::reference::{close_gracefully, Pacing};
-use poetry_harness::roles::{BoxFuture, Implementation, PoetryServerRole};
+use poetry_harness::reference::{close_gracefully, Pacing, TransformServer};
+use poetry_harness::roles::{BoxFuture, Implementation, PoetryServerRole, TransformServerRole};
 use poetry_harness::verdict::{Kind, Profile};
 use tokio::io::AsyncWriteExt;
 
@@ -465,4 +465,78 @@ fn timers_one_second_late_pass_every_case_on_both_engines() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(passed >= 2 * catalog.cases.len() - 4, "{passed} passed");
+}
+
+/// A transformation server at the late edge: it replies, or hangs up on a
+/// refused request, 900 ms after the request's last byte (XFORM-5 and
+/// the refusals: within P of it).
+struct RepliesLate;
+
+impl TransformServerRole for RepliesLate {
+    fn serve(
+        &self,
+        _net: Net,
+        listener: TcpListener,
+        config: TransformServer,
+    ) -> BoxFuture<io::Result<()>> {
+        use poetry_harness::protocol::{netstring, transform};
+        use tokio_util::codec::Decoder;
+        Box::pin(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await?;
+                tokio::spawn(async move {
+                    let mut codec = netstring::NetstringCodec::new(config.max_payload);
+                    let mut buf = bytes::BytesMut::new();
+                    let request = loop {
+                        match codec.decode(&mut buf) {
+                            Ok(Some(frame)) => break Some(frame),
+                            Ok(None) => {}
+                            Err(_) => break None,
+                        }
+                        let read = tokio::io::AsyncReadExt::read_buf(&mut stream, &mut buf);
+                        match tokio::time::timeout(config.idle_timeout, read).await {
+                            Ok(Ok(n)) if n > 0 => {}
+                            _ => return,
+                        }
+                    };
+                    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+                    if let Some(Ok(poem)) = request.map(|r| transform::respond(&r)) {
+                        if netstring::write_netstring(&mut stream, poem.as_bytes())
+                            .await
+                            .is_ok()
+                        {
+                            let _ = close_gracefully(stream).await;
+                        }
+                    }
+                });
+            }
+        })
+    }
+}
+
+#[test]
+fn a_transform_server_at_the_late_edge_passes_every_case_on_both_engines() {
+    let catalog = catalog();
+    let late = Implementation {
+        transform_server: Some(Arc::new(RepliesLate)),
+        ..Implementation::reference()
+    };
+    let mut wrong = Vec::new();
+    for engine in [SimEngine::Turmoil, SimEngine::Simnet] {
+        let opts = EngineOptions {
+            run: RunOptions::catalog().on_engine(engine),
+            ..simnet()
+        };
+        for case in catalog
+            .cases
+            .iter()
+            .filter(|c| c.role == Role::TransformServer)
+        {
+            let r = run_case(case, &late, &opts);
+            if r.verdict.kind != Kind::Pass {
+                wrong.push(format!("{engine:?}: {}", r.explained()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
