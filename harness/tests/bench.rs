@@ -299,18 +299,30 @@ fn an_interrupted_bench_writes_what_it_has_and_exits_130() {
         .args(["--warmup", "0s", "--json"])
         .arg(&json)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn poetry-harness bench");
+    // Its table (stdout) is small and comes at the end: read after exit.
+    let mut stdout = child.stdout.take().expect("stdout");
     // Interrupt once the load has started (its progress line on stderr).
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
-    let started = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains("closed loop, 1 connections"));
-    assert!(started, "the load never started");
+    let mut seen = Vec::new();
+    let started = lines.by_ref().map_while(Result::ok).any(|l| {
+        let found = l.contains("closed loop, 1 connections");
+        seen.push(l);
+        found
+    });
+    if !started {
+        // What the bench said instead (a conformance case that failed
+        // twice on a loaded machine, say) is the diagnosis.
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut table = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut table);
+        panic!("the load never started:\n{}\n{table}", seen.join("\n"));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

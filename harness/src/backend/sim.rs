@@ -143,15 +143,16 @@
 //! implementation at a bound's edge got a false FAIL. Example: POEM-8 lets
 //! a slow server send its FIN one --delay after the last chunk, by
 //! t0 + k*D + tau; on `server.slow-pacing` that FIN arrived at 7.2 s on
-//! simnet, over the case's 7.15 s. Now every upper bound
-//! counts from t0 as a three-way handshake places it (s + 150 ms over
-//! 50 ms links) and every lower bound from turmoil's earlier t0, so each
-//! holds on both engines (52 bounds moved, by the handshake's 50 to
-//! 200 ms on the critical path; each suite's header gives the
-//! arithmetic). The part-2 server's late
-//! FIN now passes every server case on both engines
-//! (`simnet_engine.rs`, `a_slow_server_closing_one_delay_late_...`);
-//! before, it failed six on simnet.
+//! simnet, over the case's 7.15 s. Now every upper bound counts from t0
+//! as a three-way handshake places it (s + 150 ms over 50 ms links) and
+//! every lower bound from turmoil's earlier t0, so each holds on both
+//! engines (52 bounds moved, by the handshake's 50 to 200 ms on the
+//! critical path; each suite's header gives the arithmetic). Programs at
+//! the late edge of the spec pass every case on both engines
+//! (`simnet_engine.rs`): a server whose slow FIN comes one --delay late
+//! (it failed six cases on simnet before) and whose fast write waits as
+//! long as POEM-10 allows, a transformation server that replies 900 ms
+//! after the request, and every timeout a second late (NET-4).
 //!
 //! The foundation this builds on:
 //!
