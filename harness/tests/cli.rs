@@ -59,6 +59,10 @@ impl Sandbox {
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // Temporary files (a program's working directory) in the
+            // sandbox too: a harness killed with SIGKILL cannot remove
+            // them itself.
+            .env("TMPDIR", &self.dir)
             .current_dir(&self.dir)
             .stdin(Stdio::null());
         cmd

@@ -82,6 +82,10 @@ impl Harness {
             .arg("--json")
             .arg(dir.path().join("r.json"))
             .current_dir(repo())
+            // Its temporary files (the programs' working directories) in
+            // the throwaway directory: a harness killed with SIGKILL
+            // cannot remove them itself.
+            .env("TMPDIR", dir.path())
             // A process group of its own, as a shell gives a command.
             .process_group(0)
             .stdin(Stdio::null())
