@@ -219,9 +219,18 @@ pub enum TcpState {
 /// not copied; an acknowledgement drops whole writes off the front. A
 /// `BytesMut` here copied everything it held each time it grew, and
 /// copied each segment out.
+///
+/// Each write is kept with the stream offset of its end (counted from the
+/// connection's first byte, so acknowledgements do not renumber it), and a
+/// segment finds its write by binary search: a program that makes many
+/// small writes into a full window pays a logarithm per segment, not a
+/// walk over every write in flight.
 #[derive(Debug, Default)]
 pub struct SendQueue {
-    chunks: VecDeque<Bytes>,
+    /// Writes held, each with the stream offset just past its last byte.
+    chunks: VecDeque<(usize, Bytes)>,
+    /// Stream offset of the first byte held.
+    base: usize,
     len: usize,
 }
 
@@ -234,6 +243,7 @@ impl SendQueue {
     /// Drops every byte held.
     pub fn clear(&mut self) {
         self.chunks.clear();
+        self.base += self.len;
         self.len = 0;
     }
 
@@ -241,52 +251,58 @@ impl SendQueue {
     pub fn push(&mut self, bytes: &[u8]) {
         if !bytes.is_empty() {
             self.len += bytes.len();
-            self.chunks.push_back(Bytes::copy_from_slice(bytes));
+            self.chunks
+                .push_back((self.base + self.len, Bytes::copy_from_slice(bytes)));
         }
     }
 
-    /// Drops the first `n` bytes held (at most [`Self::len`]).
-    pub fn advance(&mut self, mut n: usize) {
-        while n > 0 {
-            let Some(front) = self.chunks.front_mut() else {
-                break;
-            };
-            let k = front.len().min(n);
-            self.len -= k;
-            n -= k;
-            if k == front.len() {
-                self.chunks.pop_front();
-            } else {
-                bytes::Buf::advance(front, k);
-            }
+    /// Drops the first `n` bytes held (at most [`Self::len`]). A write
+    /// goes when all of it is acknowledged; until then it is kept whole,
+    /// its offsets unchanged, and slices skip its acknowledged front.
+    pub fn advance(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.base += n;
+        self.len -= n;
+        while self
+            .chunks
+            .front()
+            .is_some_and(|(end, _)| *end <= self.base)
+        {
+            self.chunks.pop_front();
         }
     }
 
     /// Bytes `start..end` of those held (`end` at most [`Self::len`]): a
     /// slice of one write when they lie in one, else a copy.
     pub fn slice(&self, start: usize, end: usize) -> Bytes {
-        let mut at = 0;
-        let mut chunks = self.chunks.iter();
-        while let Some(chunk) = chunks.next() {
-            if start < at + chunk.len() {
-                let from = start - at;
-                if end <= at + chunk.len() {
-                    return chunk.slice(from..end - at);
-                }
-                let mut out = BytesMut::with_capacity(end - start);
-                out.extend_from_slice(&chunk[from..]);
-                for chunk in chunks {
-                    let want = end - start - out.len();
-                    if want == 0 {
-                        break;
-                    }
-                    out.extend_from_slice(&chunk[..want.min(chunk.len())]);
-                }
-                return out.freeze();
-            }
-            at += chunk.len();
+        let end = end.min(self.len);
+        if start >= end {
+            return Bytes::new();
         }
-        Bytes::new()
+        let (start, end) = (self.base + start, self.base + end);
+        // The first write that ends past `start` holds it.
+        let first = self
+            .chunks
+            .partition_point(|(chunk_end, _)| *chunk_end <= start);
+        let mut out: Option<BytesMut> = None;
+        for (chunk_end, chunk) in self.chunks.range(first..) {
+            let chunk_start = chunk_end - chunk.len();
+            let from = start.max(chunk_start) - chunk_start;
+            let to = end.min(*chunk_end) - chunk_start;
+            match &mut out {
+                None if end <= *chunk_end => return chunk.slice(from..to),
+                None => {
+                    let mut buf = BytesMut::with_capacity(end - start);
+                    buf.extend_from_slice(&chunk[from..to]);
+                    out = Some(buf);
+                }
+                Some(buf) => buf.extend_from_slice(&chunk[from..to]),
+            }
+            if end <= *chunk_end {
+                break;
+            }
+        }
+        out.map(BytesMut::freeze).unwrap_or_default()
     }
 }
 
@@ -889,12 +905,18 @@ mod tests {
         q.push(b"hello ");
         q.push(b"world");
         assert_eq!(q.len(), 11);
-        let first = q.chunks[0].clone();
+        let first = q.chunks[0].1.clone();
         let within = q.slice(1, 5);
         assert_eq!(&within[..], b"ello");
         assert_eq!(within.as_ptr(), first[1..].as_ptr(), "a slice, not a copy");
         assert_eq!(&q.slice(4, 9)[..], b"o wor");
-        assert_eq!(&q.slice(6, 11)[..], b"world");
+        let at_a_boundary = q.slice(6, 11);
+        assert_eq!(&at_a_boundary[..], b"world");
+        assert_eq!(
+            at_a_boundary.as_ptr(),
+            q.chunks[1].1.as_ptr(),
+            "a segment that starts where a write starts is a slice of it"
+        );
         q.advance(8);
         assert_eq!(q.len(), 3);
         assert_eq!(&q.slice(0, 3)[..], b"rld");
@@ -902,6 +924,50 @@ mod tests {
         assert_eq!((q.len(), q.chunks.len()), (0, 0));
         q.push(b"");
         assert_eq!(q.chunks.len(), 0, "an empty write holds nothing");
+    }
+
+    #[test]
+    fn the_send_queue_agrees_with_a_flat_buffer() {
+        // Writes of 0 to 9 bytes, acknowledgements and segments in a fixed
+        // pseudo-random order, against a plain `Vec` of the bytes held.
+        let mut q = SendQueue::default();
+        let mut flat: Vec<u8> = Vec::new();
+        let mut x: u32 = 0x2545_f491;
+        let mut next = |m: u32| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x % m) as usize
+        };
+        let mut byte = 0u8;
+        for step in 0..5_000 {
+            match next(3) {
+                0 => {
+                    let write: Vec<u8> = (0..next(10))
+                        .map(|_| {
+                            byte = byte.wrapping_add(1);
+                            byte
+                        })
+                        .collect();
+                    q.push(&write);
+                    flat.extend_from_slice(&write);
+                }
+                1 => {
+                    let n = next(flat.len() as u32 + 1);
+                    q.advance(n);
+                    flat.drain(..n);
+                }
+                _ => {
+                    let start = next(flat.len() as u32 + 1);
+                    let end = start + next((flat.len() - start) as u32 + 1);
+                    assert_eq!(&q.slice(start, end)[..], &flat[start..end], "step {step}");
+                }
+            }
+            assert_eq!(q.len(), flat.len(), "step {step}");
+        }
+        q.clear();
+        q.push(b"after");
+        assert_eq!(&q.slice(1, 4)[..], b"fte", "offsets go on after a clear");
     }
 
     #[test]
