@@ -48,15 +48,12 @@ struct Log {
 }
 
 impl Log {
-    /// Folds a `send`/`recv` event into the run it continues: the folded
-    /// run at the end of the log, or the last [`FOLD_RUNS_OF`] - 1 alike
-    /// events, which become a run with it. Whether it did.
-    fn fold(&mut self, at: Duration, who: &str, what: &str) -> bool {
-        let Some(kind) = kind_of_what(what) else {
-            return false;
-        };
+    /// Folds a `send`/`recv` event (`kind`, of `bytes` bytes) into the
+    /// run it continues: the folded run at the end of the log, or the last
+    /// [`FOLD_RUNS_OF`] - 1 alike events, which become a run with it.
+    /// Whether it did.
+    fn fold(&mut self, at: Duration, who: &str, kind: &str, bytes: usize) -> bool {
         let alike = |e: &Event| e.who == who && kind_of_what(&e.what) == Some(kind);
-        let bytes = bytes_of(what).unwrap_or(0);
         if let Some(last) = self.kept.last_mut() {
             if alike(last) {
                 if let Some(r) = &mut last.run {
@@ -88,6 +85,21 @@ impl Log {
             ..first
         });
         true
+    }
+
+    /// Keeps an event that did not fold, or past [`MAX_EVENTS`] counts it.
+    fn push(&mut self, at: Duration, who: &str, what: String) {
+        if self.kept.len() < MAX_EVENTS {
+            self.kept.push(Event {
+                at,
+                who: who.to_string(),
+                what,
+                run: None,
+            });
+        } else {
+            self.dropped += 1;
+            self.last_at = at;
+        }
     }
 
     /// `N more events not kept`, past [`MAX_EVENTS`].
@@ -145,19 +157,24 @@ impl Recorder {
     pub fn log_at(&self, at: Duration, who: &str, what: impl Into<String>) {
         let what = what.into();
         let mut log = self.events.lock().expect("recorder lock");
-        if log.fold(at, who, &what) {
-            return;
+        if let Some(kind) = kind_of_what(&what) {
+            if log.fold(at, who, kind, bytes_of(&what).unwrap_or(0)) {
+                return;
+            }
         }
-        if log.kept.len() < MAX_EVENTS {
-            log.kept.push(Event {
-                at,
-                who: who.to_string(),
-                what,
-                run: None,
-            });
-        } else {
-            log.dropped += 1;
-            log.last_at = at;
+        log.push(at, who, what);
+    }
+
+    /// Appends `send N bytes "..."` or `recv N bytes "..."` at the current
+    /// time: the same event as [`Recorder::log`] of that text, but the
+    /// preview is only written when the event is kept, not when it folds
+    /// into a run. A byte-by-byte poem is thousands of reads, and all but
+    /// the first few fold.
+    pub fn log_bytes(&self, who: &str, way: Way, bytes: &[u8]) {
+        let at = self.now();
+        let mut log = self.events.lock().expect("recorder lock");
+        if !log.fold(at, who, way.word(), bytes.len()) {
+            log.push(at, who, format!("{} {}", way.word(), preview(bytes)));
         }
     }
 
@@ -386,6 +403,25 @@ fn kind_of(e: &Event) -> Option<&'static str> {
     kind_of_what(&e.what)
 }
 
+/// Which way the bytes of a [`Recorder::log_bytes`] event went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// Written by the one who logs it: `send ...`.
+    Send,
+    /// Read by the one who logs it: `recv ...`.
+    Recv,
+}
+
+impl Way {
+    /// The event's first word, as [`kind_of_what`] reads it back.
+    fn word(self) -> &'static str {
+        match self {
+            Way::Send => "send",
+            Way::Recv => "recv",
+        }
+    }
+}
+
 /// [`kind_of`] an event's words.
 fn kind_of_what(what: &str) -> Option<&'static str> {
     if what.starts_with("send ") {
@@ -562,6 +598,43 @@ mod tests {
             text,
             "    0.000s  s1         send x5 until 2.800s (50 bytes in all)\n    4.000s  s1         close FIN\n"
         );
+    }
+
+    #[test]
+    fn log_bytes_keeps_the_events_log_keeps_for_the_same_text() {
+        // Two actors, runs long and short, other events between them.
+        let texts = Recorder::new();
+        let bytes = Recorder::new();
+        let mut pieces: Vec<(&str, Way, Vec<u8>)> = Vec::new();
+        for i in 0..14u8 {
+            pieces.push(("s1", Way::Send, vec![b'a' + i; usize::from(i) * 30]));
+            if i % 7 == 0 {
+                pieces.push(("c1", Way::Recv, b"x\"y\xff".to_vec()));
+            }
+        }
+        pieces.extend((0..3).map(|_| ("c1", Way::Recv, b"z".to_vec())));
+        for (i, (who, way, data)) in pieces.iter().enumerate() {
+            let word = if *way == Way::Send { "send" } else { "recv" };
+            texts.log(who, format!("{word} {}", preview(data)));
+            bytes.log_bytes(who, *way, data);
+            if i % 9 == 8 {
+                texts.log("harness", "between");
+                bytes.log("harness", "between");
+            }
+        }
+        for _ in 0..9 {
+            texts.log("c2", format!("recv {}", preview(b"tail")));
+            bytes.log_bytes("c2", Way::Recv, b"tail");
+        }
+        let events = bytes.events();
+        assert_eq!(events, texts.events());
+        assert!(
+            events.iter().filter(|e| e.run.is_some()).count() >= 3,
+            "runs of sends and reads folded: {events:#?}"
+        );
+        let run = events.last().unwrap();
+        assert_eq!(run.what, "recv 4 bytes \"tail\"");
+        assert_eq!(run.run.map(|r| (r.count, r.bytes)), Some((9, 36)));
     }
 
     #[test]

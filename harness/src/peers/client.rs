@@ -14,7 +14,7 @@ use super::{
 use crate::case::{ClientPeer, Leave};
 use crate::net::Net;
 use crate::protocol::netstring;
-use crate::transcript::preview;
+use crate::transcript::Way;
 
 /// The bytes a client peer sends, and the request payload among them.
 pub fn outgoing(spec: &ClientPeer) -> (Vec<u8>, Option<Vec<u8>>) {
@@ -147,7 +147,7 @@ pub async fn run(
                 rec.log(&name, format!("write failed: {e}"));
                 break;
             }
-            rec.log(&name, format!("send {}", preview(chunk)));
+            rec.log_bytes(&name, Way::Send, chunk);
         }
     }
     if spec.half_close && !time_to_leave {
@@ -192,7 +192,7 @@ pub async fn run(
             r = stream.read(&mut buf[..want]) => match r {
                 Ok(0) => break Some(Ending::Fin),
                 Ok(n) => {
-                    rec.log(&name, format!("recv {}", preview(&buf[..n])));
+                    rec.log_bytes(&name, Way::Recv, &buf[..n]);
                     received.push(&buf[..n]);
                 }
                 Err(e) if is_reset(&e) => break Some(Ending::Rst),

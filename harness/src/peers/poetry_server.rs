@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{is_reset, note, Ending, Endpoint, Recorder, Shared};
 use crate::case::{End, ServerPeer};
 use crate::net::{Net, TcpStream};
-use crate::transcript::preview;
+use crate::transcript::Way;
 
 /// One write of the plan, and the pause before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,7 +306,7 @@ async fn serve_one(
                         }
                     }
                 }
-                rec.log(&name, format!("send {}", preview(&step.bytes)));
+                rec.log_bytes(&name, Way::Send, &step.bytes);
             }
             if !spec.end_delay.0.is_zero() {
                 tokio::time::sleep(spec.end_delay.0).await;
@@ -320,7 +320,7 @@ async fn serve_one(
                 res = &mut writer => break res,
                 r = rd.read(&mut buf), if closed.is_none() => match r {
                     Ok(0) => { closed = Some(Ending::Fin); record_close(Ending::Fin); }
-                    Ok(n) => rec.log(&name, format!("recv {}", preview(&buf[..n]))),
+                    Ok(n) => rec.log_bytes(&name, Way::Recv, &buf[..n]),
                     Err(_) => { closed = Some(Ending::Rst); record_close(Ending::Rst); break Ok(Written::All); }
                 },
             }
@@ -372,7 +372,7 @@ async fn serve_one(
                 closed = Some(Ending::Fin);
                 record_close(Ending::Fin);
             }
-            Ok(n) => rec.log(&name, format!("recv {}", preview(&buf[..n]))),
+            Ok(n) => rec.log_bytes(&name, Way::Recv, &buf[..n]),
             Err(_) => {
                 closed = Some(Ending::Rst);
                 record_close(Ending::Rst);
