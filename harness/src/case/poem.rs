@@ -161,32 +161,38 @@ pub fn generated(size: usize) -> Bytes {
 }
 
 fn generate(size: usize) -> Bytes {
-    // Written piece by piece, not with `format!`: a 1 MiB poem is 28,000
-    // lines, and the catalog generates its poems on every run.
+    // Written line by line, not with `format!`: a 1 MiB poem is 28,000
+    // lines, and the catalog generates its poems on every run. One line
+    // is kept and its number counted up in place, so each line costs one
+    // copy.
+    const HEAD: &[u8] = b"line ";
+    const TAIL: &[u8] = b" of a long and patient poem\n";
     let mut out = Vec::with_capacity(size + 64);
-    // The line number in decimal, counted up in place.
-    let mut number = b"1".to_vec();
+    let mut line = [HEAD, b"1", TAIL].concat();
     while out.len() < size {
-        out.extend_from_slice(b"line ");
-        out.extend_from_slice(&number);
-        out.extend_from_slice(b" of a long and patient poem\n");
-        increment_decimal(&mut number);
+        out.extend_from_slice(&line);
+        let digits = HEAD.len()..line.len() - TAIL.len();
+        if increment_decimal(&mut line[digits.clone()]) {
+            line.insert(digits.start, b'1');
+        }
     }
     out.truncate(size);
     Bytes::from(out)
 }
 
-/// Adds one to a number written in ASCII decimal digits.
-fn increment_decimal(digits: &mut Vec<u8>) {
+/// Adds one to a number written in ASCII decimal digits. Whether it
+/// carried out of the first digit (all nines became zeros), when the
+/// caller must put a `1` in front.
+fn increment_decimal(digits: &mut [u8]) -> bool {
     for d in digits.iter_mut().rev() {
         if *d == b'9' {
             *d = b'0';
         } else {
             *d += 1;
-            return;
+            return false;
         }
     }
-    digits.insert(0, b'1');
+    true
 }
 
 #[cfg(test)]
@@ -207,8 +213,25 @@ mod tests {
     fn decimal_counting_carries() {
         let mut n = b"1".to_vec();
         for expected in 2..=1200u32 {
-            increment_decimal(&mut n);
+            if increment_decimal(&mut n) {
+                n.insert(0, b'1');
+            }
             assert_eq!(n, expected.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn generated_lines_are_numbered_in_order_across_carries() {
+        // 12,000 lines: the number gains a digit at 10, 100, 1000, 10000.
+        let poem = generate(500_000);
+        let lines: Vec<&[u8]> = poem.split(|&b| b == b'\n').collect();
+        assert!(lines.len() > 12_000, "{} lines", lines.len());
+        // The last piece may be cut short by the size.
+        for (i, line) in lines[..lines.len() - 1].iter().enumerate() {
+            assert_eq!(
+                *line,
+                format!("line {} of a long and patient poem", i + 1).as_bytes()
+            );
         }
     }
 
