@@ -121,10 +121,20 @@ fn results(case: &Case, out: &RunOutcome) -> Vec<Hint> {
                         ),
                     )),
                     ("fail:refused", Err(e)) if !matches!(e, FetchError::Refused) => {
+                        // The words may well say "refused" (the OS's own
+                        // message): what is wrong is the kind of failure.
+                        let reported_as = match e {
+                            FetchError::Reset { .. } => "a reset",
+                            FetchError::Timeout { .. } => "a timeout",
+                            FetchError::Unrecognised(_) => {
+                                "a failure whose reason the harness cannot read"
+                            }
+                            _ => "some other error",
+                        };
                         hints.push(hint(
                             "refused-reported-as-other",
                             format!(
-                                "nothing listens at {name}, so connecting is refused (ECONNREFUSED), but the client reported '{e}': say 'refused'"
+                                "nothing listens at {name}, so connecting is refused (ECONNREFUSED), but the client reported it as {reported_as} ('{e}'): a refused connection is the failure with reason `refused`"
                             ),
                         ))
                     }
