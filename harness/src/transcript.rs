@@ -602,7 +602,7 @@ mod tests {
 
     #[test]
     fn log_bytes_keeps_the_events_log_keeps_for_the_same_text() {
-        // Two actors, runs long and short, other events between them.
+        // Three actors, runs long and short, other events between them.
         let texts = Recorder::new();
         let bytes = Recorder::new();
         let mut pieces: Vec<(&str, Way, Vec<u8>)> = Vec::new();
