@@ -995,8 +995,25 @@ fn a_killed_harness_leaves_the_finished_cases_readable() {
     }
     let mut child = Guard(child, pid);
     let json_path = sandbox.dir.join("r.json");
+    // Programs' working directories (and their owner files) in the
+    // harness's temporary directory, the sandbox.
+    let workdirs = || {
+        let mut v: Vec<String> = std::fs::read_dir(&sandbox.dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("poetry-harness-program-"))
+            .collect();
+        v.sort();
+        v
+    };
     let deadline = Instant::now() + LIMIT;
-    while !std::fs::read_to_string(&json_path).is_ok_and(|t| t.contains("client.fast-poem")) {
+    // The first case reported, and a program's directory there (the
+    // second case's, its program sleeping in it, or the first's not yet
+    // removed): the kill leaves it behind.
+    while !std::fs::read_to_string(&json_path).is_ok_and(|t| t.contains("client.fast-poem"))
+        || workdirs().is_empty()
+    {
         assert!(Instant::now() < deadline, "the first case never finished");
         thread::sleep(Duration::from_millis(20));
     }
@@ -1011,6 +1028,25 @@ fn a_killed_harness_leaves_the_finished_cases_readable() {
     assert_eq!(json["cases"][0]["verdict"], "FAIL");
     let junit = std::fs::read_to_string(sandbox.dir.join("r.xml")).unwrap();
     assert!(junit.contains("client.fast-poem"), "{junit}");
+
+    // The killed harness could not remove its program's working directory;
+    // the next harness to start a program in the same temporary directory
+    // does, and leaves none of its own.
+    let left = workdirs();
+    assert!(
+        left.iter().any(|n| n.ends_with(".owner")),
+        "a directory's owner file left: {left:?}"
+    );
+    let next = sandbox.run(&[
+        "run",
+        "client.fast-poem",
+        "--role",
+        "client",
+        "--cmd",
+        "exit 3",
+    ]);
+    assert_eq!(next.status.code(), Some(1), "{}", next.stderr);
+    assert_eq!(workdirs(), Vec::<String>::new());
 }
 
 /// The `poetry-harness replay ...` command ending `line`, as words.

@@ -20,6 +20,7 @@ pub mod reference_programs;
 pub mod sandbox;
 pub mod template;
 pub mod timing;
+pub mod workdir;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

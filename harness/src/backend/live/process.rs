@@ -362,7 +362,7 @@ pub struct Program {
     dropped_lines: Arc<AtomicU64>,
     cut_lines: Arc<AtomicU64>,
     readers: Vec<JoinHandle<()>>,
-    workdir: Option<tempfile::TempDir>,
+    workdir: Option<super::workdir::Workdir>,
     ended: bool,
 }
 
@@ -455,9 +455,12 @@ impl Program {
         become_subreaper();
         raise_open_file_limit();
         let origin = std::env::current_dir()?;
-        let workdir = tempfile::Builder::new()
-            .prefix("poetry-harness-program-")
-            .tempdir()?;
+        // Once per harness: the directories of harnesses that were killed.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            super::workdir::sweep(&std::env::temp_dir());
+        });
+        let workdir = super::workdir::Workdir::create_in(&std::env::temp_dir())?;
         let command = super::launch::absolutize(command, &origin);
         let token = next_token();
         let mut cmd = Command::new("sh");
@@ -963,7 +966,7 @@ pub fn processes_with_token(prefix: &str) -> Vec<i32> {
 pub fn is_program_workdir(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("poetry-harness-program-"))
+        .is_some_and(|n| n.starts_with(super::workdir::PREFIX))
 }
 
 #[cfg(test)]
