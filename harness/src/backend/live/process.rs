@@ -321,7 +321,7 @@ pub fn kill_orphans() {
         .lock()
         .map(|g| g.keys().copied().collect())
         .unwrap_or_default();
-    for _ in 0..SWEEP_ROUNDS {
+    for _ in sweep_rounds() {
         let orphans: Vec<i32> = processes()
             .into_iter()
             .filter(|p| p.ppid == me && !running.contains(&p.pid) && !running.contains(&p.sid))
@@ -824,9 +824,26 @@ fn carries(pid: i32, token: &str) -> bool {
     env.split(|&b| b == 0).any(|v| v == want.as_bytes())
 }
 
-/// Sweeps a program's processes this many times at most: a program that
-/// forks as fast as it can may add some between a scan and the kills.
-const SWEEP_ROUNDS: usize = 20;
+/// How long a sweep goes on while processes it killed are still alive:
+/// a program that forks as fast as it can may add some between a scan and
+/// the kills, and a process sent SIGKILL still has to be scheduled to die,
+/// which on a loaded machine took longer than 20 rounds 2 ms apart (the
+/// earlier bound: a stress run saw a killed `sleep` outlive an interrupted
+/// harness). A sweep ends as soon as nothing it looks for is alive.
+const SWEEP_LIMIT: Duration = Duration::from_secs(2);
+
+/// The rounds of a sweep, 0, 1, 2...: at least 20, then until
+/// [`SWEEP_LIMIT`] has passed; from the second on, 2 ms after the last.
+fn sweep_rounds() -> impl Iterator<Item = usize> {
+    let start = std::time::Instant::now();
+    (0..)
+        .take_while(move |&round| round < 20 || start.elapsed() < SWEEP_LIMIT)
+        .inspect(|&round| {
+            if round > 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+}
 
 fn signal(pid: i32) {
     use nix::sys::signal::{kill, Signal};
@@ -853,7 +870,7 @@ fn sweep(sid: i32, token: &str, root: Option<i32>) {
         nix::sys::signal::Signal::SIGKILL,
     );
     let me = std::process::id() as i32;
-    for round in 0..SWEEP_ROUNDS {
+    for _ in sweep_rounds() {
         let all = processes();
         let mut family: BTreeSet<i32> = root.into_iter().collect();
         // Descendants of root: grow the set until it is closed.
@@ -891,9 +908,6 @@ fn sweep(sid: i32, token: &str, root: Option<i32>) {
             if p.ppid == me && Some(p.pid) != root {
                 reap(p.pid);
             }
-        }
-        if round > 0 {
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
