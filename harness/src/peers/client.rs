@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
@@ -245,7 +247,7 @@ pub async fn run(
         let c = &mut o.clients[&name];
         c.received_len = received.len();
         c.received_digest = received.digest();
-        c.received = received.take_prefix();
+        c.received = Bytes::from(received.take_prefix());
         c.ending = Some(ending.unwrap_or(Ending::Left));
         c.left_at = left_at;
     });

@@ -11,6 +11,7 @@ pub mod transform_server;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use indexmap::IndexMap;
 
 pub use crate::transcript::Recorder;
@@ -173,11 +174,20 @@ impl Kept {
     }
 }
 
+/// Serializes shared bytes as the `Vec<u8>` they replaced: a sequence
+/// of numbers.
+fn serialize_bytes<S: serde::Serializer>(bytes: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(bytes.iter())
+}
+
 /// What one scripted client saw.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ClientSeen {
-    /// The bytes the subject sent it, up to [`KEEP_CAP`].
-    pub received: Vec<u8>,
+    /// The bytes the subject sent it, up to [`KEEP_CAP`]. Shared, not
+    /// owned: a case's result is cloned for each report, and the stalled
+    /// reader's neighbour keeps 8 MiB.
+    #[serde(serialize_with = "serialize_bytes")]
+    pub received: Bytes,
     /// How many bytes the subject sent it, kept or not.
     pub received_len: u64,
     /// [`Kept::digest`] of every byte the subject sent it.
@@ -405,7 +415,7 @@ mod tests {
         assert_eq!(kept.digest(), Kept::digest_of(&stream));
         assert_ne!(kept.digest(), Kept::digest_of(&stream[..9_999]));
         let seen = ClientSeen {
-            received: kept.prefix().to_vec(),
+            received: Bytes::copy_from_slice(kept.prefix()),
             received_len: kept.len(),
             received_digest: kept.digest(),
             ..ClientSeen::default()
