@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use turmoil_net::shim::tokio::net as simnet;
 
 /// A listening socket on either network.
@@ -131,6 +132,18 @@ impl TcpStream {
                     .map_err(io::Error::from)
             }
             Stream::Sim(_) | Stream::Simnet(_) => Ok(()),
+        }
+    }
+
+    /// Writes all of `bytes`, as `write_all(&bytes)` does. On
+    /// [`crate::net::Net::Simnet`] the simulated kernel keeps what it
+    /// accepts as slices of `bytes`, not copies: a server holding an
+    /// 8 MiB poem does not copy it into its send buffer. Elsewhere it is
+    /// `write_all`, and the segments on the wire are the same either way.
+    pub async fn write_all_shared(&mut self, bytes: Bytes) -> io::Result<()> {
+        match &mut self.0 {
+            Stream::Simnet(s) => s.write_all_shared(bytes).await,
+            _ => self.write_all(&bytes).await,
         }
     }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 
 use super::linger::close_gracefully;
 use crate::net::{TcpListener, TcpStream};
@@ -77,12 +76,15 @@ impl PoetryServer {
     /// Sends the poem on one connection, then closes it with FIN.
     pub async fn send_poem(&self, mut stream: TcpStream) -> std::io::Result<()> {
         match self.pacing {
-            None => stream.write_all(&self.poem).await?,
+            None => stream.write_all_shared(self.poem.clone()).await?,
             Some(p) => {
-                let mut chunks = self.poem.chunks(p.num_bytes.max(1)).peekable();
-                while let Some(chunk) = chunks.next() {
-                    stream.write_all(chunk).await?;
-                    if chunks.peek().is_some() {
+                let step = p.num_bytes.max(1);
+                let mut at = 0;
+                while at < self.poem.len() {
+                    let end = self.poem.len().min(at + step);
+                    stream.write_all_shared(self.poem.slice(at..end)).await?;
+                    at = end;
+                    if at < self.poem.len() {
                         tokio::time::sleep(p.delay).await;
                     }
                 }

@@ -37,6 +37,24 @@ pub use socket::{ListenState, Socket, Tcb, TcpState};
 // for rules
 pub use packet::{Packet, TcpFlags, TcpSegment, Transport, UdpDatagram};
 
+/// PATCH (poetry-harness): what a TCP write hands the kernel: bytes it
+/// copies into the send buffer, or shared bytes whose written part it
+/// keeps as a slice, without a copy ([`Kernel::poll_send_shared`]).
+#[derive(Debug, Clone, Copy)]
+pub enum SendBuf<'a> {
+    Copy(&'a [u8]),
+    Share(&'a bytes::Bytes),
+}
+
+impl SendBuf<'_> {
+    fn len(&self) -> usize {
+        match self {
+            SendBuf::Copy(b) => b.len(),
+            SendBuf::Share(b) => b.len(),
+        }
+    }
+}
+
 /// Default MTU for non-loopback traffic (bytes). Matches standard Ethernet.
 pub const DEFAULT_MTU: u32 = 1500;
 /// Default MTU for loopback (bytes). Matches Linux `lo`.
@@ -614,8 +632,24 @@ impl Kernel {
                 };
                 udp::send_to(self, fd, cx, buf, &peer_sa)
             }
-            Type::Stream => tcp::poll_send(self, fd, cx, buf),
+            Type::Stream => tcp::poll_send(self, fd, cx, SendBuf::Copy(buf)),
             Type::SeqPacket => unimplemented!("SOCK_SEQPACKET poll_send"),
+        }
+    }
+
+    /// PATCH (poetry-harness): [`Kernel::poll_send`] from shared bytes.
+    /// TCP queues the written part as a slice of `buf`, not a copy: a
+    /// server sending a large poem it holds does not copy it again.
+    /// Other sockets copy, as `poll_send` does.
+    pub fn poll_send_shared(
+        &mut self,
+        fd: Fd,
+        cx: &mut Context<'_>,
+        buf: &bytes::Bytes,
+    ) -> Poll<std::io::Result<usize>> {
+        match self.lookup(fd) {
+            Ok(st) if st.ty == Type::Stream => tcp::poll_send(self, fd, cx, SendBuf::Share(buf)),
+            _ => self.poll_send(fd, cx, buf),
         }
     }
 

@@ -247,13 +247,20 @@ impl SendQueue {
         self.len = 0;
     }
 
-    /// Appends a copy of `bytes` after those held.
-    pub fn push(&mut self, bytes: &[u8]) {
+    /// Appends `bytes` after those held: the write's own bytes, shared
+    /// (a write from a `&[u8]` is copied into them by its caller).
+    pub fn push(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.len += bytes.len();
-            self.chunks
-                .push_back((self.base + self.len, Bytes::copy_from_slice(bytes)));
+            self.chunks.push_back((self.base + self.len, bytes));
         }
+    }
+
+    /// PATCH (poetry-harness): the first write held (tests: whether it
+    /// is the writer's bytes or a copy).
+    #[cfg(test)]
+    pub(crate) fn first_write(&self) -> Option<&Bytes> {
+        self.chunks.front().map(|(_, b)| b)
     }
 
     /// Drops the first `n` bytes held (at most [`Self::len`]). A write
@@ -902,8 +909,8 @@ mod tests {
     #[test]
     fn a_segment_within_one_write_shares_it_and_one_across_writes_copies() {
         let mut q = SendQueue::default();
-        q.push(b"hello ");
-        q.push(b"world");
+        q.push(Bytes::from_static(b"hello "));
+        q.push(Bytes::from_static(b"world"));
         assert_eq!(q.len(), 11);
         let first = q.chunks[0].1.clone();
         let within = q.slice(1, 5);
@@ -922,7 +929,7 @@ mod tests {
         assert_eq!(&q.slice(0, 3)[..], b"rld");
         q.advance(3);
         assert_eq!((q.len(), q.chunks.len()), (0, 0));
-        q.push(b"");
+        q.push(Bytes::new());
         assert_eq!(q.chunks.len(), 0, "an empty write holds nothing");
     }
 
@@ -949,7 +956,7 @@ mod tests {
                             byte
                         })
                         .collect();
-                    q.push(&write);
+                    q.push(Bytes::copy_from_slice(&write));
                     flat.extend_from_slice(&write);
                 }
                 1 => {
@@ -966,7 +973,7 @@ mod tests {
             assert_eq!(q.len(), flat.len(), "step {step}");
         }
         q.clear();
-        q.push(b"after");
+        q.push(Bytes::from_static(b"after"));
         assert_eq!(&q.slice(1, 4)[..], b"fte", "offsets go on after a clear");
     }
 

@@ -77,7 +77,7 @@ use crate::kernel::socket::{
     Addr, BindKey, Domain, Fd, RecvQueue, SendQueue, Socket, Tcb, TcpState, TimerKind, Type,
     DEFAULT_RECV_BUF_CAP, DEFAULT_SEND_BUF_CAP,
 };
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, SendBuf};
 
 /// Drives `Kernel::poll_connect` for `SOCK_STREAM`. First poll builds a
 /// TCB in `SynSent`, enqueues the SYN, and parks. Later polls observe
@@ -1097,7 +1097,7 @@ pub(super) fn poll_send(
     k: &mut Kernel,
     fd: Fd,
     cx: &mut Context<'_>,
-    buf: &[u8],
+    buf: SendBuf<'_>,
 ) -> Poll<Result<usize>> {
     let send_cap = match k.lookup(fd) {
         // PATCH (poetry-harness): SO_SNDBUF, else the connection's grown
@@ -1133,7 +1133,13 @@ pub(super) fn poll_send(
         return Poll::Pending;
     }
     let n = buf.len().min(space);
-    st.tcb.as_mut().unwrap().send_buf.push(&buf[..n]);
+    // PATCH (poetry-harness): shared bytes are queued as a slice of
+    // themselves, not copied.
+    let bytes = match buf {
+        SendBuf::Copy(b) => Bytes::copy_from_slice(&b[..n]),
+        SendBuf::Share(b) => b.slice(..n),
+    };
+    st.tcb.as_mut().unwrap().send_buf.push(bytes);
     // PATCH (poetry-harness): egress visits dirty sockets only.
     k.dirty.insert(fd);
     Poll::Ready(Ok(n))

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::kernel::{Addr, Domain, Fd, SocketOption, SocketOptionKind, Type};
@@ -80,6 +81,21 @@ impl TcpStream {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
+    }
+
+    /// PATCH (poetry-harness): writes all of `bytes`, as `write_all`
+    /// does, but the kernel keeps each written part as a slice of
+    /// `bytes`, not a copy (see `Kernel::poll_send_shared`).
+    pub async fn write_all_shared(&mut self, mut bytes: Bytes) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let fd = self.fd;
+            let n = poll_fn(|cx| sys_on(self.host, |k| k.poll_send_shared(fd, cx, &bytes))).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            bytes.advance(n);
+        }
+        Ok(())
     }
 
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -298,5 +314,55 @@ impl Drop for FdGuard {
         if self.armed {
             sys_on(self.host, |k| k.close(self.fd));
         }
+    }
+}
+
+// PATCH (poetry-harness): shared writes.
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::TcpStream;
+    use crate::fixture;
+    use crate::shim::tokio::net::TcpListener;
+    use crate::sys;
+
+    /// The first write the kernel holds for `s`, unsent or unacknowledged.
+    fn first_write(s: &TcpStream) -> Bytes {
+        sys(|k| {
+            let tcb = k.lookup(s.fd).unwrap().tcb.as_ref().unwrap();
+            tcb.send_buf.first_write().unwrap().clone()
+        })
+    }
+
+    #[test]
+    fn a_shared_write_is_queued_as_a_slice_and_arrives_whole() {
+        fixture::lo(async {
+            let listener = TcpListener::bind("127.0.0.1:7000").await.unwrap();
+            let mut client = TcpStream::connect("127.0.0.1:7000").await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let poem: Bytes = (0..3000u32)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<_>>()
+                .into();
+
+            server.write_all_shared(poem.slice(..1000)).await.unwrap();
+            let held = first_write(&server);
+            assert_eq!(&held[..], &poem[..1000]);
+            assert_eq!(
+                held.as_ptr(),
+                poem.as_ptr(),
+                "the poem's own bytes, not a copy"
+            );
+
+            // A write from a slice is copied, as `write_all` always was.
+            server.write_all(&poem[1000..2000]).await.unwrap();
+            server.write_all_shared(poem.slice(2000..)).await.unwrap();
+            server.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, poem);
+        });
     }
 }
