@@ -1002,7 +1002,7 @@ fn a_killed_harness_leaves_the_finished_cases_readable() {
             .unwrap()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("poetry-harness-program-"))
+            .filter(|n| n.starts_with(poetry_harness::backend::live::workdir::PREFIX))
             .collect();
         v.sort();
         v

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{

@@ -174,19 +174,12 @@ impl Kept {
     }
 }
 
-/// Serializes shared bytes as the `Vec<u8>` they replaced: a sequence
-/// of numbers.
-fn serialize_bytes<S: serde::Serializer>(bytes: &Bytes, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(bytes.iter())
-}
-
 /// What one scripted client saw.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ClientSeen {
     /// The bytes the subject sent it, up to [`KEEP_CAP`]. Shared, not
     /// owned: a case's result is cloned for each report, and the stalled
     /// reader's neighbour keeps 8 MiB.
-    #[serde(serialize_with = "serialize_bytes")]
     pub received: Bytes,
     /// How many bytes the subject sent it, kept or not.
     pub received_len: u64,
@@ -229,7 +222,7 @@ impl ClientSeen {
 }
 
 /// What the peers observed of the subject during one run.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Observations {
     /// Connections each server peer accepted, by peer name.
     pub accepts: IndexMap<String, usize>,
@@ -250,10 +243,8 @@ pub struct Observations {
     /// What the harness itself ran short of during the run (descriptors,
     /// memory, ports), by peer: a case with any is a harness error, never
     /// a verdict on the subject ([`is_harness_shortage`]).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub harness_faults: Vec<String>,
     /// What the client peers may still keep of what the subject sends.
-    #[serde(skip)]
     pub keep_budget: KeepBudget,
 }
 

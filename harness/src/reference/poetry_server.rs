@@ -78,15 +78,13 @@ impl PoetryServer {
         match self.pacing {
             None => stream.write_all_shared(self.poem.clone()).await?,
             Some(p) => {
-                let step = p.num_bytes.max(1);
-                let mut at = 0;
-                while at < self.poem.len() {
-                    let end = self.poem.len().min(at + step);
-                    stream.write_all_shared(self.poem.slice(at..end)).await?;
-                    at = end;
-                    if at < self.poem.len() {
+                let (len, step) = (self.poem.len(), p.num_bytes.max(1));
+                for at in (0..len).step_by(step) {
+                    if at > 0 {
                         tokio::time::sleep(p.delay).await;
                     }
+                    let chunk = self.poem.slice(at..len.min(at + step));
+                    stream.write_all_shared(chunk).await?;
                 }
             }
         }

@@ -832,17 +832,21 @@ fn carries(pid: i32, token: &str) -> bool {
 /// harness). A sweep ends as soon as nothing it looks for is alive.
 const SWEEP_LIMIT: Duration = Duration::from_secs(2);
 
-/// The rounds of a sweep, 0, 1, 2...: at least 20, then until
-/// [`SWEEP_LIMIT`] has passed; from the second on, 2 ms after the last.
-fn sweep_rounds() -> impl Iterator<Item = usize> {
+/// The rounds of a sweep: at least 20, then until [`SWEEP_LIMIT`] has
+/// passed; each after the first starts 2 ms after the one before.
+fn sweep_rounds() -> impl Iterator<Item = ()> {
     let start = std::time::Instant::now();
-    (0..)
-        .take_while(move |&round| round < 20 || start.elapsed() < SWEEP_LIMIT)
-        .inspect(|&round| {
-            if round > 0 {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
+    let mut round = 0usize;
+    std::iter::from_fn(move || {
+        if round >= 20 && start.elapsed() >= SWEEP_LIMIT {
+            return None;
+        }
+        if round > 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        round += 1;
+        Some(())
+    })
 }
 
 fn signal(pid: i32) {
