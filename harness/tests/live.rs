@@ -314,7 +314,7 @@ fn twisted_servers_pass_the_tutorial_profile() {
 }
 
 #[test]
-fn silent_server_is_ready_when_its_port_accepts() {
+fn silent_server_is_ready_when_its_port_listens() {
     // Its announcement goes nowhere: readiness must come from the port.
     let args = "--port {port} --num-bytes {num_bytes} --delay {delay} {poem} > /dev/null";
     let t = target(
@@ -329,7 +329,39 @@ fn silent_server_is_ready_when_its_port_accepts() {
     assert_eq!(r.verdict.kind, Kind::Pass, "{}", r.verdict.reason);
     let transcript = r.outcome.expect("it ran").transcript.render();
     assert!(
-        transcript.contains("accepts (no line announced it)"),
+        transcript.contains("is listening (no line announced it)"),
+        "{transcript}"
+    );
+}
+
+/// The readiness probe must not be a connection: a one-at-a-time server
+/// would serve it first (one chunk, then a delay's sleep before its next
+/// write fails) and only then accept the case's client, whose first chunk
+/// would come a whole delay late. With a probe that connected, this case
+/// failed: c1's first chunk after 0.14 s, against 0.05 s.
+#[test]
+fn a_silent_one_at_a_time_server_is_not_held_up_by_the_readiness_probe() {
+    let args = "--port {port} --num-bytes {num_bytes} --delay {delay} {poem} > /dev/null";
+    let t = target(
+        Role::Server,
+        program("python3", "tutorial/poetry_server.py", args),
+        Contract::Exact,
+        vec![],
+    );
+    let catalog = Catalog::builtin().expect("catalog loads");
+    let case = catalog
+        .get("server.slow-first-chunk-at-once")
+        .expect("case exists");
+    let r = poetry_harness::engine::run_case_live(case, &t, &EngineOptions::default());
+    let transcript = r.outcome.as_ref().expect("it ran").transcript.render();
+    assert_eq!(
+        r.verdict.kind,
+        Kind::Pass,
+        "{}\n{transcript}",
+        r.verdict.reason
+    );
+    assert!(
+        transcript.contains("is listening (no line announced it)"),
         "{transcript}"
     );
 }

@@ -402,15 +402,11 @@ async fn start(server: &Server, poem: &[u8]) -> anyhow::Result<Running> {
     let mut program =
         process::Program::spawn(&command, &crate::bench::program_env(&server.subject))
             .with_context(|| format!("cannot start '{command}'"))?;
-    if live::wait_ready(&mut program, port, server.subject.startup_timeout, true)
-        .await
-        .is_none()
+    if let Err(not_ready) =
+        live::wait_ready(&mut program, port, server.subject.startup_timeout, true).await
     {
         program.kill();
-        anyhow::bail!(
-            "'{command}' neither printed a line naming port {port} nor accepted on it within {}",
-            crate::transcript::secs(server.subject.startup_timeout)
-        );
+        anyhow::bail!("'{command}' {not_ready}");
     }
     Ok(Running {
         program,

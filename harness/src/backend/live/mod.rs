@@ -4,8 +4,8 @@
 //!
 //! Per case: the peers listen on free ports of 127.0.0.1; the program is
 //! started with the placeholders filled in and `POETRY_CASE` set to the
-//! case ID; a server is ready when it prints a line naming its port; a
-//! client runs to its exit; then the whole process group is killed. Every
+//! case ID; a server is ready when it prints a line naming its port (or
+//! listens on it, see [`readiness`]); a client runs to its exit; then the whole process group is killed. Every
 //! delay and timeout of the case is multiplied by the time scale, so a
 //! 0.7 s pause can take 35 ms. Transcripts carry no times: wall-clock
 //! times would differ on every run.
@@ -15,6 +15,7 @@ pub mod launch;
 pub mod manifest;
 pub mod pair;
 pub mod process;
+pub mod readiness;
 pub mod reasons;
 pub mod reference_programs;
 pub mod sandbox;
@@ -31,6 +32,7 @@ use indexmap::IndexMap;
 use self::contract::Contract;
 pub use self::launch::{probe, PROBE_CASE, UNSUPPORTED_STATUS};
 use self::process::{free_port, Program};
+pub use self::readiness::wait_ready;
 use super::{RunEnd, RunOutcome, SubjectResult};
 use crate::case::{Case, Role};
 use crate::duration::Dur;
@@ -330,16 +332,16 @@ async fn drive(
             RunEnd::Finished(outcome.subject_done.unwrap_or_default())
         }
         Role::Server | Role::TransformServer | Role::Proxy => {
-            // A probe would make a proxy fetch.
-            let may_probe = case.role != Role::Proxy;
-            let ready = wait_ready(&mut program, port, subject.startup_timeout, may_probe).await;
+            // A connection would make a proxy fetch.
+            let may_connect = case.role != Role::Proxy;
+            let ready = wait_ready(&mut program, port, subject.startup_timeout, may_connect).await;
             // Server cases are timed from readiness, not from the start of a
             // slow interpreter.
             let ready_at = rec.now();
             outcome.timed_from = ready_at;
             match ready {
-                Some(how) => rec.log("subject", format!("ready: {how}")),
-                None => {
+                Ok(how) => rec.log("subject", format!("ready: {how}")),
+                Err(not_ready) => {
                     let stderr = String::from_utf8_lossy(&program.stderr().bytes).into_owned();
                     log_output(rec, &program.stdout().bytes, &stderr);
                     program.log_notes(rec);
@@ -347,10 +349,7 @@ async fn drive(
                         Some(st) => format!("; it exited with {}", describe_status(st)),
                         None => String::new(),
                     };
-                    return Err(format!(
-                        "the program neither printed a line naming port {port} nor accepted on it within {}{exited}",
-                        crate::transcript::secs(subject.startup_timeout)
-                    ));
+                    return Err(format!("the program {not_ready}{exited}"));
                 }
             }
             let mut clients = Vec::new();
@@ -567,48 +566,6 @@ pub fn template_values(
     values.insert("num_bytes", s.num_bytes.unwrap_or(unpaced).to_string());
     values.insert("delay", seconds(s.delay.map_or(Duration::ZERO, |d| d.0)));
     values
-}
-
-/// Grace before probing a port, so that programs that announce themselves
-/// are not probed at all.
-const PROBE_AFTER: Duration = Duration::from_millis(500);
-
-/// Waits until `port` accepts a connection (closed at once), polling.
-/// Waits, for at most `limit`, until a server program is ready: it prints
-/// a line naming `port`, or (if `may_probe`) the port accepts a
-/// connection, since block-buffered output may never show the line before
-/// exit. Returns how it became ready. The one readiness rule of every
-/// live command (`run`, `pair`, `bench`).
-pub async fn wait_ready(
-    program: &mut Program,
-    port: u16,
-    limit: Duration,
-    may_probe: bool,
-) -> Option<String> {
-    let port_text = port.to_string();
-    let names_port = |l: &str| {
-        l.split(|c: char| !c.is_ascii_digit())
-            .any(|w| w == port_text)
-    };
-    tokio::select! {
-        line = program.wait_for_line(limit, names_port) => line,
-        probed = probe_port(port, limit), if may_probe => probed,
-    }
-}
-
-async fn probe_port(port: u16, limit: Duration) -> Option<String> {
-    tokio::time::sleep(PROBE_AFTER).await;
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some(format!("port {port} accepts (no line announced it)"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
 }
 
 /// `status 3`, or `signal 9` for a program a signal ended.

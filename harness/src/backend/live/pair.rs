@@ -194,13 +194,8 @@ async fn drive(
     log.push(format!("server: start: {cmd}"));
     let mut srv =
         Program::spawn(&cmd, &env_of(server)).map_err(|e| format!("cannot start '{cmd}': {e}"))?;
-    if super::wait_ready(&mut srv, port, server.startup_timeout, true)
-        .await
-        .is_none()
-    {
-        return Err(format!(
-            "the server neither printed a line naming port {port} nor accepted on it"
-        ));
+    if let Err(not_ready) = super::wait_ready(&mut srv, port, server.startup_timeout, true).await {
+        return Err(format!("the server {not_ready}"));
     }
     let listener = Net::Tokio.bind("127.0.0.1:0").await.map_err(io)?;
     let proxy_addr = listener.local_addr().map_err(io)?.to_string();
