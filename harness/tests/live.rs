@@ -366,6 +366,34 @@ fn a_silent_one_at_a_time_server_is_not_held_up_by_the_readiness_probe() {
     );
 }
 
+/// A proxy is never connected to before its case (a connection would make
+/// it fetch), yet one that prints nothing is ready once it listens.
+#[test]
+fn silent_proxy_is_ready_when_its_port_listens() {
+    let exe = env!("CARGO_BIN_EXE_poetry-harness");
+    let command = format!(
+        "{exe} serve proxy {{upstream}} --port {{port}} --connect-timeout {{connect_timeout}} \
+         --idle-timeout {{idle_timeout}} > /dev/null"
+    );
+    let t = target(Role::Proxy, command, Contract::Exact, vec![]);
+    let catalog = Catalog::builtin().expect("catalog loads");
+    let case = catalog
+        .get("proxy.first-request-fetches")
+        .expect("case exists");
+    let r = poetry_harness::engine::run_case_live(case, &t, &EngineOptions::default());
+    let transcript = r.outcome.as_ref().expect("it ran").transcript.render();
+    assert_eq!(
+        r.verdict.kind,
+        Kind::Pass,
+        "{}\n{transcript}",
+        r.verdict.reason
+    );
+    assert!(
+        transcript.contains("is listening (no line announced it)"),
+        "{transcript}"
+    );
+}
+
 #[test]
 fn asyncio_client_and_server_pass_every_pair_scenario() {
     use poetry_harness::backend::live::pair;
