@@ -28,7 +28,7 @@ mod addr;
 mod stream;
 
 pub use addr::{parse_addr, AddrError};
-pub use stream::{TcpListener, TcpStream};
+pub use stream::{read_in, write_all_shared_in, TcpListener, TcpStream};
 
 use std::io;
 

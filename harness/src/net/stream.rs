@@ -4,11 +4,12 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use turmoil_net::shim::tokio::net as simnet;
 
 /// A listening socket on either network.
@@ -141,9 +142,22 @@ impl TcpStream {
     /// 8 MiB poem does not copy it into its send buffer. Elsewhere it is
     /// `write_all`, and the segments on the wire are the same either way.
     pub async fn write_all_shared(&mut self, bytes: Bytes) -> io::Result<()> {
+        write_all_by(bytes, |cx, b| self.poll_write_shared(cx, b)).await
+    }
+
+    /// `poll_write` of a prefix of `bytes`, kept by the simulated kernel
+    /// as a slice of them on [`crate::net::Net::Simnet`] (as
+    /// [`TcpStream::write_all_shared`] does); a plain `poll_write`
+    /// elsewhere. For a writer that shares the stream with a reader in
+    /// one task (see [`write_all_shared_in`]).
+    pub fn poll_write_shared(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &Bytes,
+    ) -> Poll<io::Result<usize>> {
         match &mut self.0 {
-            Stream::Simnet(s) => s.write_all_shared(bytes).await,
-            _ => self.write_all(&bytes).await,
+            Stream::Simnet(s) => s.poll_write_shared(cx, bytes),
+            _ => Pin::new(self).poll_write(cx, bytes),
         }
     }
 
@@ -240,4 +254,48 @@ impl AsyncWrite for TcpStream {
             Stream::Simnet(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
+}
+
+/// [`TcpStream::write_all_shared`] on a stream that a reader in the same
+/// task also uses (each locks it only while it is polled): what
+/// `tokio::io::split`'s write half does, without copying `bytes` into the
+/// simulated send queue.
+pub async fn write_all_shared_in(stream: &Mutex<TcpStream>, bytes: Bytes) -> io::Result<()> {
+    write_all_by(bytes, |cx, b| locked(stream).poll_write_shared(cx, b)).await
+}
+
+/// The stream, locked only for one poll: never contended, as its reader
+/// and writer run in one task (and a poll that panicked left it whole).
+fn locked(stream: &Mutex<TcpStream>) -> std::sync::MutexGuard<'_, TcpStream> {
+    stream
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes all of `bytes` through `poll_write`, as `write_all` does.
+async fn write_all_by(
+    mut bytes: Bytes,
+    mut poll_write: impl FnMut(&mut Context<'_>, &Bytes) -> Poll<io::Result<usize>>,
+) -> io::Result<()> {
+    use bytes::Buf;
+    while !bytes.is_empty() {
+        let n = std::future::poll_fn(|cx| poll_write(cx, &bytes)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes.advance(n);
+    }
+    Ok(())
+}
+
+/// `read` on a stream that a writer in the same task also uses (see
+/// [`write_all_shared_in`]).
+pub async fn read_in(stream: &Mutex<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut rb = ReadBuf::new(buf);
+        Pin::new(&mut *locked(stream))
+            .poll_read(cx, &mut rb)
+            .map_ok(|()| rb.filled().len())
+    })
+    .await
 }

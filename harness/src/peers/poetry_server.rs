@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{is_reset, note, Ending, Endpoint, Recorder, Shared};
 use crate::case::{End, ServerPeer};
-use crate::net::{Net, TcpStream};
+use crate::net::{read_in, write_all_shared_in, Net, TcpStream};
 use crate::transcript::Way;
 
 /// One write of the plan, and the pause before it.
@@ -255,7 +255,10 @@ async fn serve_one(
     let last_segment = (spec.end == End::Fin && spec.end_delay.0.is_zero())
         .then(|| stream.last_segment_holder())
         .flatten();
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    // The writer and the watching reader share the stream in this task,
+    // each locking it only while polled; the writes are shared bytes of
+    // the poem, not copies (on simnet).
+    let shared = std::sync::Mutex::new(stream);
     let mut buf = [0u8; 1024];
     let mut closed: Option<Ending> = None;
     let record_close = |how: Ending| {
@@ -291,9 +294,12 @@ async fn serve_one(
                     let _ = h.hold();
                 }
                 match spec.write_timeout {
-                    None => wr.write_all(&step.bytes).await?,
+                    None => write_all_shared_in(&shared, step.bytes.clone()).await?,
                     Some(limit) => {
-                        let write = tokio::time::timeout(limit.0, wr.write_all(&step.bytes));
+                        let write = tokio::time::timeout(
+                            limit.0,
+                            write_all_shared_in(&shared, step.bytes.clone()),
+                        );
                         if write.await.is_err() {
                             rec.log(
                                 &name,
@@ -318,7 +324,7 @@ async fn serve_one(
             tokio::select! {
                 biased;
                 res = &mut writer => break res,
-                r = rd.read(&mut buf), if closed.is_none() => match r {
+                r = read_in(&shared, &mut buf), if closed.is_none() => match r {
                     Ok(0) => { closed = Some(Ending::Fin); record_close(Ending::Fin); }
                     Ok(n) => rec.log_bytes(&name, Way::Recv, &buf[..n]),
                     Err(_) => { closed = Some(Ending::Rst); record_close(Ending::Rst); break Ok(Written::All); }
@@ -346,7 +352,9 @@ async fn serve_one(
     if closed == Some(Ending::Rst) {
         return;
     }
-    let mut stream = rd.unsplit(wr);
+    let mut stream = shared
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Ok(Written::GaveUp) = wrote {
         rec.log(&name, "close RST");
         stream.abort();

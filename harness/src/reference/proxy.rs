@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
@@ -127,7 +127,7 @@ impl PoetryProxy {
 
     async fn handle(&self, net: Net, mut stream: TcpStream, slot: Arc<Mutex<Slot>>) {
         let mut rx = match self.lookup(net, &slot) {
-            Lookup::Hit(poem) => return send(stream, &poem).await,
+            Lookup::Hit(poem) => return send(stream, poem).await,
             Lookup::Wait(rx) => rx,
         };
         // Wait for the fetch while watching the client: its FIN or RST
@@ -148,7 +148,7 @@ impl PoetryProxy {
             }
         };
         match result {
-            Some(Ok(poem)) => send(stream, &poem).await,
+            Some(Ok(poem)) => send(stream, poem).await,
             // Upstream failed: a RST tells the client this is no poem, where
             // a FIN would look like a complete (short or empty) one.
             _ => stream.abort(),
@@ -156,8 +156,10 @@ impl PoetryProxy {
     }
 }
 
-async fn send(mut stream: TcpStream, poem: &[u8]) {
-    if stream.write_all(poem).await.is_ok() {
+/// Sends the cached poem as shared bytes (not copied into a simulated
+/// send queue), then closes gracefully.
+async fn send(mut stream: TcpStream, poem: Bytes) {
+    if stream.write_all_shared(poem).await.is_ok() {
         let _ = close_gracefully(stream).await;
     }
 }

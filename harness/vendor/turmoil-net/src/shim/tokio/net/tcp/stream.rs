@@ -88,14 +88,25 @@ impl TcpStream {
     /// `bytes`, not a copy (see `Kernel::poll_send_shared`).
     pub async fn write_all_shared(&mut self, mut bytes: Bytes) -> io::Result<()> {
         while !bytes.is_empty() {
-            let fd = self.fd;
-            let n = poll_fn(|cx| sys_on(self.host, |k| k.poll_send_shared(fd, cx, &bytes))).await?;
+            let n = poll_fn(|cx| self.poll_write_shared(cx, &bytes)).await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             bytes.advance(n);
         }
         Ok(())
+    }
+
+    /// PATCH (poetry-harness): `poll_write` of a prefix of `bytes`, kept
+    /// by the kernel as a slice of them (see `write_all_shared`). Takes
+    /// `&self`, as the split halves' writes do.
+    pub fn poll_write_shared(
+        &self,
+        cx: &mut Context<'_>,
+        bytes: &Bytes,
+    ) -> Poll<io::Result<usize>> {
+        let fd = self.fd;
+        sys_on(self.host, |k| k.poll_send_shared(fd, cx, bytes))
     }
 
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
