@@ -19,6 +19,8 @@
 //! - loss: `transfer_under_10_percent_loss_completes_later_than_without`
 //! - determinism: `two_runs_give_the_same_event_trace`
 //! - host identity: `a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host`
+//! - a writer and a reader sharing one stream in one task (the scripted
+//!   server peer): `a_shared_write_blocked_on_a_full_window_leaves_the_stream_to_its_reader`
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -795,6 +797,81 @@ fn data_for_a_socket_its_application_closed_is_answered_with_rst() {
     assert_eq!(
         lines(&report, "send client:49152 > server:10000 [R]"),
         ["  1200.000 ms  send client:49152 > server:10000 [R] seq=16777218 ack=0 win=0 len=0"],
+        "{}",
+        dump(&report)
+    );
+}
+
+/// A writer and a reader sharing one stream in one task, as the scripted
+/// server peer does (`net::write_all_shared_in`, `net::read_in`, each
+/// locking the stream for one poll): while the write is blocked on a full
+/// window, the reader reads the client's "ping", and the write then
+/// finishes with every byte in order. (Holding the stream across the
+/// blocked write would deadlock here, and cannot compile in the peer,
+/// whose task must be `Send`.)
+#[test]
+fn a_shared_write_blocked_on_a_full_window_leaves_the_stream_to_its_reader() {
+    use poetry_harness::net::{read_in, write_all_shared_in};
+    const POEM: usize = 1 << 20;
+    // 64 KiB buffers each way: the server's write cannot finish while the
+    // client waits with half of it read.
+    let mut sim = Sim::builder().kernel(fixed_64k()).build();
+    let server = sim.add_host("server");
+    let client = sim.add_host("client");
+    let (pinged, was_pinged) = tokio::sync::oneshot::channel::<()>();
+    sim.spawn(server, async move {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        let shared = std::sync::Mutex::new(poetry_harness::net::TcpStream::from(s));
+        let write = write_all_shared_in(&shared, bytes::Bytes::from(vec![b'p'; POEM]));
+        tokio::pin!(write);
+        let mut buf = [0u8; 16];
+        let mut pinged = Some(pinged);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut write => break r.unwrap(),
+                n = read_in(&shared, &mut buf) => {
+                    let n = n.unwrap();
+                    simnet::trace(format!("server read {:?}", String::from_utf8_lossy(&buf[..n])));
+                    if let Some(p) = pinged.take() {
+                        p.send(()).unwrap();
+                    }
+                }
+            }
+        }
+        simnet::trace("server wrote the whole poem");
+    });
+    sim.spawn(client, async move {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        let mut got = vec![0u8; POEM / 2];
+        s.read_exact(&mut got).await.unwrap();
+        simnet::trace("client read half, sends ping");
+        s.write_all(b"ping").await.unwrap();
+        was_pinged.await.unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        got.extend(rest);
+        let all_p = got.iter().all(|&b| b == b'p');
+        simnet::trace(format!(
+            "client read {} bytes in all, all 'p': {all_p}",
+            got.len()
+        ));
+    });
+    let report = sim.run();
+    let events: Vec<&str> = report
+        .trace
+        .iter()
+        .filter_map(|l| l.split("  ").last())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "client read half, sends ping",
+            "server read \"ping\"",
+            "server wrote the whole poem",
+            "client read 1048576 bytes in all, all 'p': true",
+        ],
         "{}",
         dump(&report)
     );
