@@ -5,9 +5,9 @@
 //! Per case: the peers listen on free ports of 127.0.0.1; the program is
 //! started with the placeholders filled in and `POETRY_CASE` set to the
 //! case ID; a server is ready when it prints a line naming its port (or
-//! listens on it, see [`readiness`]); a client runs to its exit; then the whole process group is killed. Every
-//! delay and timeout of the case is multiplied by the time scale, so a
-//! 0.7 s pause can take 35 ms. Transcripts carry no times: wall-clock
+//! listens on it, see [`readiness`]); a client runs to its exit; then the
+//! whole process group is killed. Every delay and timeout of the case is
+//! multiplied by the time scale, so a 0.7 s pause can take 35 ms. Transcripts carry no times: wall-clock
 //! times would differ on every run.
 
 pub mod contract;
