@@ -313,25 +313,32 @@ fn twisted_servers_pass_the_tutorial_profile() {
     assert_no_failures(&results, Profile::Tutorial);
 }
 
-#[test]
-fn silent_server_is_ready_when_its_port_listens() {
-    // Its announcement goes nowhere: readiness must come from the port.
-    let args = "--port {port} --num-bytes {num_bytes} --delay {delay} {poem} > /dev/null";
-    let t = target(
-        Role::Server,
-        program("python3", "asyncio/poetry_server.py", args),
-        Contract::Exact,
-        vec![],
-    );
+/// Runs `case_id` against `command`, a program that prints nothing, and
+/// asserts that it passes and was found ready by its listening port.
+fn assert_silent_program_passes(role: Role, command: String, case_id: &str) {
+    let t = target(role, command, Contract::Exact, vec![]);
     let catalog = Catalog::builtin().expect("catalog loads");
-    let case = catalog.get("server.one-client-fast").expect("case exists");
+    let case = catalog.get(case_id).expect("case exists");
     let r = poetry_harness::engine::run_case_live(case, &t, &EngineOptions::default());
-    assert_eq!(r.verdict.kind, Kind::Pass, "{}", r.verdict.reason);
-    let transcript = r.outcome.expect("it ran").transcript.render();
+    let transcript = r.outcome.as_ref().expect("it ran").transcript.render();
+    assert_eq!(
+        r.verdict.kind,
+        Kind::Pass,
+        "{}\n{transcript}",
+        r.verdict.reason
+    );
     assert!(
         transcript.contains("is listening (no line announced it)"),
         "{transcript}"
     );
+}
+
+#[test]
+fn silent_server_is_ready_when_its_port_listens() {
+    // Its announcement goes nowhere: readiness must come from the port.
+    let args = "--port {port} --num-bytes {num_bytes} --delay {delay} {poem} > /dev/null";
+    let command = program("python3", "asyncio/poetry_server.py", args);
+    assert_silent_program_passes(Role::Server, command, "server.one-client-fast");
 }
 
 /// The readiness probe must not be a connection: a one-at-a-time server
@@ -342,56 +349,22 @@ fn silent_server_is_ready_when_its_port_listens() {
 #[test]
 fn a_silent_one_at_a_time_server_is_not_held_up_by_the_readiness_probe() {
     let args = "--port {port} --num-bytes {num_bytes} --delay {delay} {poem} > /dev/null";
-    let t = target(
-        Role::Server,
-        program("python3", "tutorial/poetry_server.py", args),
-        Contract::Exact,
-        vec![],
-    );
-    let catalog = Catalog::builtin().expect("catalog loads");
-    let case = catalog
-        .get("server.slow-first-chunk-at-once")
-        .expect("case exists");
-    let r = poetry_harness::engine::run_case_live(case, &t, &EngineOptions::default());
-    let transcript = r.outcome.as_ref().expect("it ran").transcript.render();
-    assert_eq!(
-        r.verdict.kind,
-        Kind::Pass,
-        "{}\n{transcript}",
-        r.verdict.reason
-    );
-    assert!(
-        transcript.contains("is listening (no line announced it)"),
-        "{transcript}"
-    );
+    let command = program("python3", "tutorial/poetry_server.py", args);
+    assert_silent_program_passes(Role::Server, command, "server.slow-first-chunk-at-once");
 }
 
 /// A proxy is never connected to before its case (a connection would make
 /// it fetch), yet one that prints nothing is ready once it listens.
 #[test]
 fn silent_proxy_is_ready_when_its_port_listens() {
+    use poetry_harness::backend::live::reference_programs::TEMPLATES;
     let exe = env!("CARGO_BIN_EXE_poetry-harness");
-    let command = format!(
-        "{exe} serve proxy {{upstream}} --port {{port}} --connect-timeout {{connect_timeout}} \
-         --idle-timeout {{idle_timeout}} > /dev/null"
-    );
-    let t = target(Role::Proxy, command, Contract::Exact, vec![]);
-    let catalog = Catalog::builtin().expect("catalog loads");
-    let case = catalog
-        .get("proxy.first-request-fetches")
-        .expect("case exists");
-    let r = poetry_harness::engine::run_case_live(case, &t, &EngineOptions::default());
-    let transcript = r.outcome.as_ref().expect("it ran").transcript.render();
-    assert_eq!(
-        r.verdict.kind,
-        Kind::Pass,
-        "{}\n{transcript}",
-        r.verdict.reason
-    );
-    assert!(
-        transcript.contains("is listening (no line announced it)"),
-        "{transcript}"
-    );
+    let (_, args) = TEMPLATES
+        .iter()
+        .find(|(role, _)| *role == Role::Proxy)
+        .expect("the reference has a proxy");
+    let command = format!("{exe} {args} > /dev/null");
+    assert_silent_program_passes(Role::Proxy, command, "proxy.first-request-fetches");
 }
 
 #[test]
