@@ -19,6 +19,7 @@
 //! - loss: `transfer_under_10_percent_loss_completes_later_than_without`
 //! - determinism: `two_runs_give_the_same_event_trace`
 //! - host identity: `a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host`
+//! - scheduling: `a_reply_from_a_task_of_the_runtime_leaves_at_once`
 //! - a writer and a reader sharing one stream in one task (the scripted
 //!   server peer): `a_shared_write_blocked_on_a_full_window_leaves_the_stream_to_its_reader`
 
@@ -623,6 +624,39 @@ fn a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host() {
     let report = sim.run();
     // Accepted at 150 ms, written at 1,150 ms, read at 1,200 ms.
     assert_eq!(report.trace, ["  1200.000 ms  poem"], "{}", dump(&report));
+}
+
+#[test]
+fn a_reply_from_a_task_of_the_runtime_leaves_at_once() {
+    let mut sim = Sim::builder().build();
+    let server = sim.add_host("server");
+    let client = sim.add_host("client");
+    sim.spawn_daemon(server, async {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        // A task of the runtime's own queue, not of the simulation's
+        // `LocalSet`: the request wakes it while the scheduler waits (no
+        // task of the set runs), so its reply must wake the scheduler.
+        tokio::spawn(async move {
+            let mut req = [0u8; 4];
+            s.read_exact(&mut req).await.unwrap();
+            s.write_all(b"pong").await.unwrap();
+        });
+        std::future::pending::<()>().await;
+    });
+    sim.spawn(client, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        s.write_all(b"ping").await.unwrap();
+        let mut reply = [0u8; 4];
+        s.read_exact(&mut reply).await.unwrap();
+        simnet::trace(String::from_utf8_lossy(&reply));
+    });
+    let report = sim.run();
+    // Connected at 100 ms, "ping" sent at 1,100 ms and answered on its
+    // arrival at 1,150 ms, "pong" read at 1,200 ms (not when the next
+    // timer happens to wake the scheduler).
+    assert_eq!(report.trace, ["  1200.000 ms  pong"], "{}", dump(&report));
 }
 
 /// 1 MiB from a server on `server_cfg` to a client on the default
