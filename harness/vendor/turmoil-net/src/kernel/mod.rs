@@ -797,8 +797,12 @@ impl Kernel {
             if self.outbound.is_empty() && self.dirty.is_empty() {
                 break;
             }
-            let drained: Vec<_> = std::mem::take(&mut self.outbound).into_iter().collect();
-            for pkt in drained {
+            // PATCH (poetry-harness): drain in place, keeping the queue's
+            // capacity (taking it made every call regrow it, and copy it
+            // into a Vec). Only the packets queued now: what a loopback
+            // `deliver` below queues waits for the next round, as before.
+            for _ in 0..self.outbound.len() {
+                let pkt = self.outbound.pop_front().expect("counted");
                 if self.is_local(pkt.dst) {
                     self.deliver(pkt);
                 } else {
