@@ -91,6 +91,7 @@ impl Fabric {
         for a in &addrs {
             self.ip_to_host.insert(*a, id);
         }
+        debug_assert_eq!(id.0 as usize, self.hosts.len(), "ids are indices");
         self.hosts.insert(
             id,
             Host {
@@ -107,19 +108,17 @@ impl Fabric {
     }
 
     pub fn kernel_mut(&mut self, id: HostId) -> &mut Kernel {
-        &mut self
-            .hosts
-            .get_mut(&id)
-            .expect("HostId points at a live host")
-            .kernel
+        &mut self.host_mut(id).kernel
     }
 
     pub fn kernel(&self, id: HostId) -> &Kernel {
-        &self
-            .hosts
-            .get(&id)
-            .expect("HostId points at a live host")
-            .kernel
+        &self.hosts[id.0 as usize].kernel
+    }
+
+    /// PATCH (poetry-harness): host `id` by its index, not its hash: ids
+    /// are given in order from 0 and a host is never removed.
+    fn host_mut(&mut self, id: HostId) -> &mut Host {
+        &mut self.hosts[id.0 as usize]
     }
 
     /// Reverse the IP→host mapping. Returns `None` for loopback (which
@@ -145,11 +144,11 @@ impl Fabric {
                 break;
             }
             self.deadlines.pop_first();
-            self.hosts.get_mut(&id).unwrap().deadline = None;
+            self.host_mut(id).deadline = None;
             due.insert(id);
         }
         for id in due {
-            let host = self.hosts.get_mut(&id).unwrap();
+            let host = self.host_mut(id);
             host.kernel.set_now(now);
             host.kernel.egress(out);
             self.sync_deadline(id);
@@ -169,7 +168,7 @@ impl Fabric {
     }
 
     fn sync_deadline(&mut self, id: HostId) {
-        let host = self.hosts.get_mut(&id).unwrap();
+        let host = &mut self.hosts[id.0 as usize];
         let now = host.kernel.next_deadline();
         if now == host.deadline {
             return;
@@ -189,7 +188,7 @@ impl Fabric {
     /// the harness free of routing concerns.
     pub fn deliver(&mut self, now: std::time::Duration, pkt: Packet) {
         if let Some(&dst) = self.ip_to_host.get(&pkt.dst) {
-            let kernel = &mut self.hosts.get_mut(&dst).unwrap().kernel;
+            let kernel = &mut self.host_mut(dst).kernel;
             // PATCH (poetry-harness): timers armed on delivery start now.
             kernel.set_now(now);
             kernel.deliver(pkt);
