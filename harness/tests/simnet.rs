@@ -71,6 +71,21 @@ fn dump(report: &Report) -> String {
     report.trace.join("\n")
 }
 
+/// A server daemon on `host`: accepts one connection on [`PORT`], hands
+/// it to `serve`, then stays (what `serve` kept open stays open).
+fn serve_one<F, Fut>(sim: &mut Sim, host: simnet::HostId, serve: F)
+where
+    F: FnOnce(TcpStream) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    sim.spawn_daemon(host, async move {
+        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        serve(s).await;
+        std::future::pending::<()>().await;
+    });
+}
+
 #[test]
 fn connect_completes_on_the_handshake_one_round_trip_before_accept() {
     let mut sim = Sim::builder().build();
@@ -410,14 +425,11 @@ fn rst_leaves_received_bytes_readable_then_reports_the_reset() {
     let mut sim = Sim::builder().build();
     let server = sim.add_host("server");
     let client = sim.add_host("client");
-    sim.spawn_daemon(server, async {
-        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
-        let (mut s, _) = l.accept().await.unwrap();
+    serve_one(&mut sim, server, |mut s| async move {
         tokio::time::sleep(ms(200)).await;
         s.write_all(b"poem").await.unwrap();
         // Dropped with the client's byte unread: a RST follows the poem.
         drop(s);
-        std::future::pending::<()>().await;
     });
     sim.spawn(client, async {
         let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
@@ -531,13 +543,10 @@ fn transfer(loss: f64, seed: u64, trace_packets: bool) -> (Report, usize) {
         .build();
     let server = sim.add_host("server");
     let client = sim.add_host("client");
-    sim.spawn_daemon(server, async {
-        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
-        let (mut s, _) = l.accept().await.unwrap();
+    serve_one(&mut sim, server, |mut s| async move {
         let poem: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         s.write_all(&poem).await.unwrap();
         s.shutdown().await.unwrap();
-        std::future::pending::<()>().await;
     });
     let got = Rc::new(RefCell::new(0));
     let got2 = got.clone();
@@ -602,16 +611,13 @@ fn a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host() {
     let mut sim = Sim::builder().build();
     let server = sim.add_host("server");
     let client = sim.add_host("client");
-    sim.spawn_daemon(server, async {
-        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
-        let (mut s, _) = l.accept().await.unwrap();
+    serve_one(&mut sim, server, |mut s| async move {
         // Not `simnet::spawn`: nothing pins this task to the server, and
         // when it wakes the client's task was the last one pinned.
         tokio::task::spawn_local(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
             s.write_all(b"poem").await.unwrap();
         });
-        std::future::pending::<()>().await;
     });
     sim.spawn(client, async {
         let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
@@ -631,9 +637,7 @@ fn a_reply_from_a_task_of_the_runtime_leaves_at_once() {
     let mut sim = Sim::builder().build();
     let server = sim.add_host("server");
     let client = sim.add_host("client");
-    sim.spawn_daemon(server, async {
-        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
-        let (mut s, _) = l.accept().await.unwrap();
+    serve_one(&mut sim, server, |mut s| async move {
         // A task of the runtime's own queue, not of the simulation's
         // `LocalSet`: the request wakes it while the scheduler waits (no
         // task of the set runs), so its reply must wake the scheduler.
@@ -642,7 +646,6 @@ fn a_reply_from_a_task_of_the_runtime_leaves_at_once() {
             s.read_exact(&mut req).await.unwrap();
             s.write_all(b"pong").await.unwrap();
         });
-        std::future::pending::<()>().await;
     });
     sim.spawn(client, async {
         let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
@@ -665,12 +668,9 @@ fn one_mib(server_cfg: KernelConfig) -> Report {
     let mut sim = Sim::builder().trace_packets(true).build();
     let server = sim.add_host_with_config("server", server_cfg);
     let client = sim.add_host("client");
-    sim.spawn_daemon(server, async {
-        let l = TcpListener::bind(("0.0.0.0", PORT)).await.unwrap();
-        let (mut s, _) = l.accept().await.unwrap();
+    serve_one(&mut sim, server, |mut s| async move {
         s.write_all(&vec![b'p'; 1 << 20]).await.unwrap();
         s.shutdown().await.unwrap();
-        std::future::pending::<()>().await;
     });
     sim.spawn(client, async {
         let mut s = TcpStream::connect(("server", PORT)).await.unwrap();

@@ -95,14 +95,6 @@ where
     let host = CURRENT_HOST
         .with(Cell::get)
         .expect("simnet::spawn outside a simulated host's task");
-    spawn_on(host, fut)
-}
-
-fn spawn_on<F>(host: HostId, fut: F) -> JoinHandle<F::Output>
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
     tokio::task::spawn_local(host_scoped(host, fut))
 }
 
