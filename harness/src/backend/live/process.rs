@@ -361,6 +361,8 @@ pub struct Program {
     /// Lines dropped: queue full, or cut at [`LINE_CAP`].
     dropped_lines: Arc<AtomicU64>,
     cut_lines: Arc<AtomicU64>,
+    /// The most CPU ticks [`Program::cpu_time`] has read for the session.
+    cpu_ticks_seen: AtomicU64,
     readers: Vec<JoinHandle<()>>,
     workdir: Option<super::workdir::Workdir>,
     ended: bool,
@@ -532,6 +534,7 @@ impl Program {
             lines,
             dropped_lines,
             cut_lines,
+            cpu_ticks_seen: AtomicU64::new(0),
             readers,
             workdir: Some(workdir),
             ended: false,
@@ -621,20 +624,26 @@ impl Program {
     /// process in it, and the children they have waited for. Read from
     /// `/proc` in clock ticks (usually 10 ms); `None` where there is no
     /// `/proc`. A process that escaped the session is not counted.
+    ///
+    /// A child's time moves into its parent's at the moment it is reaped,
+    /// so one scan of `/proc` that reads the parent just before and the
+    /// child just after misses that child's time (a CI run read no time at
+    /// all for a shell whose busy child had just exited). The session's
+    /// time is read twice and the larger kept, and never less than an
+    /// earlier call returned: the time used so far cannot shrink, though
+    /// it seems to when a child outlives its parent and is reaped by the
+    /// harness.
     pub fn cpu_time(&self) -> Option<Duration> {
         let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
             .ok()
             .flatten()
             .filter(|&t| t > 0)?;
-        let procs = processes();
-        if procs.is_empty() {
-            return None;
-        }
-        let ticks: u64 = procs
-            .iter()
-            .filter(|p| p.sid == self.sid)
-            .map(|p| p.cpu_ticks)
-            .sum();
+        let read = || {
+            let procs = processes();
+            (!procs.is_empty()).then(|| session_ticks(&procs, self.sid))
+        };
+        let ticks = read()?.max(read().unwrap_or(0));
+        let ticks = ticks.max(self.cpu_ticks_seen.fetch_max(ticks, Ordering::Relaxed));
         Some(Duration::from_secs_f64(ticks as f64 / tick as f64))
     }
 
@@ -813,6 +822,16 @@ fn processes() -> Vec<Proc> {
             })
         })
         .collect()
+}
+
+/// The CPU ticks of the processes of session `sid`, with their reaped
+/// children's.
+fn session_ticks(procs: &[Proc], sid: i32) -> u64 {
+    procs
+        .iter()
+        .filter(|p| p.sid == sid)
+        .map(|p| p.cpu_ticks)
+        .sum()
 }
 
 /// Whether `/proc/PID/environ` holds `NAME=token`.
@@ -1059,6 +1078,30 @@ mod tests {
             // The loop's child has been waited for: its time is the shell's.
             let after = p.cpu_time().unwrap();
             assert!(after > before, "{before:?} then {after:?}");
+            p.kill();
+        });
+    }
+
+    #[test]
+    fn cpu_time_never_goes_back_while_children_come_and_go() {
+        rt().block_on(async {
+            // Busy children a few ticks long each, reaped one after
+            // another: scans race the reaping.
+            let mut p = Program::spawn(
+                "while :; do sh -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'; done",
+                &[],
+            )
+            .unwrap();
+            let mut last = Duration::ZERO;
+            for _ in 0..2000 {
+                let now = p.cpu_time().unwrap();
+                assert!(now >= last, "{last:?} then {now:?}");
+                last = now;
+                if last >= Duration::from_millis(500) {
+                    break;
+                }
+            }
+            assert!(last > Duration::ZERO, "no CPU time read");
             p.kill();
         });
     }
