@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::kernel::{Kernel, KernelConfig, Packet};
 
-// PATCH (poetry-harness): `Ord`, for the ordered sets of hosts with work.
+// PATCH (poetry-harness): `Ord`, to visit hosts with work in host order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HostId(u32);
 
