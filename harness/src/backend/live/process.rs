@@ -1037,6 +1037,11 @@ mod tests {
 
     const LIMIT: Duration = Duration::from_secs(10);
 
+    /// A shell loop that burns CPU for `n` rounds.
+    fn busy(n: u32) -> String {
+        format!("i=0; while [ $i -lt {n} ]; do i=$((i+1)); done")
+    }
+
     #[test]
     fn double_forked_grandchildren_are_killed_with_the_program() {
         rt().block_on(async {
@@ -1067,7 +1072,7 @@ mod tests {
             // A child of the session's shell burns CPU (about 0.1-1 s),
             // then the program idles until killed.
             let mut p = Program::spawn(
-                "sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo done' ; sleep 30",
+                &format!("sh -c '{}; echo done' ; sleep 30", busy(300_000)),
                 &[],
             )
             .unwrap();
@@ -1075,7 +1080,8 @@ mod tests {
             p.wait_for_line(Duration::from_secs(60), |l| l == "done")
                 .await
                 .unwrap();
-            // The loop's child has been waited for: its time is the shell's.
+            // The loop's child said done: its time is its own, or the
+            // shell's once reaped.
             let after = p.cpu_time().unwrap();
             assert!(after > before, "{before:?} then {after:?}");
             p.kill();
@@ -1087,11 +1093,8 @@ mod tests {
         rt().block_on(async {
             // Busy children a few ticks long each, reaped one after
             // another: scans race the reaping.
-            let mut p = Program::spawn(
-                "while :; do sh -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'; done",
-                &[],
-            )
-            .unwrap();
+            let mut p = Program::spawn(&format!("while :; do sh -c '{}'; done", busy(20_000)), &[])
+                .unwrap();
             let mut last = Duration::ZERO;
             for _ in 0..2000 {
                 let now = p.cpu_time().unwrap();

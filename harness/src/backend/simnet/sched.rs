@@ -662,11 +662,11 @@ struct Network<'a> {
     /// One entry per instant, its packets sorted when it falls due: a
     /// megabyte poem puts thousands of packets in flight, and a tree keyed
     /// by every packet cost more than the TCP itself.
-    pending: BTreeMap<Duration, Vec<(Flow, u64, Packet)>>,
+    pending: BTreeMap<Duration, Vec<Queued>>,
     /// Emptied lists of [`Network::pending`], kept with their capacity
     /// for the next instants: each new instant's list grew from nothing
     /// (2% of the catalog's instructions, in a megabyte's bursts).
-    spare: Vec<Vec<(Flow, u64, Packet)>>,
+    spare: Vec<Vec<Queued>>,
     sent: u64,
     out: Vec<Packet>,
     report: Report,
@@ -737,10 +737,11 @@ impl Network<'_> {
                     continue;
                 }
                 let Some(dir) = self.links.faults.get_mut(&(pkt.src, pkt.dst)) else {
-                    let spare = &mut self.spare;
-                    let list = self.pending.entry(t + cfg.latency);
-                    list.or_insert_with(|| spare.pop().unwrap_or_default())
-                        .push((flow(&pkt), self.sent, pkt));
+                    list_at(&mut self.pending, &mut self.spare, t + cfg.latency).push((
+                        flow(&pkt),
+                        self.sent,
+                        pkt,
+                    ));
                     self.sent += 1;
                     continue;
                 };
@@ -753,11 +754,11 @@ impl Network<'_> {
                 }
                 self.report.duplicated += arrivals.len().saturating_sub(1) as u64;
                 for at in arrivals {
-                    let spare = &mut self.spare;
-                    self.pending
-                        .entry(at)
-                        .or_insert_with(|| spare.pop().unwrap_or_default())
-                        .push((flow(&pkt), self.sent, pkt.clone()));
+                    list_at(&mut self.pending, &mut self.spare, at).push((
+                        flow(&pkt),
+                        self.sent,
+                        pkt.clone(),
+                    ));
                     self.sent += 1;
                 }
             }
@@ -788,6 +789,21 @@ impl Network<'_> {
         false
     }
 }
+
+/// The list of packets due at `at` in `pending`; a new instant's is a
+/// spare list if there is one.
+fn list_at<'p>(
+    pending: &'p mut BTreeMap<Duration, Vec<Queued>>,
+    spare: &mut Vec<Vec<Queued>>,
+    at: Duration,
+) -> &'p mut Vec<Queued> {
+    pending
+        .entry(at)
+        .or_insert_with(|| spare.pop().unwrap_or_default())
+}
+
+/// A packet in flight: its flow, its send order, the packet.
+type Queued = (Flow, u64, Packet);
 
 /// A packet's flow: source and destination address and port.
 type Flow = (IpAddr, u16, IpAddr, u16);

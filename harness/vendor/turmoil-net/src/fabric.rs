@@ -162,10 +162,8 @@ impl Fabric {
         let mut due = std::mem::take(&mut self.visited);
         due.sort_unstable();
         for &id in &due {
-            self.host_mut(id).active = false;
-        }
-        for &id in &due {
             let host = self.host_mut(id);
+            host.active = false;
             host.kernel.set_now(now);
             host.kernel.egress(out);
             self.sync_deadline(id);
