@@ -17,6 +17,8 @@
 //! - resets: `rst_leaves_received_bytes_readable_then_reports_the_reset`, `abort_sends_rst`, `linger_zero_close_sends_rst_and_default_close_sends_fin`,
 //!   `data_for_a_socket_its_application_closed_is_answered_with_rst`
 //! - loss: `transfer_under_10_percent_loss_completes_later_than_without`
+//! - segmentation offload: `segmentation_offload_carries_64_kib_a_packet_and_changes_no_read_or_time`,
+//!   `a_host_that_sends_over_a_faulty_link_sends_one_mss_a_packet`
 //! - determinism: `two_runs_give_the_same_event_trace`
 //! - host identity: `a_socket_moved_to_a_task_spawned_with_plain_tokio_still_uses_its_own_host`
 //! - scheduling: `a_reply_from_a_task_of_the_runtime_leaves_at_once`
@@ -28,7 +30,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use poetry_harness::backend::simnet::{
-    self, KernelConfig, Report, Sim, TcpListener, TcpSocket, TcpStream,
+    self, Faults, KernelConfig, Report, Sim, TcpListener, TcpSocket, TcpStream,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -593,6 +595,84 @@ fn transfer_under_10_percent_loss_completes_later_than_without() {
         "{}",
         dump(&lossy)
     );
+}
+
+/// 1 MiB from server to client, the client tracing each read (64 KiB at
+/// most) and the packets traced; the sizes of the data packets the server
+/// sent. `offload` is both hosts' segmentation offload; `faults`, if any,
+/// are on the link from server to client.
+fn reads_of_one_mib(offload: u32, faults: Option<Faults>) -> (Report, Vec<usize>) {
+    let mut sim = Sim::builder().trace_packets(true).build();
+    let cfg = KernelConfig::default().segment_offload(offload);
+    let server = sim.add_host_with_config("server", cfg.clone());
+    let client = sim.add_host_with_config("client", cfg);
+    if let Some(faults) = faults {
+        sim.faults("server", "client", faults).unwrap();
+    }
+    serve_one(&mut sim, server, |mut s| async move {
+        s.write_all(&vec![b'p'; 1 << 20]).await.unwrap();
+        s.shutdown().await.unwrap();
+    });
+    sim.spawn(client, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            simnet::trace(format!("client read {n}"));
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    let report = sim.run();
+    let sizes = lines(&report, " send server:10000 > client")
+        .iter()
+        .map(|l| l.rsplit("len=").next().unwrap().parse().unwrap())
+        .filter(|&len| len > 0)
+        .collect();
+    (report, sizes)
+}
+
+#[test]
+fn segmentation_offload_carries_64_kib_a_packet_and_changes_no_read_or_time() {
+    let (offload, big) = reads_of_one_mib(65536, None);
+    let (one_mss, small) = reads_of_one_mib(0, None);
+    // Packets of up to 64 KiB less the headers, or one MSS (1500 - 40).
+    assert_eq!(big.iter().sum::<usize>(), 1 << 20);
+    assert_eq!(small.iter().sum::<usize>(), 1 << 20);
+    assert_eq!(big.iter().max(), Some(&(65536 - 40)), "{big:?}");
+    assert_eq!(small.iter().max(), Some(&1460));
+    assert_eq!((big.len(), small.len()), (21, 720), "{big:?}");
+    // The same reads, of the same sizes, at the same times; the same end.
+    let reads = |r: &Report| -> Vec<String> {
+        lines(r, "client read")
+            .iter()
+            .map(|l| l.to_string())
+            .collect()
+    };
+    assert_eq!(reads(&offload), reads(&one_mss), "{}", dump(&offload));
+    assert_eq!(reads(&offload).len(), 17, "{}", dump(&offload));
+    assert_eq!(offload.end, one_mss.end);
+    assert!(
+        offload.packets * 10 < one_mss.packets,
+        "{} {}",
+        offload.packets,
+        one_mss.packets
+    );
+}
+
+#[test]
+fn a_host_that_sends_over_a_faulty_link_sends_one_mss_a_packet() {
+    // A link that only duplicates, with probability zero, is still a link
+    // whose packets are drawn for one by one; a fault-free `Faults` is none.
+    let dup = Faults {
+        duplicate: 1e-9,
+        ..Faults::default()
+    };
+    let (_, sizes) = reads_of_one_mib(65536, Some(dup));
+    assert_eq!(sizes.iter().max(), Some(&1460));
+    let (_, sizes) = reads_of_one_mib(65536, Some(Faults::default()));
+    assert_eq!(sizes.iter().max(), Some(&(65536 - 40)));
 }
 
 #[test]

@@ -2,12 +2,11 @@
 //! patched at `harness/vendor/turmoil-net`) driven by our own
 //! event-driven scheduler.
 //!
-//! **Wired behind a flag**: `poetry-harness run --engine simnet`
-//! (experimental) runs the catalog here through [`run_case`]; the
-//! default engine is still turmoil 0.7.2 ([`super::sim`], whose "Status"
-//! lists what passes here and why the rest does not). The scheduler is
-//! tested on its own in `harness/tests/simnet.rs`, the engine in
-//! `harness/tests/simnet_engine.rs`, and measured by
+//! The simulator's default engine: `poetry-harness run` runs the catalog
+//! here through [`run_case`] (`--engine turmoil` on the former engine,
+//! turmoil 0.7.2; [`super::sim`] compares them). The scheduler is tested
+//! on its own in `harness/tests/simnet.rs` and `simnet_faults.rs`, the
+//! engine in `harness/tests/simnet_engine.rs`, and measured by
 //! `benches/simnet_scaling.rs`.
 //!
 //! What it models, per connection: send and receive buffers in bytes
@@ -21,6 +20,16 @@
 //! resent at 1 s, 3 s, 7 s, ...; data after an RTO of at least 200 ms,
 //! doubling), so that loss slows a connection instead of breaking it.
 //! No congestion control: a sender sends as much as the window allows.
+//!
+//! Segmentation offload, as Linux's TSO/GSO and GRO: over a link without
+//! faults a sender hands the network up to 64 KiB a packet
+//! ([`KernelConfig::segment_offload`]) instead of one 1,460-byte MSS.
+//! Every packet of an instant arrives together there, one latency later,
+//! so the bytes, the reads, the windows and the times are the same either
+//! way (tested; every catalog transcript is byte for byte the same), and
+//! a megabyte costs 17 packets instead of 720. A host that sends over a
+//! link with [`Faults`] (every host, with the run's own loss) sends one
+//! MSS a packet, each dropped, delayed or metered on its own.
 //!
 //! Windows and buffers, as Linux's defaults: the SYNs negotiate window
 //! scaling (RFC 7323, shift 7), so a window can pass 64 KiB. A receive

@@ -476,6 +476,23 @@ impl Sim {
             },
             move || on_call_poke.ring(),
         );
+        // Segmentation offload (64 KiB a packet) only where every packet
+        // of an instant arrives together, one latency later: a host that
+        // sends over a link with faults (any host, with the run's own
+        // loss) sends one MSS a packet, so that each is dropped, delayed
+        // or metered on its own.
+        let one_mss_a_packet: Vec<IpAddr> = if cfg.loss > 0.0 {
+            names.keys().copied().collect()
+        } else {
+            faults
+                .iter()
+                .filter(|(_, f)| **f != Faults::default())
+                .map(|(&(from, _), _)| from)
+                .collect()
+        };
+        for ip in one_mss_a_packet {
+            net.set_segment_offload(ip, 0);
+        }
         let guard = net.enter();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()

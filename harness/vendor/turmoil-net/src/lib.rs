@@ -139,6 +139,18 @@ impl Net {
         id
     }
 
+    /// PATCH (poetry-harness): the segmentation offload of the host at
+    /// `ip` ([`KernelConfig::segment_offload`]; 0 turns it off), for a
+    /// driver that learns after adding a host that a link of it drops,
+    /// delays or meters single packets. Panics if no host has `ip`.
+    pub fn set_segment_offload(&mut self, ip: std::net::IpAddr, bytes: u32) {
+        let id = self
+            .fabric
+            .host_for_ip(ip)
+            .expect("a host has this address");
+        self.fabric.kernel_mut(id).segment_offload = bytes;
+    }
+
     /// Resolve `name` to its registered IP, allocating if unseen.
     /// Mirrors the name resolution used by [`Net::add_host`] and the
     /// shim's hostname-aware socket addrs.

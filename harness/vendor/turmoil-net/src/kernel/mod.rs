@@ -59,6 +59,9 @@ impl SendBuf<'_> {
 pub const DEFAULT_MTU: u32 = 1500;
 /// Default MTU for loopback (bytes). Matches Linux `lo`.
 pub const DEFAULT_LOOPBACK_MTU: u32 = 65536;
+/// PATCH (poetry-harness): default segmentation offload (Linux's
+/// `gso_max_size`): see [`KernelConfig::segment_offload`].
+pub const DEFAULT_SEGMENT_OFFLOAD: u32 = 65536;
 /// Default backlog for `TcpListener::bind` when the caller doesn't
 /// specify one. Mirrors Linux's `SOMAXCONN`.
 pub const DEFAULT_BACKLOG: usize = 1024;
@@ -116,6 +119,17 @@ pub struct KernelConfig {
     pub recv_buf_max: usize,
     /// PATCH (poetry-harness): offer window scaling (RFC 7323) in SYNs.
     pub window_scaling: bool,
+    /// PATCH (poetry-harness): the largest segment (headers included) a
+    /// TCP sender hands to the link as one packet, as Linux's segmentation
+    /// offload (TSO/GSO on the sender, GRO on the receiver) hands the
+    /// stack 64 KiB at a time over a 1500-byte MTU; no larger than the
+    /// MTU turns it off (one MSS per packet). The bytes, their times and
+    /// the windows are the same either way over a link that delivers
+    /// every packet of an instant together, one latency later; a
+    /// megabyte costs 16 packets instead of 700. A driver that
+    /// drops, delays, reorders or meters single packets turns it off for
+    /// the hosts that send over such a link ([`crate::Net::set_segment_offload`]).
+    pub segment_offload: u32,
     pub default_backlog: usize,
     // PATCH (poetry-harness): `retx_threshold` (egress passes) replaced by
     // the timer settings below.
@@ -137,6 +151,7 @@ impl Default for KernelConfig {
             send_buf_max: DEFAULT_SEND_BUF_MAX,
             recv_buf_max: DEFAULT_RECV_BUF_MAX,
             window_scaling: true,
+            segment_offload: DEFAULT_SEGMENT_OFFLOAD,
             default_backlog: DEFAULT_BACKLOG,
             syn_rto: DEFAULT_SYN_RTO,
             rto_min: DEFAULT_RTO_MIN,
@@ -176,6 +191,10 @@ impl KernelConfig {
     }
     pub fn window_scaling(mut self, v: bool) -> Self {
         self.window_scaling = v;
+        self
+    }
+    pub fn segment_offload(mut self, v: u32) -> Self {
+        self.segment_offload = v;
         self
     }
     pub fn default_backlog(mut self, v: usize) -> Self {
@@ -238,6 +257,7 @@ pub struct Kernel {
     pub(crate) send_buf_max: usize,
     pub(crate) recv_buf_max: usize,
     pub(crate) window_scaling: bool,
+    pub(crate) segment_offload: u32,
     pub(crate) default_backlog: usize,
     // PATCH (poetry-harness): the timer settings (see `KernelConfig`).
     pub(crate) syn_rto: Duration,
@@ -284,6 +304,7 @@ impl Kernel {
             send_buf_max: cfg.send_buf_max,
             recv_buf_max: cfg.recv_buf_max,
             window_scaling: cfg.window_scaling,
+            segment_offload: cfg.segment_offload,
             default_backlog: cfg.default_backlog,
             syn_rto: cfg.syn_rto,
             rto_min: cfg.rto_min,

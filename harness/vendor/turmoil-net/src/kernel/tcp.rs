@@ -1767,7 +1767,9 @@ fn segment_one(k: &mut Kernel, fd: Fd) {
         let st = k.lookup(fd).unwrap();
         bound_endpoint(st)
     };
-    let mss = mss_for(k, local.ip());
+    // PATCH (poetry-harness): up to a segmentation offload's worth of
+    // bytes per packet (`KernelConfig::segment_offload`).
+    let mss = mss_for(k, local.ip()).max(offload_for(k, local.ip()));
     let recv_cap = recv_cap_of(k, fd);
     let now = k.now;
 
@@ -1840,17 +1842,28 @@ fn segment_one(k: &mut Kernel, fd: Fd) {
 /// MTU math: pick the right MTU (loopback vs. external), subtract IP +
 /// TCP headers.
 fn mss_for(k: &Kernel, src_ip: IpAddr) -> usize {
-    let ip_hdr = match src_ip {
-        IpAddr::V4(_) => packet::IPV4_HEADER_SIZE as u32,
-        IpAddr::V6(_) => packet::IPV6_HEADER_SIZE as u32,
-    };
     let mtu = if src_ip.is_loopback() {
         k.loopback_mtu
     } else {
         k.mtu
     };
-    mtu.saturating_sub(ip_hdr)
-        .saturating_sub(packet::TCP_HEADER_SIZE as u32) as usize
+    mtu.saturating_sub(headers(src_ip)) as usize
+}
+
+/// IP and TCP header bytes of a packet from `src_ip`.
+fn headers(src_ip: IpAddr) -> u32 {
+    let ip_hdr = match src_ip {
+        IpAddr::V4(_) => packet::IPV4_HEADER_SIZE as u32,
+        IpAddr::V6(_) => packet::IPV6_HEADER_SIZE as u32,
+    };
+    ip_hdr + packet::TCP_HEADER_SIZE as u32
+}
+
+/// PATCH (poetry-harness): the largest TCP payload of one packet with
+/// segmentation offload (`KernelConfig::segment_offload`), headers taken
+/// off as in [`mss_for`]; zero when it is off.
+fn offload_for(k: &Kernel, src_ip: IpAddr) -> usize {
+    k.segment_offload.saturating_sub(headers(src_ip)) as usize
 }
 
 /// Pull the local endpoint for an established socket — wildcard binds
