@@ -17,6 +17,7 @@
 //! - resets: `rst_leaves_received_bytes_readable_then_reports_the_reset`, `abort_sends_rst`, `linger_zero_close_sends_rst_and_default_close_sends_fin`,
 //!   `data_for_a_socket_its_application_closed_is_answered_with_rst`
 //! - loss: `transfer_under_10_percent_loss_completes_later_than_without`
+//! - timers: `the_scheduler_does_not_wake_for_a_retransmission_timer_stopped_by_an_ack`
 //! - segmentation offload: `segmentation_offload_carries_64_kib_a_packet_and_changes_no_read_or_time`,
 //!   `a_host_that_sends_over_a_faulty_link_sends_one_mss_a_packet`
 //! - determinism: `two_runs_give_the_same_event_trace`
@@ -673,6 +674,46 @@ fn a_host_that_sends_over_a_faulty_link_sends_one_mss_a_packet() {
     assert_eq!(sizes.iter().max(), Some(&1460));
     let (_, sizes) = reads_of_one_mib(65536, Some(Faults::default()));
     assert_eq!(sizes.iter().max(), Some(&(65536 - 40)));
+}
+
+/// Ten chunks of 10 bytes, 700 ms apart, from server to client (the
+/// ten-minute case's shape); the report.
+fn paced_chunks() -> Report {
+    let mut sim = Sim::builder().build();
+    let server = sim.add_host("server");
+    let client = sim.add_host("client");
+    serve_one(&mut sim, server, |mut s| async move {
+        for _ in 0..10 {
+            s.write_all(&[b'p'; 10]).await.unwrap();
+            tokio::time::sleep(ms(700)).await;
+        }
+        s.shutdown().await.unwrap();
+    });
+    sim.spawn(client, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        let mut poem = Vec::new();
+        s.read_to_end(&mut poem).await.unwrap();
+        simnet::trace(format!("client read {} bytes", poem.len()));
+    });
+    sim.run()
+}
+
+#[test]
+fn the_scheduler_does_not_wake_for_a_retransmission_timer_stopped_by_an_ack() {
+    let report = paced_chunks();
+    assert_eq!(
+        lines(&report, "client read"),
+        ["  7200.000 ms  client read 100 bytes"],
+        "{}",
+        dump(&report)
+    );
+    // Three wakes a chunk: the server's timer, the chunk's arrival, its
+    // ACK's arrival; and a few for the handshake and the FINs (34 in
+    // all). Each chunk also arms a retransmission timer, which its ACK
+    // stops 100 ms later; when the scheduler still woke at the stopped
+    // timers' deadlines (a stale entry in the kernel's timer list), that
+    // was a fourth wake a chunk: 46.
+    assert!(report.wakes < 40, "{} wakes", report.wakes);
 }
 
 #[test]

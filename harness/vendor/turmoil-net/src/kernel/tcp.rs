@@ -1331,15 +1331,21 @@ pub(super) fn fire_timers(k: &mut Kernel) {
         }
         k.timers.pop_first();
         // Stale entries (the timer was re-armed or stopped since) skip.
-        let Some(tcb) = k.sockets.get_mut(fd).and_then(|s| s.tcb.as_mut()) else {
+        let Some(kind) = armed(k, deadline, fd) else {
             continue;
         };
-        let kind = match tcb.timer {
-            Some((d, kind)) if d == deadline => kind,
-            _ => continue,
-        };
-        tcb.timer = None;
+        k.sockets.get_mut(fd).unwrap().tcb.as_mut().unwrap().timer = None;
         on_timer(k, fd, kind);
+    }
+}
+
+/// PATCH (poetry-harness): the kind of `fd`'s timer if it is armed for
+/// `deadline`; `None` for an entry of `Kernel::timers` gone stale (the
+/// timer was stopped or re-armed since, or the socket is gone).
+pub(super) fn armed(k: &Kernel, deadline: Duration, fd: Fd) -> Option<TimerKind> {
+    match k.sockets.get(fd)?.tcb.as_ref()?.timer {
+        Some((d, kind)) if d == deadline => Some(kind),
+        _ => None,
     }
 }
 
