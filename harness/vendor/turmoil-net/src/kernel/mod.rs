@@ -279,6 +279,11 @@ pub struct Kernel {
     /// and may be reapable. `egress` visits only these, instead of
     /// sweeping every socket (32% of the CPU with 2,000 clients).
     pub(crate) dirty: crate::FastSet<Fd>,
+    /// PATCH (poetry-harness): `egress`'s lists of the sockets it visits,
+    /// empty between calls, kept with their capacity (two allocations on
+    /// every call otherwise).
+    pub(crate) candidates: Vec<Fd>,
+    pub(crate) visited: Vec<Fd>,
     /// Packets queued by `poll_send_*` awaiting `egress()`.
     outbound: VecDeque<Packet>,
     /// Monotonic TCP initial-sequence-number source. Deterministic by
@@ -315,6 +320,8 @@ impl Kernel {
             now: Duration::ZERO,
             timers: BTreeSet::new(),
             dirty: crate::FastSet::default(),
+            candidates: Vec::new(),
+            visited: Vec::new(),
             outbound: VecDeque::new(),
             tcp_isn: 0x0100_0000,
         }
@@ -812,7 +819,7 @@ impl Kernel {
         // timer that rewinds snd_nxt marks its socket dirty, so this
         // call's segment_all pass picks up the re-emission.
         tcp::fire_timers(self);
-        let mut visited = Vec::new();
+        let mut visited = std::mem::take(&mut self.visited);
         loop {
             tcp::segment_all(self, &mut visited);
             if self.outbound.is_empty() && self.dirty.is_empty() {
@@ -833,6 +840,8 @@ impl Kernel {
         }
         // Reap any `fd_closed` sockets that have finished closing.
         tcp::reap_closed(self, &visited);
+        visited.clear();
+        self.visited = visited;
     }
 }
 
@@ -845,8 +854,6 @@ impl Kernel {
     }
 
     /// The earliest armed TCP timer (retransmission or persist), if any.
-    /// May be early (a stale entry): `egress` at that time then does
-    /// nothing.
     pub fn next_deadline(&mut self) -> Option<Duration> {
         // PATCH (poetry-harness): the earliest timer still armed. Entries
         // of timers stopped or re-armed since (the retransmission timer of

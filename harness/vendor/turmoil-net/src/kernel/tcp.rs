@@ -1740,8 +1740,10 @@ fn emit_handshake(k: &mut Kernel, fd: Fd) {
 /// so newly-segmented packets ride the same pump that handles UDP and
 /// handshake traffic.
 pub(super) fn segment_all(k: &mut Kernel, visited: &mut Vec<Fd>) {
-    // PATCH (poetry-harness): the dirty sockets only, not every socket.
-    let candidates: Vec<Fd> = k.dirty.drain(..).collect();
+    // PATCH (poetry-harness): the dirty sockets only, not every socket
+    // (listed in the kernel's spare list, kept with its capacity).
+    let mut candidates = std::mem::take(&mut k.candidates);
+    candidates.extend(k.dirty.drain(..));
     for &fd in &candidates {
         let transmittable = k.sockets.get(fd).is_some_and(|s| {
             s.tcb
@@ -1765,7 +1767,8 @@ pub(super) fn segment_all(k: &mut Kernel, visited: &mut Vec<Fd>) {
             segment_one(k, fd);
         }
     }
-    visited.extend(candidates);
+    visited.append(&mut candidates);
+    k.candidates = candidates;
 }
 
 fn segment_one(k: &mut Kernel, fd: Fd) {
