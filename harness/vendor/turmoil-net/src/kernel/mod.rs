@@ -126,7 +126,7 @@ pub struct KernelConfig {
     /// MTU turns it off (one MSS per packet). The bytes, their times and
     /// the windows are the same either way over a link that delivers
     /// every packet of an instant together, one latency later; a
-    /// megabyte costs 16 packets instead of 700. A driver that
+    /// megabyte costs about 20 packets instead of 720. A driver that
     /// drops, delays, reorders or meters single packets turns it off for
     /// the hosts that send over such a link ([`crate::Net::set_segment_offload`]).
     pub segment_offload: u32,
