@@ -89,6 +89,17 @@ where
     });
 }
 
+/// A client on `host`: connects to the server's [`PORT`], reads to the
+/// end, and traces "client read N bytes".
+fn read_all_on(sim: &mut Sim, host: simnet::HostId) {
+    sim.spawn(host, async {
+        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
+        let mut poem = Vec::new();
+        s.read_to_end(&mut poem).await.unwrap();
+        simnet::trace(format!("client read {} bytes", poem.len()));
+    });
+}
+
 #[test]
 fn connect_completes_on_the_handshake_one_round_trip_before_accept() {
     let mut sim = Sim::builder().build();
@@ -689,12 +700,7 @@ fn paced_chunks() -> Report {
         }
         s.shutdown().await.unwrap();
     });
-    sim.spawn(client, async {
-        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
-        let mut poem = Vec::new();
-        s.read_to_end(&mut poem).await.unwrap();
-        simnet::trace(format!("client read {} bytes", poem.len()));
-    });
+    read_all_on(&mut sim, client);
     sim.run()
 }
 
@@ -793,12 +799,7 @@ fn one_mib(server_cfg: KernelConfig) -> Report {
         s.write_all(&vec![b'p'; 1 << 20]).await.unwrap();
         s.shutdown().await.unwrap();
     });
-    sim.spawn(client, async {
-        let mut s = TcpStream::connect(("server", PORT)).await.unwrap();
-        let mut poem = Vec::new();
-        s.read_to_end(&mut poem).await.unwrap();
-        simnet::trace(format!("client read {} bytes", poem.len()));
-    });
+    read_all_on(&mut sim, client);
     sim.run()
 }
 
