@@ -47,6 +47,18 @@ pub const KEEP_CAP: usize = 16 * 1024 * 1024;
 /// cases send all their clients together (a few MiB).
 pub const RUN_KEEP_CAP: usize = KEEP_CAP;
 
+/// A kept prefix that outgrows this many bytes gets the room for all it
+/// may still keep (its cap, or what the run's budget has left) in one
+/// allocation; only the pages written take memory. Below, it doubles as a
+/// `Vec` does: most peers keep a few KiB. Above, the doubling of the
+/// 8 MiB that `server.stalled-reader-does-not-block-others`'s second
+/// client keeps had glibc shrink its heap (`madvise`) and fault the pages
+/// back in on every run of the case: in a process that runs the catalog
+/// again and again (the criterion bench, `mutants`, `--explore`) the
+/// kernel took 19.5% of the CPU time, and 1.2% with this (BENCHMARKS.md,
+/// eighth session).
+const GROW_ALL_PAST: usize = 1024 * 1024;
+
 /// What the client peers of one run may still keep, shared among them
 /// (see [`RUN_KEEP_CAP`]).
 #[derive(Debug, Clone)]
@@ -59,6 +71,11 @@ impl Default for KeepBudget {
 }
 
 impl KeepBudget {
+    /// What the budget still holds.
+    fn left(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Takes up to `want` bytes from the budget; returns how many it got.
     fn take(&self, want: usize) -> usize {
         use std::sync::atomic::Ordering;
@@ -135,6 +152,15 @@ impl Kept {
         let mut room = self.cap.saturating_sub(self.prefix.len()).min(bytes.len());
         if let Some(budget) = &self.budget {
             room = budget.take(room);
+        }
+        let needed = self.prefix.len() + room;
+        if needed > self.prefix.capacity() && needed > GROW_ALL_PAST {
+            // Room for all it may still keep, at once: only the pages
+            // written take memory, and a large stream is not copied and
+            // faulted in again each time its prefix doubles.
+            let left = self.budget.as_ref().map_or(usize::MAX, KeepBudget::left);
+            let most = self.cap.min(needed.saturating_add(left));
+            self.prefix.reserve_exact(most - self.prefix.len());
         }
         self.prefix.extend_from_slice(&bytes[..room]);
         self.len += bytes.len() as u64;
@@ -391,6 +417,43 @@ mod tests {
         let mut other = Kept::with_budget(KeepBudget::default());
         other.push(&chunk);
         assert_eq!(other.prefix().len(), chunk.len());
+    }
+
+    #[test]
+    fn a_prefix_past_a_mib_gets_room_for_all_it_may_keep_at_once() {
+        let stream: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        // Alone in its run: room up to its cap once past 1 MiB, and the
+        // bytes as sent.
+        let mut alone = Kept::with_budget(KeepBudget::default());
+        let mut capacities = Vec::new();
+        for piece in stream.chunks(64 * 1024) {
+            alone.push(piece);
+            if capacities.last() != Some(&alone.prefix.capacity()) {
+                capacities.push(alone.prefix.capacity());
+            }
+        }
+        assert_eq!(alone.prefix(), &stream[..]);
+        assert_eq!(alone.prefix.capacity(), KEEP_CAP, "{capacities:?}");
+        assert!(
+            capacities
+                .iter()
+                .all(|&c| c <= GROW_ALL_PAST || c == KEEP_CAP),
+            "{capacities:?}"
+        );
+        // With 2 MiB of its run's budget left: room for those 2 MiB, no
+        // more.
+        let budget = KeepBudget::default();
+        assert_eq!(
+            budget.take(RUN_KEEP_CAP - 2 * 1024 * 1024),
+            RUN_KEEP_CAP - 2 * 1024 * 1024
+        );
+        let mut shared = Kept::with_budget(budget);
+        for piece in stream.chunks(64 * 1024) {
+            shared.push(piece);
+        }
+        assert_eq!(shared.prefix(), &stream[..2 * 1024 * 1024]);
+        assert_eq!(shared.prefix.capacity(), 2 * 1024 * 1024);
+        assert_eq!(shared.len(), stream.len() as u64);
     }
 
     #[test]
