@@ -245,7 +245,11 @@ pub async fn run(
     note(&seen, |o| {
         let c = &mut o.clients[&name];
         c.received_len = received.len();
-        c.received_digest = received.digest();
+        c.received_digest = if received.truncated() {
+            received.digest()
+        } else {
+            0
+        };
         c.received = Bytes::from(received.take_prefix());
         c.ending = Some(ending.unwrap_or(Ending::Left));
         c.left_at = left_at;
