@@ -25,6 +25,37 @@ thread_local! {
     static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
     /// The host whose task is being polled.
     static CURRENT_HOST: Cell<Option<HostId>> = const { Cell::new(None) };
+    /// The simulated time, once read since the runtime last parked (see
+    /// [`elapsed`]).
+    static ELAPSED: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Simulated time since `start`, the running simulation's start. tokio's
+/// paused clock only moves while the runtime parks (when nothing can run,
+/// it jumps to the next timer), so it is read once after each park, not on
+/// every socket call, task poll and pass: the runtime's `on_thread_unpark`
+/// hook forgets the value ([`forget_elapsed`]). In a debug build every
+/// value given is checked against the clock.
+fn elapsed(start: Instant) -> Duration {
+    let t = ELAPSED.with(|e| {
+        e.get().unwrap_or_else(|| {
+            let t = Instant::now() - start;
+            e.set(Some(t));
+            t
+        })
+    });
+    debug_assert_eq!(
+        t,
+        Instant::now() - start,
+        "the paused clock moved without a park"
+    );
+    t
+}
+
+/// Forgets the time [`elapsed`] read: the runtime parked (the clock may
+/// have moved), or a run starts or ends.
+fn forget_elapsed() {
+    ELAPSED.with(|e| e.set(None));
 }
 
 /// What tasks reach through the free functions while a [`Sim`] runs.
@@ -59,14 +90,14 @@ pub fn now() -> Duration {
     RUNNING.with(|r| {
         let r = r.borrow();
         let r = r.as_ref().expect("simnet::now outside a running Sim");
-        Instant::now() - r.start
+        elapsed(r.start)
     })
 }
 
 /// Simulated time since the simulation started, or `None` outside a
 /// running [`Sim`] (what a clock shared with other simulators asks).
 pub fn try_now() -> Option<Duration> {
-    RUNNING.with(|r| r.borrow().as_ref().map(|r| Instant::now() - r.start))
+    RUNNING.with(|r| r.borrow().as_ref().map(|r| elapsed(r.start)))
 }
 
 /// Add `line` to the run's trace ([`Report::trace`]), stamped with the
@@ -147,7 +178,7 @@ fn enter_host(host: HostId) {
     turmoil_net::set_current(host);
     RUNNING.with(|r| {
         if let Some(r) = r.borrow().as_ref() {
-            turmoil_net::set_now(Instant::now() - r.start);
+            turmoil_net::set_now(elapsed(r.start));
         }
     });
     CURRENT_HOST.with(|c| c.set(Some(host)));
@@ -470,7 +501,7 @@ impl Sim {
                 // After the run (no runtime) the time stays where it was.
                 if let (Some(s), Ok(_)) = (clock_start.get(), tokio::runtime::Handle::try_current())
                 {
-                    last.set(last.get().max(Instant::now() - s));
+                    last.set(last.get().max(elapsed(s)));
                 }
                 last.get()
             },
@@ -497,6 +528,7 @@ impl Sim {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
+            .on_thread_unpark(forget_elapsed)
             .build()
             .expect("a current-thread runtime builds");
         let local = LocalSet::new();
@@ -506,6 +538,7 @@ impl Sim {
         impl Drop for Clear {
             fn drop(&mut self) {
                 RUNNING.with(|r| r.borrow_mut().take());
+                forget_elapsed();
             }
         }
         let clear = Clear;
@@ -577,6 +610,7 @@ async fn drive(
     start_cell: Rc<Cell<Option<Instant>>>,
 ) -> Report {
     let start = Instant::now();
+    forget_elapsed();
     start_cell.set(Some(start));
     RUNNING.with(|r| {
         let mut r = r.borrow_mut();
@@ -701,7 +735,7 @@ impl Network<'_> {
     /// done, or the limit reached); else sets [`Network::next`].
     fn pass(&mut self) -> bool {
         let cfg = self.cfg;
-        let t = Instant::now() - self.start;
+        let t = elapsed(self.start);
         let names = self.links.names;
         let name = |ip: &IpAddr| names.get(ip).cloned().unwrap_or_else(|| ip.to_string());
         loop {
