@@ -173,8 +173,7 @@ impl Kept {
             None if room < bytes.len() => {
                 // The first byte not kept: the stream so far is the
                 // prefix, then the rest of `bytes`.
-                let mut h = StreamDigest::default();
-                h.0.update(&self.prefix);
+                let mut h = self.prefix_digest();
                 h.0.update(&bytes[room..]);
                 self.hasher = Some(h);
             }
@@ -206,12 +205,16 @@ impl Kept {
     pub fn digest(&self) -> u64 {
         match &self.hasher {
             Some(h) => h.0.digest(),
-            None => {
-                let mut h = StreamDigest::default();
-                h.0.update(&self.prefix);
-                h.0.digest()
-            }
+            None => self.prefix_digest().0.digest(),
         }
+    }
+
+    /// A digest that has taken the prefix (until the first byte not kept,
+    /// every byte seen).
+    fn prefix_digest(&self) -> StreamDigest {
+        let mut h = StreamDigest::default();
+        h.0.update(&self.prefix);
+        h
     }
 
     /// The digest [`Kept::digest`] gives for exactly `bytes`.

@@ -533,7 +533,8 @@ impl Sim {
             .expect("a current-thread runtime builds");
         let local = LocalSet::new();
         // A panic out of the loop still ends this run: the next one on
-        // this thread must find no simulation running.
+        // this thread must find no simulation running, and no time read
+        // ([`elapsed`]).
         struct Clear;
         impl Drop for Clear {
             fn drop(&mut self) {
@@ -610,7 +611,6 @@ async fn drive(
     start_cell: Rc<Cell<Option<Instant>>>,
 ) -> Report {
     let start = Instant::now();
-    forget_elapsed();
     start_cell.set(Some(start));
     RUNNING.with(|r| {
         let mut r = r.borrow_mut();
