@@ -134,7 +134,13 @@
 //! on turmoil (0.22-0.32 s and 0.40-0.46 s wall); the ten-minute case
 //! (`client.slow-poem-ten-minutes`, two runs) 0.01-0.02 s on simnet,
 //! 0.03 s on turmoil. Earlier, with a build running beside them,
-//! 0.30-0.40 s and 0.57-0.83 s for the catalog.
+//! 0.30-0.40 s and 0.57-0.83 s for the catalog. The targets, in
+//! criterion (`cargo bench -p poetry-harness --bench sim_scaling --
+//! simnet/`, process CPU), on 2026-12-02: the ten-minute case 2.8-3.7 ms
+//! (target 5 ms), the whole catalog with one job 25-30 ms (target 50 ms),
+//! in seven rounds, three of them beside two busy loops; another host of
+//! the same kind read 5.1-6.3 ms and 39-56 ms for the same instructions
+//! (BENCHMARKS.md, "The two CPU targets on today's host").
 //!
 //! The switch, tried on 2026-12-01 (every test passed, 189 snapshots
 //! regenerated and reviewed), was held back because the catalog's elapsed
