@@ -936,7 +936,8 @@ fn sweep(sid: i32, token: &str, root: Option<i32>) {
 }
 
 /// Finds a free port on 127.0.0.1 for a program to listen on: one that
-/// binds now and is let go. It is taken below the kernel's ephemeral range
+/// any program could bind now ([`bindable_by_any_program`]), let go. It
+/// is taken below the kernel's ephemeral range
 /// (`ip_local_port_range`), so that between letting it go and the program
 /// binding it no outgoing connection, of this process or any other, can be
 /// given it: a port from `bind(0)` could be, and then a correct program
@@ -964,17 +965,35 @@ pub fn free_port() -> std::io::Result<u16> {
         Ordering::Relaxed,
         Ordering::Relaxed,
     );
-    for _ in 0..span {
+    let candidates = (0..span).map(|_| {
         let port = low + NEXT.fetch_add(1, Ordering::Relaxed) % span;
-        let port = u16::try_from(port).unwrap_or(u16::MAX);
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return Ok(l.local_addr()?.port());
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        format!("no free port on 127.0.0.1 from {low} to {high}"),
-    ))
+        u16::try_from(port).unwrap_or(u16::MAX)
+    });
+    first_bindable(candidates).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no free port on 127.0.0.1 from {low} to {high}"),
+        )
+    })
+}
+
+/// The first of `candidates` that any program could bind now.
+fn first_bindable(mut candidates: impl Iterator<Item = u16>) -> Option<u16> {
+    candidates.find(|&port| bindable_by_any_program(port))
+}
+
+/// Whether a program could bind `port` on 127.0.0.1 now, whether or not
+/// it sets `SO_REUSEADDR`: the bind is tried without it, which fails on
+/// any socket left on the port, a connection in `TIME_WAIT` included.
+/// std's `TcpListener::bind` sets `SO_REUSEADDR` and so ignores those: a
+/// port a server closed a connection on less than a minute before (a
+/// poetry server closes first, so its side waits) passed that check, and
+/// a program that binds without the option (a plain Python `socket`
+/// server, say) then failed to start with "address already in use".
+fn bindable_by_any_program(port: u16) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    Socket::new(Domain::IPV4, Type::STREAM, None).is_ok_and(|s| s.bind(&addr.into()).is_ok())
 }
 
 /// The lowest port [`free_port`] offers: above the ports the README's
@@ -1022,10 +1041,43 @@ mod tests {
         let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
         for &p in &ports {
             assert!((20000..ephemeral_low).contains(&p), "{p}");
+            assert!(bindable_by_any_program(p), "{p}");
             std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
         }
         let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
         assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    }
+
+    /// A server's side of a connection it closed first waits in
+    /// `TIME_WAIT` on the server's port: a listener with `SO_REUSEADDR`
+    /// (std's, the check `free_port` made before) binds there, a program
+    /// without it cannot, and `free_port` must not offer the port.
+    #[test]
+    fn a_port_a_connection_waits_on_is_not_bindable_by_any_program() {
+        use std::io::Read;
+        let port = free_port().unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        // The server closes first; the client reads the FIN and closes.
+        drop(served);
+        assert_eq!(client.read(&mut [0u8; 8]).unwrap(), 0);
+        drop(client);
+        drop(listener);
+        // The server side reaches TIME_WAIT once the client's FIN is in.
+        let mut waits = 0;
+        while bindable_by_any_program(port) {
+            waits += 1;
+            assert!(waits < 200, "port {port} never held a TIME_WAIT");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "SO_REUSEADDR binds beside a TIME_WAIT"
+        );
+        // free_port's choice passes it over for the next port.
+        let next = free_port().unwrap();
+        assert_eq!(first_bindable([port, next].into_iter()), Some(next));
     }
 
     fn rt() -> tokio::runtime::Runtime {
