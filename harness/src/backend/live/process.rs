@@ -936,7 +936,7 @@ fn sweep(sid: i32, token: &str, root: Option<i32>) {
 }
 
 /// Finds a free port on 127.0.0.1 for a program to listen on: one that
-/// any program could bind now ([`bindable_by_any_program`]), let go. It
+/// any program could bind now, with or without `SO_REUSEADDR`, let go. It
 /// is taken below the kernel's ephemeral range
 /// (`ip_local_port_range`), so that between letting it go and the program
 /// binding it no outgoing connection, of this process or any other, can be
