@@ -364,6 +364,32 @@ fn a_server_on_the_wrong_port_fails_and_leaves_nothing_running() {
     assert_eq!(left_behind(harness.pid()), Vec::<u32>::new());
 }
 
+/// A server whose port is taken by something that does not listen (here
+/// the program itself, connected to its own port): not ready, and the
+/// reason says what holds the port, so a port the program could not bind
+/// is not mistaken for a program that never tried.
+#[test]
+fn a_port_held_without_a_listener_is_named_in_the_reason() {
+    let manifest = fixture("holds-its-port.toml");
+    let mut harness = Harness::start(&["run", "server.one-client-fast", "--manifest", &manifest]);
+    let got = harness.wait();
+    assert_eq!(got.code(), Some(1), "{got:?}");
+    let case = &harness.json()["cases"][0];
+    assert_eq!(case["verdict"], "FAIL", "{case:#}");
+    let reason = case["reason"].as_str().unwrap_or_default();
+    let port: String = reason
+        .split("naming port ")
+        .nth(1)
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(!port.is_empty(), "{case:#}");
+    let held = format!("(port {port} is in use: ESTABLISHED 127.0.0.1:{port} -> 127.0.0.1:{port}");
+    assert!(reason.contains(&held), "{case:#}");
+    assert_eq!(left_behind(harness.pid()), Vec::<u32>::new());
+}
+
 /// A server that serves an endless poem to the harness's clients: the
 /// case times out (the clients never see the end), the harness is bounded
 /// (its peers keep 16 MiB and count the rest), and the port the server

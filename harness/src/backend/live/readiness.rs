@@ -22,7 +22,7 @@
 //! files cannot be read does it fall back to connecting, and only for
 //! roles a connection does not disturb much.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use super::process::Program;
@@ -58,8 +58,13 @@ pub async fn wait_ready(
         probed = probe_port(port, limit, may_connect) => probed,
     };
     ready.ok_or_else(|| {
+        // A program that could not bind its port: say what holds it.
+        let held = match sockets_on(port).unwrap_or_default()[..] {
+            [] => String::new(),
+            ref sockets => format!(" (port {port} is in use: {})", sockets.join(", ")),
+        };
         format!(
-            "neither printed a line naming port {port} nor listened on it within {}",
+            "neither printed a line naming port {port} nor listened on it within {}{held}",
             crate::transcript::secs(limit)
         )
     })
@@ -98,6 +103,84 @@ pub fn listening(port: u16) -> Option<bool> {
     Some(listens_in(&v4, port) || listens_in(&v6, port))
 }
 
+/// Every TCP socket on `port` of this network namespace, as `STATE
+/// local` or `STATE local -> remote` (`TIME_WAIT 127.0.0.1:20001 ->
+/// 127.0.0.1:40000`), in the kernel's order; `None` if the sockets cannot
+/// be listed (no `/proc`).
+pub fn sockets_on(port: u16) -> Option<Vec<String>> {
+    let v4 = std::fs::read_to_string("/proc/self/net/tcp").ok()?;
+    let v6 = std::fs::read_to_string("/proc/self/net/tcp6").unwrap_or_default();
+    Some(
+        [v4, v6]
+            .iter()
+            .flat_map(|table| sockets_in(table, port))
+            .collect(),
+    )
+}
+
+/// [`sockets_on`] for one `/proc/net/tcp` or `tcp6` table.
+fn sockets_in(table: &str, port: u16) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_slot, local, remote, state) = (
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+            );
+            let (local_ip, local_port) = endpoint(local)?;
+            if local_port != port {
+                return None;
+            }
+            let (remote_ip, remote_port) = endpoint(remote)?;
+            let name = STATES
+                .iter()
+                .find(|(code, _)| *code == state)
+                .map_or(state, |(_, name)| name);
+            let here = format!("{}:{local_port}", show(local_ip));
+            Some(if remote_port == 0 {
+                format!("{name} {here}")
+            } else {
+                format!("{name} {here} -> {}:{remote_port}", show(remote_ip))
+            })
+        })
+        .collect()
+}
+
+/// An IPv4-mapped IPv6 address as IPv4, the way it was connected to.
+fn show(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        v4 => v4.to_string(),
+    }
+}
+
+/// An `ADDR:PORT` field of `/proc/net/tcp`, both in hex.
+fn endpoint(field: &str) -> Option<(IpAddr, u16)> {
+    let (addr, port) = field.split_once(':')?;
+    Some((kernel_addr(addr)?, u16::from_str_radix(port, 16).ok()?))
+}
+
+/// TCP states as `/proc/net/tcp` numbers them (`include/net/tcp_states.h`).
+const STATES: &[(&str, &str)] = &[
+    ("01", "ESTABLISHED"),
+    ("02", "SYN_SENT"),
+    ("03", "SYN_RECV"),
+    ("04", "FIN_WAIT1"),
+    ("05", "FIN_WAIT2"),
+    ("06", "TIME_WAIT"),
+    ("07", "CLOSE"),
+    ("08", "CLOSE_WAIT"),
+    ("09", "LAST_ACK"),
+    (LISTEN, "LISTEN"),
+    ("0B", "CLOSING"),
+];
+
 /// TCP state `LISTEN` in `/proc/net/tcp`.
 const LISTEN: &str = "0A";
 
@@ -119,30 +202,36 @@ fn listens_in(table: &str, port: u16) -> bool {
     })
 }
 
-/// Whether a listening socket's local address (as the kernel prints it:
-/// each 32-bit word in hex, in the machine's byte order) takes connections
-/// made to 127.0.0.1.
+/// Whether a listening socket's local address (as the kernel prints it,
+/// see [`kernel_addr`]) takes connections made to 127.0.0.1.
 fn reaches_loopback(addr: &str) -> bool {
+    match kernel_addr(addr) {
+        Some(IpAddr::V4(a)) => a.is_unspecified() || a == Ipv4Addr::LOCALHOST,
+        Some(IpAddr::V6(a)) => {
+            a.is_unspecified() || a.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
+        }
+        None => false,
+    }
+}
+
+/// An address as `/proc/net/tcp` and `tcp6` print it: each 32-bit word in
+/// hex, in the machine's byte order; 8 digits for IPv4, 32 for IPv6.
+fn kernel_addr(addr: &str) -> Option<IpAddr> {
     let word = |i: usize| {
         addr.get(i * 8..i * 8 + 8)
             .and_then(|w| u32::from_str_radix(w, 16).ok())
             .map(u32::to_ne_bytes)
     };
     match addr.len() {
-        8 => word(0).is_some_and(|b| {
-            let a = Ipv4Addr::from(b);
-            a.is_unspecified() || a == Ipv4Addr::LOCALHOST
-        }),
+        8 => Some(IpAddr::V4(Ipv4Addr::from(word(0)?))),
         32 => {
             let mut bytes = [0u8; 16];
             for i in 0..4 {
-                let Some(w) = word(i) else { return false };
-                bytes[i * 4..i * 4 + 4].copy_from_slice(&w);
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
             }
-            let a = Ipv6Addr::from(bytes);
-            a.is_unspecified() || a.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
+            Some(IpAddr::V6(Ipv6Addr::from(bytes)))
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -195,6 +284,32 @@ mod tests {
     }
 
     #[test]
+    fn the_sockets_on_a_port_are_named_with_their_state_and_ends() {
+        let lo = kernel_hex(&[127, 0, 0, 1]);
+        let mapped = kernel_hex(&Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets());
+        let t = format!(
+            "  sl  local_address rem_address   st ...\n\
+             0: {lo}:4E21 00000000:0000 0A 0\n\
+             1: {lo}:4E21 {lo}:9C40 06 0\n\
+             2: {lo}:9C40 {lo}:4E21 05 0\n\
+             3: {mapped}:4E21 {mapped}:9C41 01 0\n\
+             4: {lo}:4E21 {lo}:9C42 0C 0\n"
+        );
+        assert_eq!(
+            sockets_in(&t, 20001),
+            [
+                "LISTEN 127.0.0.1:20001",
+                "TIME_WAIT 127.0.0.1:20001 -> 127.0.0.1:40000",
+                "ESTABLISHED 127.0.0.1:20001 -> 127.0.0.1:40001",
+                // A state the table does not name is shown as its number.
+                "0C 127.0.0.1:20001 -> 127.0.0.1:40002",
+            ]
+        );
+        assert!(sockets_in(&t, 20002).is_empty());
+        assert!(sockets_in("garbage\n 0: nonsense", 20001).is_empty());
+    }
+
+    #[test]
     fn a_listener_is_seen_without_being_connected_to() {
         let Some(false) = listening(0) else {
             // No /proc here (not Linux): the fallback is connecting.
@@ -207,7 +322,12 @@ mod tests {
         listener.set_nonblocking(true).unwrap();
         let err = listener.accept().expect_err("no connection was made");
         assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        assert_eq!(
+            sockets_on(port).unwrap(),
+            [format!("LISTEN 127.0.0.1:{port}")]
+        );
         drop(listener);
         assert_eq!(listening(port), Some(false));
+        assert_eq!(sockets_on(port).unwrap(), Vec::<String>::new());
     }
 }
