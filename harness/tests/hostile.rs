@@ -347,21 +347,26 @@ fn a_program_that_ignores_sigterm_is_stopped_when_the_harness_is() {
     assert_eq!(left_behind(harness.pid()), Vec::<u32>::new());
 }
 
-/// A server that never listens on the port it was given: not ready within
-/// its start-up budget, a failed case, and nothing left listening.
-#[test]
-fn a_server_on_the_wrong_port_fails_and_leaves_nothing_running() {
-    let manifest = fixture("wrong-port.toml");
+/// Runs `server.one-client-fast` against the server of the hostile
+/// fixture manifest `name`, which never becomes ready: a failed case and
+/// nothing left running. Returns the case's reason.
+fn never_ready(name: &str) -> String {
+    let manifest = fixture(name);
     let mut harness = Harness::start(&["run", "server.one-client-fast", "--manifest", &manifest]);
     let got = harness.wait();
     assert_eq!(got.code(), Some(1), "{got:?}");
     let case = &harness.json()["cases"][0];
     assert_eq!(case["verdict"], "FAIL", "{case:#}");
-    assert!(
-        case["reason"].as_str().is_some_and(|r| r.contains("port")),
-        "{case:#}"
-    );
     assert_eq!(left_behind(harness.pid()), Vec::<u32>::new());
+    case["reason"].as_str().unwrap_or_default().to_string()
+}
+
+/// A server that never listens on the port it was given: not ready within
+/// its start-up budget, a failed case, and nothing left listening.
+#[test]
+fn a_server_on_the_wrong_port_fails_and_leaves_nothing_running() {
+    let reason = never_ready("wrong-port.toml");
+    assert!(reason.contains("port"), "{reason}");
 }
 
 /// A server whose port is taken by something that does not listen (here
@@ -370,13 +375,7 @@ fn a_server_on_the_wrong_port_fails_and_leaves_nothing_running() {
 /// is not mistaken for a program that never tried.
 #[test]
 fn a_port_held_without_a_listener_is_named_in_the_reason() {
-    let manifest = fixture("holds-its-port.toml");
-    let mut harness = Harness::start(&["run", "server.one-client-fast", "--manifest", &manifest]);
-    let got = harness.wait();
-    assert_eq!(got.code(), Some(1), "{got:?}");
-    let case = &harness.json()["cases"][0];
-    assert_eq!(case["verdict"], "FAIL", "{case:#}");
-    let reason = case["reason"].as_str().unwrap_or_default();
+    let reason = never_ready("holds-its-port.toml");
     let port: String = reason
         .split("naming port ")
         .nth(1)
@@ -384,10 +383,9 @@ fn a_port_held_without_a_listener_is_named_in_the_reason() {
         .chars()
         .take_while(char::is_ascii_digit)
         .collect();
-    assert!(!port.is_empty(), "{case:#}");
+    assert!(!port.is_empty(), "{reason}");
     let held = format!("(port {port} is in use: ESTABLISHED 127.0.0.1:{port} -> 127.0.0.1:{port}");
-    assert!(reason.contains(&held), "{case:#}");
-    assert_eq!(left_behind(harness.pid()), Vec::<u32>::new());
+    assert!(reason.contains(&held), "{reason}");
 }
 
 /// A server that serves an endless poem to the harness's clients: the
