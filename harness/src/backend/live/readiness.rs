@@ -97,10 +97,7 @@ async fn probe_port(port: u16, limit: Duration, may_connect: bool) -> Option<Str
 /// 127.0.0.1 reaches it; `None` if the listening sockets cannot be listed
 /// (no `/proc`).
 pub fn listening(port: u16) -> Option<bool> {
-    let v4 = std::fs::read_to_string("/proc/self/net/tcp").ok()?;
-    // Without IPv6 in the kernel there is no tcp6 table.
-    let v6 = std::fs::read_to_string("/proc/self/net/tcp6").unwrap_or_default();
-    Some(listens_in(&v4, port) || listens_in(&v6, port))
+    Some(tables()?.iter().any(|table| listens_in(table, port)))
 }
 
 /// Every TCP socket on `port` of this network namespace, as `STATE
@@ -108,45 +105,71 @@ pub fn listening(port: u16) -> Option<bool> {
 /// 127.0.0.1:40000`), in the kernel's order; `None` if the sockets cannot
 /// be listed (no `/proc`).
 pub fn sockets_on(port: u16) -> Option<Vec<String>> {
-    let v4 = std::fs::read_to_string("/proc/self/net/tcp").ok()?;
-    let v6 = std::fs::read_to_string("/proc/self/net/tcp6").unwrap_or_default();
     Some(
-        [v4, v6]
+        tables()?
             .iter()
             .flat_map(|table| sockets_in(table, port))
             .collect(),
     )
 }
 
+/// This network namespace's `/proc/net/tcp` and `tcp6` tables; `None`
+/// without the first (no `/proc`). Without IPv6 in the kernel there is
+/// no tcp6 table: it reads as empty.
+fn tables() -> Option<[String; 2]> {
+    let v4 = std::fs::read_to_string("/proc/self/net/tcp").ok()?;
+    let v6 = std::fs::read_to_string("/proc/self/net/tcp6").unwrap_or_default();
+    Some([v4, v6])
+}
+
+/// One socket of a `/proc/net/tcp` or `tcp6` table.
+struct Row<'t> {
+    local: (IpAddr, u16),
+    remote: (IpAddr, u16),
+    /// The state's number, in hex (`0A` is `LISTEN`).
+    state: &'t str,
+}
+
+/// The sockets of a table, lines that do not parse left out.
+fn rows(table: &str) -> impl Iterator<Item = Row<'_>> {
+    table.lines().skip(1).filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (_slot, local, remote, state) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        Some(Row {
+            local: endpoint(local)?,
+            remote: endpoint(remote)?,
+            state,
+        })
+    })
+}
+
 /// [`sockets_on`] for one `/proc/net/tcp` or `tcp6` table.
 fn sockets_in(table: &str, port: u16) -> Vec<String> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (_slot, local, remote, state) = (
-                fields.next()?,
-                fields.next()?,
-                fields.next()?,
-                fields.next()?,
-            );
-            let (local_ip, local_port) = endpoint(local)?;
-            if local_port != port {
-                return None;
-            }
-            let (remote_ip, remote_port) = endpoint(remote)?;
-            let name = STATES
-                .iter()
-                .find(|(code, _)| *code == state)
-                .map_or(state, |(_, name)| name);
-            let here = format!("{}:{local_port}", show(local_ip));
-            Some(if remote_port == 0 {
-                format!("{name} {here}")
-            } else {
-                format!("{name} {here} -> {}:{remote_port}", show(remote_ip))
-            })
-        })
+    rows(table)
+        .filter(|row| row.local.1 == port)
+        .map(
+            |Row {
+                 local,
+                 remote,
+                 state,
+             }| {
+                let name = STATES
+                    .iter()
+                    .find(|(code, _)| *code == state)
+                    .map_or(state, |(_, name)| name);
+                let here = format!("{}:{}", show(local.0), local.1);
+                if remote.1 == 0 {
+                    format!("{name} {here}")
+                } else {
+                    format!("{name} {here} -> {}:{}", show(remote.0), remote.1)
+                }
+            },
+        )
         .collect()
 }
 
@@ -188,29 +211,16 @@ const LISTEN: &str = "0A";
 /// `port` of 127.0.0.1, of every address, or (IPv6) of `::` or
 /// `::ffff:127.0.0.1`.
 fn listens_in(table: &str, port: u16) -> bool {
-    table.lines().skip(1).any(|line| {
-        let mut fields = line.split_whitespace();
-        let (Some(_slot), Some(local), Some(_remote), Some(state)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return false;
-        };
-        let Some((addr, p)) = local.split_once(':') else {
-            return false;
-        };
-        state == LISTEN && u16::from_str_radix(p, 16) == Ok(port) && reaches_loopback(addr)
-    })
+    rows(table)
+        .any(|row| row.state == LISTEN && row.local.1 == port && reaches_loopback(row.local.0))
 }
 
-/// Whether a listening socket's local address (as the kernel prints it,
-/// see [`kernel_addr`]) takes connections made to 127.0.0.1.
-fn reaches_loopback(addr: &str) -> bool {
-    match kernel_addr(addr) {
-        Some(IpAddr::V4(a)) => a.is_unspecified() || a == Ipv4Addr::LOCALHOST,
-        Some(IpAddr::V6(a)) => {
-            a.is_unspecified() || a.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
-        }
-        None => false,
+/// Whether a listening socket's local address takes connections made to
+/// 127.0.0.1.
+fn reaches_loopback(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.is_unspecified() || a == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(a) => a.is_unspecified() || a.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST),
     }
 }
 
